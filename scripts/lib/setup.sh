@@ -1,0 +1,83 @@
+# Shared set-up steps for scripts/*: sourced, not run. Each step installs what is missing and says what it does.
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="$ROOT/.venv"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        say "need root for: $*"; return 1
+    fi
+}
+
+APT_UPDATED=""
+apt_install() {
+    if [ -z "$APT_UPDATED" ]; then
+        say "apt-get update"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+        APT_UPDATED=1
+    fi
+    say "apt-get install $*"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
+
+# ensure_venv EXTRAS: a virtual environment in .venv with the package installed editable with those extras.
+# Reinstalls only when pyproject.toml or the extras changed.
+ensure_venv() {
+    local extras="$1" python="${PYTHON:-python3}" stamp want
+    command -v "$python" >/dev/null || { say "python3 is required (3.11 or newer)"; return 1; }
+    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { say "python 3.11 or newer is required"; return 1; }
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating the virtual environment in .venv"
+        "$python" -m venv "$VENV"
+    fi
+    stamp="$VENV/.token-broker-installed"
+    want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-$extras"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        say "installing token-broker[$extras] and its dependencies into .venv"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[$extras]"
+        echo "$want" > "$stamp"
+    fi
+}
+
+postgres_bin() {
+    local dir
+    for dir in /usr/lib/postgresql/*/bin; do
+        [ -x "$dir/initdb" ] && { echo "$dir"; return 0; }
+    done
+    return 1
+}
+
+# start_postgres DIR: a throwaway PostgreSQL server with its data and socket in DIR, on a free loopback port.
+# Prints the SQLAlchemy URL of a fresh database. Stop it with stop_postgres DIR.
+start_postgres() {
+    local dir="$1" bin port run=()
+    bin="$(postgres_bin)" || { apt_install postgresql >&2; bin="$(postgres_bin)"; } || return 1
+    port="$(free_port)"
+    if [ "$(id -u)" -eq 0 ]; then
+        id postgres >/dev/null 2>&1 || as_root useradd --system --no-create-home postgres
+        chown postgres "$dir"
+        run=(runuser -u postgres --)
+    fi
+    "${run[@]}" "$bin/initdb" -D "$dir/data" -U tb -A trust --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 \
+        || { cat "$dir/initdb.log" >&2; return 1; }
+    "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start -o \
+        "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        >/dev/null || { cat "$dir/server.log" >&2; return 1; }
+    "${run[@]}" "$bin/createdb" -h 127.0.0.1 -p "$port" -U tb token_broker_test
+    echo "postgresql+psycopg://tb@127.0.0.1:$port/token_broker_test"
+}
+
+stop_postgres() {
+    local dir="$1" bin run=()
+    [ -d "$dir/data" ] || return 0
+    bin="$(postgres_bin)" || return 0
+    [ "$(id -u)" -eq 0 ] && run=(runuser -u postgres --)
+    "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+}
+
+free_port() {
+    "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}

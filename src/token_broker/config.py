@@ -1,0 +1,119 @@
+"""Settings, read once at the edge from a mapping (normally the environment). The only module that reads os.environ."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+DEFAULT_DATABASE_URL = "sqlite:///./token-broker.db"
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class SettingsError(ValueError):
+    """A setting has a value the broker cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class HashingCost:
+    """argon2id parameters. The defaults are argon2-cffi's (RFC 9106 low-memory profile)."""
+
+    time_cost: int = 3
+    memory_kib: int = 65536
+    parallelism: int = 4
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: str | None = None
+    issuer: str | None = None
+    redis_url: str | None = None
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    webhook_allow_hosts: tuple[str, ...] = ()
+    hashing: HashingCost = field(default_factory=HashingCost)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        settings = cls(
+            database_url=env.get("TOKEN_BROKER_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            secret_key=env.get("TOKEN_BROKER_SECRET_KEY") or None,
+            issuer=(env.get("TOKEN_BROKER_ISSUER") or "").rstrip("/") or None,
+            redis_url=env.get("TOKEN_BROKER_REDIS_URL") or None,
+            trusted_proxies=_parse_networks("TOKEN_BROKER_TRUSTED_PROXIES", env.get("TOKEN_BROKER_TRUSTED_PROXIES")),
+            webhook_allow_hosts=_split("TOKEN_BROKER_WEBHOOK_ALLOW_HOSTS", env.get("TOKEN_BROKER_WEBHOOK_ALLOW_HOSTS")),
+            hashing=HashingCost(
+                time_cost=_positive_int(env, "TOKEN_BROKER_ARGON2_TIME_COST", HashingCost.time_cost),
+                memory_kib=_positive_int(env, "TOKEN_BROKER_ARGON2_MEMORY_KIB", HashingCost.memory_kib),
+                parallelism=_positive_int(env, "TOKEN_BROKER_ARGON2_PARALLELISM", HashingCost.parallelism),
+            ),
+        )
+        return replace(settings, **overrides) if overrides else settings
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_secret_key(self) -> Settings:
+        """These settings with a secret key: the configured one, or with SQLite one kept beside the database."""
+        if self.secret_key:
+            return self
+        if not self.is_sqlite:
+            raise SettingsError("TOKEN_BROKER_SECRET_KEY is required with PostgreSQL: every instance must share it")
+        return replace(self, secret_key=_secret_key_beside(self.database_url))
+
+
+def _secret_key_beside(database_url: str) -> str:
+    database = make_url(database_url).database
+    if not database or database == ":memory:":
+        return secrets.token_urlsafe(32)
+    path = Path(database + ".secret-key")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text(encoding="ascii").strip()
+        if len(key) < 32:
+            raise SettingsError(f"the secret key file {path} is damaged; delete it to make a new one") from None
+        return key
+    key = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def _split(name: str, value: str | None) -> tuple[str, ...]:
+    items = tuple(part.strip() for part in (value or "").split(",") if part.strip())
+    for item in items:
+        if any(ch.isspace() for ch in item):
+            raise SettingsError(f"{name}: {item!r} is not a host name or address")
+    return items
+
+
+def _parse_networks(name: str, value: str | None) -> tuple[IPNetwork, ...]:
+    networks = []
+    for item in _split(name, value):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise SettingsError(f"{name}: {item!r} is not an IPv4 or IPv6 network") from None
+    return tuple(networks)
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise SettingsError(f"{name} must be at least 1")
+    return value

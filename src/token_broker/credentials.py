@@ -1,0 +1,126 @@
+"""The credential format, and hashing of secrets at rest. Pure: no I/O.
+
+A credential reads ``nim_<kind>_<public id>_<secret><checksum>``:
+
+- ``nim_`` is the product prefix;
+- the kind marker is ``key`` (workspace API key), ``pat`` (partner access token) or ``prt`` (partner refresh token);
+- the public id is 12 base62 characters, the indexed lookup key;
+- the secret is 32 base62 characters (about 190 bits);
+- the checksum is the CRC-32 of everything before it, as 6 base62 characters, so that a truncated or mistyped
+  credential is refused before any lookup.
+
+One regular expression matches every credential (for secret scanners): ``CREDENTIAL_PATTERN``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import secrets
+import zlib
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from token_broker.config import HashingCost
+from token_broker.errors import MalformedCredential
+
+PREFIX = "nim"
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+PUBLIC_ID_LENGTH = 12
+SECRET_LENGTH = 32
+CHECKSUM_LENGTH = 6
+CREDENTIAL_PATTERN = r"\bnim_(?:key|pat|prt)_[0-9A-Za-z]{12}_[0-9A-Za-z]{38}\b"
+PUBLIC_ID_PATTERN = re.compile(rf"[0-9A-Za-z]{{{PUBLIC_ID_LENGTH}}}")
+_SHAPE = re.compile(
+    rf"{PREFIX}_(key|pat|prt)_([0-9A-Za-z]{{{PUBLIC_ID_LENGTH}}})_"
+    rf"([0-9A-Za-z]{{{SECRET_LENGTH}}})([0-9A-Za-z]{{{CHECKSUM_LENGTH}}})"
+)
+MALFORMED_MESSAGE = (
+    "The credential is not a token-broker API key: check the header name (Authorization: Bearer or X-Nim-Api-Key) "
+    "and that the value starts with nim_ and was copied whole."
+)
+
+
+class CredentialKind(enum.StrEnum):
+    WORKSPACE_KEY = "key"
+    PARTNER_ACCESS = "pat"
+    PARTNER_REFRESH = "prt"
+
+
+@dataclass(frozen=True)
+class ParsedCredential:
+    kind: CredentialKind
+    public_id: str
+    plaintext: str
+
+    def __repr__(self) -> str:
+        return f"ParsedCredential(kind={self.kind.value!r}, public_id={self.public_id!r})"
+
+
+def _base62(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, remainder = divmod(number, 62)
+        digits.append(BASE62[remainder])
+    return "".join(reversed(digits))
+
+
+def _random_base62(length: int) -> str:
+    return "".join(secrets.choice(BASE62) for _ in range(length))
+
+
+def _checksum(body: str) -> str:
+    return _base62(zlib.crc32(body.encode("ascii")), CHECKSUM_LENGTH)
+
+
+def new_public_id() -> str:
+    return _random_base62(PUBLIC_ID_LENGTH)
+
+
+def is_public_id(value: str) -> bool:
+    return PUBLIC_ID_PATTERN.fullmatch(value) is not None
+
+
+def generate(kind: CredentialKind, public_id: str | None = None) -> ParsedCredential:
+    """A new credential with a fresh secret; pass public_id to keep an id (rotation)."""
+    public_id = public_id or new_public_id()
+    body = f"{PREFIX}_{kind.value}_{public_id}_{_random_base62(SECRET_LENGTH)}"
+    return ParsedCredential(kind=kind, public_id=public_id, plaintext=body + _checksum(body))
+
+
+def parse(presented: str) -> ParsedCredential:
+    """Parse a presented credential, refusing anything that is not well-formed before any lookup."""
+    match = _SHAPE.fullmatch(presented)
+    if match is None or _checksum(presented[:-CHECKSUM_LENGTH]) != match.group(4):
+        raise MalformedCredential(MALFORMED_MESSAGE)
+    return ParsedCredential(kind=CredentialKind(match.group(1)), public_id=match.group(2), plaintext=presented)
+
+
+def hint(parsed: ParsedCredential) -> str:
+    """What lists show of a credential: its kind, id and checksum tail, none of the secret."""
+    return f"{PREFIX}_{parsed.kind.value}_{parsed.public_id}_...{parsed.plaintext[-4:]}"
+
+
+class SecretHasher:
+    """argon2id hashing for credential secrets and passwords; verification never raises on a bad hash."""
+
+    def __init__(self, cost: HashingCost) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=cost.time_cost, memory_cost=cost.memory_kib, parallelism=cost.parallelism
+        )
+        self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+
+    def hash(self, secret: str) -> str:
+        return self._hasher.hash(secret)
+
+    def verify(self, stored_hash: str, secret: str) -> bool:
+        try:
+            return self._hasher.verify(stored_hash, secret)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def verify_nothing(self) -> None:
+        """Spend what a real verification costs, so that an unknown id and a wrong secret take the same time."""
+        self.verify(self._dummy_hash, "not-the-secret")

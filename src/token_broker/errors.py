@@ -1,0 +1,94 @@
+"""The error tree. Every error the broker reports on purpose is one of these.
+
+    BrokerError                      code, status, message (never secret material)
+    ├── InvalidInput                 422 invalid_request: a field does not validate (names the field)
+    ├── NotFound                     404 not_found: no such object here, or not visible to the actor
+    ├── Forbidden                    403 forbidden: the actor's role may not do this
+    ├── Conflict                     409 conflict: the object's state does not allow it (already revoked)
+    └── CredentialRefused            401 unless noted: a presented credential is not accepted
+        ├── MissingCredential        401 missing_api_key
+        ├── MalformedCredential      401 malformed_api_key: not a credential of ours (prefix, checksum, length)
+        ├── InvalidCredential        401 invalid_api_key: unknown, revoked, expired or past its grace window
+        ├── TokenExpired             401 token_expired: a partner access token past expires_in
+        ├── ReconnectRequired        401 reconnect_required: its connection was disconnected, rotated or revoked
+        ├── AccountMismatch          403 api_key_account_mismatch
+        ├── InsufficientScope        403 insufficient_scope
+        └── IpNotAllowed             403 ip_not_allowed
+
+Each class carries its wire `code` and HTTP `status`; the HTTP layers turn them into responses in one handler.
+This module imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+
+class BrokerError(Exception):
+    code: str = "error"
+    status: int = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(BrokerError):
+    code = "invalid_request"
+    status = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotFound(BrokerError):
+    code = "not_found"
+    status = 404
+
+
+class Forbidden(BrokerError):
+    code = "forbidden"
+    status = 403
+
+
+class Conflict(BrokerError):
+    code = "conflict"
+    status = 409
+
+
+class CredentialRefused(BrokerError):
+    status = 401
+
+
+class MissingCredential(CredentialRefused):
+    code = "missing_api_key"
+
+
+class MalformedCredential(CredentialRefused):
+    code = "malformed_api_key"
+
+
+class InvalidCredential(CredentialRefused):
+    code = "invalid_api_key"
+
+
+class TokenExpired(CredentialRefused):
+    code = "token_expired"
+
+
+class ReconnectRequired(CredentialRefused):
+    code = "reconnect_required"
+
+
+class AccountMismatch(CredentialRefused):
+    code = "api_key_account_mismatch"
+    status = 403
+
+
+class InsufficientScope(CredentialRefused):
+    code = "insufficient_scope"
+    status = 403
+
+
+class IpNotAllowed(CredentialRefused):
+    code = "ip_not_allowed"
+    status = 403

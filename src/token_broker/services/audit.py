@@ -1,0 +1,116 @@
+"""The audit log: one row per change and per refused attempt, written in the transaction of the change it records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from token_broker.errors import BrokerError
+from token_broker.services.actors import Actor
+from token_broker.store.database import Database
+from token_broker.store.models import AuditEvent, Workspace, utcnow
+
+T = TypeVar("T")
+
+
+@dataclass
+class AuditEntry:
+    """What the work under audit fills in as it learns it: the workspace, the target and any non-secret details."""
+
+    action: str
+    workspace_id: int | None = None
+    target_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _add(session: Session, actor: Actor, entry: AuditEntry, outcome: str, reason: str | None) -> None:
+    session.add(
+        AuditEvent(
+            occurred_at=utcnow(),
+            actor=actor.label,
+            workspace_id=entry.workspace_id,
+            action=entry.action,
+            outcome=outcome,
+            reason=reason,
+            target_id=entry.target_id,
+            client_address=actor.client_address,
+            details=entry.details,
+        )
+    )
+
+
+def run_audited(database: Database, actor: Actor, action: str, work: Callable[[Session, AuditEntry], T]) -> T:
+    """Run `work` in one write transaction with its audit row; a refusal is audited too, and nothing of it kept.
+
+    The work runs inside a savepoint: when it raises a BrokerError, whatever it changed is rolled back, and the
+    refusal's audit row commits on its own before the error goes on to the caller.
+    """
+    entry = AuditEntry(action=action)
+    refusal: BrokerError | None = None
+    with database.write() as session:
+        try:
+            with session.begin_nested():
+                result = work(session, entry)
+        except BrokerError as error:
+            refusal = error
+            _add(session, actor, entry, "refused", error.code)
+        else:
+            _add(session, actor, entry, "ok", None)
+    if refusal is not None:
+        raise refusal
+    return result
+
+
+@dataclass(frozen=True)
+class AuditView:
+    id: int
+    occurred_at: datetime
+    actor: str
+    action: str
+    outcome: str
+    reason: str | None
+    target_id: str | None
+    client_address: str | None
+    details: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "occurred_at": self.occurred_at.isoformat().replace("+00:00", "Z"),
+            "actor": self.actor,
+            "action": self.action,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "target_id": self.target_id,
+            "client_address": self.client_address,
+            "details": self.details,
+        }
+
+
+def list_events(
+    session: Session, workspace: Workspace, before_id: int | None = None, limit: int = 50
+) -> list[AuditView]:
+    """A workspace's audit rows, newest first; pass the last id seen as before_id for the next page."""
+    query = select(AuditEvent).where(AuditEvent.workspace_id == workspace.id)
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
+    rows = session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit))
+    return [
+        AuditView(
+            id=row.id,
+            occurred_at=row.occurred_at,
+            actor=row.actor,
+            action=row.action,
+            outcome=row.outcome,
+            reason=row.reason,
+            target_id=row.target_id,
+            client_address=row.client_address,
+            details=row.details,
+        )
+        for row in rows
+    ]

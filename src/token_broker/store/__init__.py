@@ -1,0 +1,1 @@
+"""The store: models, engine and session factories, and Alembic migrations."""
