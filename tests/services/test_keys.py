@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import Team
+from tests.support import Team
 from token_broker.credentials import SecretHasher
 from token_broker.errors import Conflict, Forbidden, InvalidInput, NotFound
 from token_broker.services import keys
