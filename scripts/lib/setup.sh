@@ -23,10 +23,10 @@ apt_install() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
 }
 
-# ensure_venv EXTRAS: a virtual environment in .venv with the package installed editable with those extras.
-# Reinstalls only when pyproject.toml or the extras changed.
+# ensure_venv EXTRAS: a virtual environment in .venv with the package installed editable with those extras
+# (comma-separated). Installs again only when pyproject.toml changed or an extra is missing.
 ensure_venv() {
-    local extras="$1" python="${PYTHON:-python3}" stamp want
+    local extras="$1" python="${PYTHON:-python3}" stamp digest installed="" extra missing=""
     command -v "$python" >/dev/null || { say "python3 is required (3.11 or newer)"; return 1; }
     "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { say "python 3.11 or newer is required"; return 1; }
     if [ ! -x "$VENV/bin/python" ]; then
@@ -34,11 +34,18 @@ ensure_venv() {
         "$python" -m venv "$VENV"
     fi
     stamp="$VENV/.token-broker-installed"
-    want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-$extras"
-    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    digest="$(sha256sum < "$ROOT/pyproject.toml" | cut -c1-16)"
+    if [ -f "$stamp" ] && [ "$(head -n1 "$stamp")" = "$digest" ]; then
+        installed="$(tail -n1 "$stamp")"
+    fi
+    for extra in ${extras//,/ }; do
+        case ",$installed," in *",$extra,"*) ;; *) missing=1 ;; esac
+    done
+    if [ -n "$missing" ] || [ ! -f "$stamp" ]; then
+        [ -n "$installed" ] && extras="$installed,$extras"
         say "installing token-broker[$extras] and its dependencies into .venv"
         "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[$extras]"
-        echo "$want" > "$stamp"
+        printf '%s\n%s\n' "$digest" "$extras" > "$stamp"
     fi
 }
 
