@@ -15,7 +15,7 @@ from token_broker.credentials import SecretHasher
 from token_broker.services.actors import Actor
 from token_broker.store import migrate
 from token_broker.store.database import Database
-from token_broker.store.models import Base
+from token_broker.store.schema import metadata
 
 POSTGRES_URL = os.environ.get("TOKEN_BROKER_TEST_POSTGRES_URL")
 
@@ -44,7 +44,7 @@ def postgres_url() -> str:
 
 def truncate_postgres(url: str) -> None:
     database = Database(url)
-    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    tables = ", ".join(table.name for table in metadata.sorted_tables)
     with database.engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     database.dispose()

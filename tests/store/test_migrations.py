@@ -12,14 +12,19 @@ from sqlalchemy.exc import IntegrityError
 
 from token_broker.store import migrate
 from token_broker.store.database import Database, normalize_url
-from token_broker.store.models import Base, Credential, Workspace, utcnow
+from token_broker.store.models import Credential, Workspace, utcnow
+from token_broker.store.schema import metadata
 
 
 def test_migrations_match_the_models(database: Database) -> None:
     assert migrate.is_current(database)
     with database.engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), metadata)
     assert diff == []
+
+
+def test_the_schema_holds_every_models_module() -> None:
+    assert {"workspaces", "credentials", "links", "link_clicks", "outbox_events"} <= set(metadata.tables)
 
 
 def test_migrating_twice_is_harmless(database: Database) -> None:

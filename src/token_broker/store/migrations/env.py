@@ -12,7 +12,8 @@ from sqlalchemy.engine import Engine
 
 from token_broker.config import Settings
 from token_broker.store.database import make_engine
-from token_broker.store.models import Base, UTCDateTime
+from token_broker.store.models import UTCDateTime
+from token_broker.store.schema import metadata
 
 # Serialises migrations of instances that start at the same time against one PostgreSQL.
 _MIGRATION_LOCK_KEY = 7_361_502_118
@@ -36,7 +37,7 @@ def run_migrations_online() -> None:
         try:
             context.configure(
                 connection=connection,
-                target_metadata=Base.metadata,
+                target_metadata=metadata,
                 render_as_batch=connection.dialect.name == "sqlite",
                 compare_type=True,
                 render_item=_render_item,
