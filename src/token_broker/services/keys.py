@@ -20,6 +20,7 @@ from token_broker.errors import Conflict, NotFound
 from token_broker.scopes import validate_scopes
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
+from token_broker.services.changes import note_change
 from token_broker.services.workspaces import authorize, find_workspace
 from token_broker.store.database import Database
 from token_broker.store.models import Credential, Workspace, utcnow
@@ -231,6 +232,7 @@ def rotate_key(
         row.hint = credentials.hint(new)
         row.rotated_at = now
         row.version += 1
+        note_change(session, row.public_id)
         entry.details = {"grace_seconds": grace, "grace_until": rfc3339(row.previous_valid_until)}
         return IssuedKey(view=CredentialView.of(row, workspace.account_id, now), plaintext=new.plaintext)
 
@@ -251,6 +253,7 @@ def revoke_key(database: Database, actor: Actor, credential_id: str, account_id:
         row.previous_secret_hash = None
         row.previous_valid_until = None
         row.version += 1
+        note_change(session, row.public_id)
         return CredentialView.of(row, workspace.account_id, now)
 
     return run_audited(database, actor, "credential.revoked", work)

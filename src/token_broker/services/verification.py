@@ -15,13 +15,17 @@ from sqlalchemy import select, update
 
 from token_broker import credentials
 from token_broker.credentials import CredentialKind, SecretHasher
-from token_broker.errors import InvalidCredential, TokenExpired
+from token_broker.errors import InvalidCredential, ReconnectRequired, TokenExpired
 from token_broker.store.database import Database
 from token_broker.store.models import Credential, Workspace, utcnow
 
 INVALID_MESSAGE = (
     "The API key is not valid: it may have been revoked, rotated out, or mistyped. "
     "Create a new key in the workspace's API access panel."
+)
+
+RECONNECT_MESSAGE = (
+    "This connection was disconnected or its token revoked by a workspace admin: reconnect the integration to continue."
 )
 
 
@@ -71,6 +75,8 @@ def verify(database: Database, hasher: SecretHasher, presented: str, now: dateti
             raise InvalidCredential(INVALID_MESSAGE)
         valid_until = min(filter(None, (row.expires_at, row.previous_valid_until)))
     if row.status == "revoked":
+        if row.kind == CredentialKind.PARTNER_ACCESS.value:
+            raise ReconnectRequired(RECONNECT_MESSAGE)
         raise InvalidCredential(INVALID_MESSAGE)
     if row.expires_at is not None and row.expires_at <= now:
         if row.kind == CredentialKind.PARTNER_ACCESS.value:

@@ -136,6 +136,22 @@ class Credential(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
 
+class CredentialChange(Base):
+    """A note that a credential changed (rotated, revoked, disconnected), written in the change's transaction.
+
+    Every server instance reads the notes written since it last looked and drops what it had cached for those
+    credentials, so that a change made anywhere, by another instance or the CLI, is honoured everywhere within a
+    second. AUTOINCREMENT on SQLite keeps ids rising even after old notes are pruned.
+    """
+
+    __tablename__ = "credential_changes"
+    __table_args__ = (Index("ix_credential_changes_changed_at", "changed_at"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    credential_id: Mapped[str] = mapped_column(String(12))
+    changed_at: Mapped[datetime]
+
+
 class AuditEvent(Base):
     """One row per change to a credential or membership, and per refused attempt. Never holds secret material."""
 

@@ -1,0 +1,44 @@
+"""Credential change notes: written beside each rotation, revocation or disconnect, read by every instance."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from token_broker.store.database import Database
+from token_broker.store.models import CredentialChange, utcnow
+
+# Ids are taken in one order and may commit in another; re-reading this many ids below the newest seen catches a
+# note whose transaction committed late.
+OVERLAP_IDS = 500
+
+
+def note_change(session: Session, credential_id: str) -> None:
+    session.add(CredentialChange(credential_id=credential_id, changed_at=utcnow()))
+
+
+def newest_change(database: Database) -> int:
+    with database.read() as session:
+        return session.scalar(select(func.max(CredentialChange.id))) or 0
+
+
+def changes_since(database: Database, after_id: int) -> list[tuple[int, str]]:
+    """(note id, credential id) pairs with ids above after_id - OVERLAP_IDS, oldest first."""
+    with database.read() as session:
+        rows = session.execute(
+            select(CredentialChange.id, CredentialChange.credential_id)
+            .where(CredentialChange.id > after_id - OVERLAP_IDS)
+            .order_by(CredentialChange.id)
+        )
+        return [(note_id, credential_id) for note_id, credential_id in rows]
+
+
+def prune_changes(database: Database, older_than: datetime) -> None:
+    """Drop notes older than `older_than`, always keeping the newest so that ids keep rising on every database."""
+    with database.write() as session:
+        newest = session.scalar(select(func.max(CredentialChange.id))) or 0
+        session.execute(
+            delete(CredentialChange).where(CredentialChange.changed_at < older_than, CredentialChange.id < newest)
+        )
