@@ -2,34 +2,38 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
+import anyio
 from anyio import to_thread
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route, Router
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from token_broker.api.errors import MethodNotAllowed, Unavailable, error_response
+from token_broker.api.openapi import openapi_document
+from token_broker.api.redirect import follow
+from token_broker.api.routes import ROUTES
+from token_broker.app_state import Resources, resources
 from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
+from token_broker.errors import BrokerError, NotFound
+from token_broker.guard.changes import ChangeWatcher
+from token_broker.guard.guard import Guard
+from token_broker.guard.middleware import GuardMiddleware
 from token_broker.store.database import Database
 
-
-@dataclass(frozen=True)
-class Resources:
-    """What the lifespan opens and every handler reaches through request.state.resources."""
-
-    settings: Settings
-    database: Database
-    hasher: SecretHasher
-
-
-def resources(request: Request) -> Resources:
-    found: Resources = request.state.resources
-    return found
+log = logging.getLogger("token_broker")
+USAGE_FLUSH_SECONDS = 2.0
+JSON_PREFIXES = ("/v1/", "/api/", "/oauth/", "/openapi.json", "/.well-known/")
 
 
 async def health(request: Request) -> JSONResponse:
@@ -43,16 +47,86 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
 
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(openapi_document(resources(request).settings.issuer or str(request.base_url).rstrip("/")))
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith(JSON_PREFIXES)
+
+
+async def on_broker_error(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, BrokerError)
+    return error_response(error)
+
+
+async def on_http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    if not _wants_json(request):
+        return PlainTextResponse(error.detail, status_code=error.status_code, headers=error.headers)
+    if error.status_code == 404:
+        return error_response(NotFound("There is no such endpoint: check the method and path."))
+    if error.status_code == 405:
+        return error_response(MethodNotAllowed("This endpoint does not take that method."), error.headers)
+    return JSONResponse({"error": "http_error", "message": error.detail}, status_code=error.status_code)
+
+
+async def on_store_error(_request: Request, _error: Exception) -> Response:
+    log.exception("the store failed during a request")
+    return error_response(Unavailable("The store is unavailable for a moment; retry shortly."), {"Retry-After": "1"})
+
+
+async def on_unexpected(_request: Request, _error: Exception) -> Response:
+    return JSONResponse({"error": "internal_error", "message": "Something went wrong on our side."}, status_code=500)
+
+
+async def _flush_usage_forever(guard: Guard, database: Database) -> None:
+    while True:
+        await anyio.sleep(USAGE_FLUSH_SECONDS)
+        try:
+            await to_thread.run_sync(guard.usage.flush, database)
+        except SQLAlchemyError:
+            log.warning("could not write last_used_at; will try again")
+
+
 def create_app(settings: Settings) -> Starlette:
     settings = settings.with_secret_key()
 
     @asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[dict[str, Resources]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Resources]]:
         database = Database(settings.database_url)
         hasher = await to_thread.run_sync(SecretHasher, settings.hashing)
+        guard = Guard(database, hasher)
+        # Handlers reach these through request.state; app.state holds them too, for operators' tooling and tests.
+        app.state.resources = Resources(settings=settings, database=database, hasher=hasher, guard=guard)
         try:
-            yield {"resources": Resources(settings=settings, database=database, hasher=hasher)}
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_flush_usage_forever, guard, database)
+                tasks.start_soon(ChangeWatcher(guard, database).run_forever)
+                yield {"resources": app.state.resources}
+                tasks.cancel_scope.cancel()
+            await to_thread.run_sync(guard.usage.flush, database)
         finally:
             database.dispose()
 
-    return Starlette(routes=[Route("/healthz", health)], lifespan=lifespan)
+    routes = [
+        Route("/healthz", health),
+        Route("/openapi.json", openapi),
+        Route("/r/{slug}", follow, methods=["GET"]),
+        Mount("/v1", app=GuardMiddleware(Router(ROUTES))),
+    ]
+    middleware = []
+    if settings.trusted_proxies:
+        trusted = [str(network) for network in settings.trusted_proxies]
+        middleware.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=trusted))
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            BrokerError: on_broker_error,
+            HTTPException: on_http_error,
+            SQLAlchemyError: on_store_error,
+            Exception: on_unexpected,
+        },
+    )

@@ -1,0 +1,65 @@
+"""How workspace API routes are declared: each names the scope it needs; the wrapper checks the workspace in the
+path and the scope before the handler runs, so handlers only do their work."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from token_broker.api.errors import PayloadTooLarge
+from token_broker.errors import AccountMismatch, InsufficientScope, InvalidInput
+from token_broker.guard.middleware import CredentialUser
+from token_broker.services.verification import VerifiedCredential
+
+Handler = Callable[[Request, VerifiedCredential], Awaitable[Response]]
+MAX_BODY_BYTES = 64 * 1024
+
+
+def api_route(method: str, path: str, scope: str | None, handler: Handler) -> Route:
+    async def endpoint(request: Request) -> Response:
+        user: CredentialUser = request.user
+        credential = user.credential
+        account_id = request.path_params.get("account_id")
+        if account_id is not None and account_id != credential.account_id:
+            raise AccountMismatch(
+                "This key belongs to another workspace than the one in the path: "
+                f"use the key's own workspace, {credential.account_id}."
+            )
+        if scope is not None and scope not in request.auth.scopes:
+            raise InsufficientScope(f"This key does not have the {scope} scope needed for {method} {path}.")
+        return await handler(request, credential)
+
+    return Route(path, endpoint, methods=[method], name=f"{method} {path}")
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, at most MAX_BODY_BYTES; InvalidInput naming `body` otherwise."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    try:
+        parsed = json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        raise InvalidInput("body", "The body is not valid JSON: send a JSON object.") from None
+    if not isinstance(parsed, dict):
+        raise InvalidInput("body", "The body must be a JSON object.")
+    return parsed
+
+
+def query_int(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or len(raw) > 6:
+        raise InvalidInput(name, f"{name} must be a whole number.")
+    return int(raw)

@@ -1,0 +1,82 @@
+"""Links and their analytics: thin handlers over services.links, run off the event loop."""
+
+from __future__ import annotations
+
+from anyio import to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from token_broker.api.endpoints import json_object, query_int
+from token_broker.app_state import resources
+from token_broker.errors import InvalidInput
+from token_broker.services import links
+from token_broker.services.verification import VerifiedCredential
+
+
+def _link_id(request: Request) -> str:
+    link_id: str = request.path_params["link_id"]
+    return link_id
+
+
+async def list_links(request: Request, credential: VerifiedCredential) -> Response:
+    database = resources(request).database
+    limit = query_int(request, "limit", 50)
+    starting_after = request.query_params.get("starting_after")
+    found, has_more = await to_thread.run_sync(
+        lambda: links.list_links(database, credential.workspace_id, limit=limit, starting_after=starting_after)
+    )
+    return JSONResponse({"data": [link.to_json() for link in found], "has_more": has_more})
+
+
+async def get_link(request: Request, credential: VerifiedCredential) -> Response:
+    database = resources(request).database
+    link = await to_thread.run_sync(links.get_link, database, credential.workspace_id, _link_id(request))
+    return JSONResponse(link.to_json())
+
+
+async def create_link(request: Request, credential: VerifiedCredential) -> Response:
+    database = resources(request).database
+    body = await json_object(request)
+    unknown = sorted(set(body) - {"destination", "slug"})
+    if unknown:
+        raise InvalidInput(unknown[0], f"Unknown field {unknown[0]!r}: a link takes destination and slug.")
+    if "destination" not in body:
+        raise InvalidInput("destination", "destination is required: the URL the short link should send people to.")
+    link = await to_thread.run_sync(
+        lambda: links.create_link(
+            database,
+            credential.workspace_id,
+            credential.id,
+            body["destination"],
+            body.get("slug"),
+            source_credential_id=credential.id,
+        )
+    )
+    return JSONResponse(link.to_json(), status_code=201)
+
+
+async def update_link(request: Request, credential: VerifiedCredential) -> Response:
+    database = resources(request).database
+    body = await json_object(request)
+    link_id = _link_id(request)
+    link = await to_thread.run_sync(
+        lambda: links.update_link(database, credential.workspace_id, link_id, body, source_credential_id=credential.id)
+    )
+    return JSONResponse(link.to_json())
+
+
+async def delete_link(request: Request, credential: VerifiedCredential) -> Response:
+    database = resources(request).database
+    link_id = _link_id(request)
+    await to_thread.run_sync(
+        lambda: links.delete_link(database, credential.workspace_id, link_id, source_credential_id=credential.id)
+    )
+    return Response(status_code=204)
+
+
+async def link_analytics(request: Request, credential: VerifiedCredential) -> Response:
+    database = resources(request).database
+    days = query_int(request, "days", 30)
+    link_id = _link_id(request)
+    report = await to_thread.run_sync(lambda: links.link_analytics(database, credential.workspace_id, link_id, days))
+    return JSONResponse(report)

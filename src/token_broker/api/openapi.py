@@ -1,0 +1,244 @@
+"""The workspace API's OpenAPI 3.1 document, served at /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from token_broker import __version__
+
+JSON = "application/json"
+ERROR_CODES = [
+    "missing_api_key",
+    "malformed_api_key",
+    "invalid_api_key",
+    "token_expired",
+    "reconnect_required",
+    "api_key_account_mismatch",
+    "insufficient_scope",
+    "ip_not_allowed",
+    "not_found",
+    "invalid_request",
+    "conflict",
+    "rate_limited",
+    "payload_too_large",
+    "method_not_allowed",
+    "service_unavailable",
+]
+RATE_HEADERS = {
+    name: {"schema": {"type": "integer"}, "description": description}
+    for name, description in [
+        ("RateLimit-Limit", "requests allowed in the window closest to running out"),
+        ("RateLimit-Remaining", "requests left in that window"),
+        ("RateLimit-Reset", "seconds until that window has room again"),
+    ]
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "message"],
+        "properties": {
+            "error": {"type": "string", "enum": ERROR_CODES},
+            "message": {"type": "string"},
+            "reconnect": {"type": "boolean"},
+        },
+    },
+    "Link": {
+        "type": "object",
+        "required": ["id", "domain", "slug", "destination", "created_at", "updated_at", "clicks"],
+        "properties": {
+            "id": {"type": "string", "examples": ["lnk_4fQ2k9LmZx0aB7cD"]},
+            "domain": {"type": "string"},
+            "slug": {"type": "string"},
+            "short_url": {"type": "string"},
+            "destination": {"type": "string", "format": "uri"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "created_by": {"type": "string"},
+            "clicks": {"type": "integer", "minimum": 0},
+        },
+    },
+    "LinkList": {
+        "type": "object",
+        "required": ["data", "has_more"],
+        "properties": {
+            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Link"}},
+            "has_more": {"type": "boolean"},
+        },
+    },
+    "LinkCreate": {
+        "type": "object",
+        "required": ["destination"],
+        "additionalProperties": False,
+        "properties": {
+            "destination": {"type": "string", "description": "an absolute http or https URL"},
+            "slug": {"type": "string", "description": "1 to 64 letters, digits, - and _; random when left out"},
+        },
+    },
+    "LinkUpdate": {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": {"destination": {"type": "string"}, "slug": {"type": "string"}},
+    },
+    "Analytics": {
+        "type": "object",
+        "required": ["link_id", "clicks", "days"],
+        "properties": {
+            "link_id": {"type": "string"},
+            "clicks": {"type": "integer"},
+            "days": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["date", "clicks"],
+                    "properties": {"date": {"type": "string", "format": "date"}, "clicks": {"type": "integer"}},
+                },
+            },
+            "top_referrers": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"referrer": {"type": "string"}, "clicks": {"type": "integer"}},
+                },
+            },
+        },
+    },
+    "Me": {
+        "type": "object",
+        "required": ["account_id", "workspace", "credential"],
+        "properties": {
+            "account_id": {"type": "string"},
+            "workspace": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
+            "credential": {
+                "type": "object",
+                "required": ["id", "kind", "platform", "scopes"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "kind": {"type": "string", "enum": ["workspace_key", "partner_install_token"]},
+                    "platform": {"type": ["string", "null"]},
+                    "scopes": {"type": ["array", "null"], "items": {"type": "string"}},
+                },
+            },
+        },
+    },
+}
+
+
+def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _ok(status: str, schema: str | None, description: str) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "headers": RATE_HEADERS}
+    if schema is not None:
+        response["content"] = {JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+    return {status: response}
+
+
+def _operation(
+    summary: str,
+    scope: str | None,
+    ok: dict[str, Any],
+    parameters: list[dict[str, Any]] | None = None,
+    body: str | None = None,
+    extra_errors: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    www = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+    responses = {
+        **ok,
+        "401": _error("no credential, or not a valid one", www),
+        "403": _error("another workspace, a missing scope, or an address outside the allow-list"),
+        "404": _error("no such object in this workspace"),
+        "405": _error("this path does not take that method"),
+        "422": _error("a parameter or the body does not validate; the message names the field"),
+        "429": _error("rate limited", {"Retry-After": {"schema": {"type": "integer"}}, **RATE_HEADERS}),
+        "503": _error("the store is unavailable for a moment", {"Retry-After": {"schema": {"type": "integer"}}}),
+        **(extra_errors or {}),
+    }
+    operation: dict[str, Any] = {"summary": summary, "responses": responses, "parameters": parameters or []}
+    if scope:
+        operation["description"] = f"Needs the `{scope}` scope."
+        operation["x-scope"] = scope
+    if body:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+        }
+        operation["responses"]["413"] = _error("the body is larger than 64 KiB")
+    return operation
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": description}
+
+
+def _query_int(name: str, minimum: int, maximum: int) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": {"type": "integer", "minimum": minimum, "maximum": maximum}}
+
+
+def openapi_document(server_url: str) -> dict[str, Any]:
+    account = _path("account_id", "the workspace, which must be the credential's own")
+    link = _path("link_id", "a link id such as lnk_...")
+    conflict = {"409": _error("the slug is taken")}
+    cursor = {"name": "starting_after", "in": "query", "schema": {"type": "string"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "token-broker workspace API", "version": __version__},
+        "servers": [{"url": server_url}],
+        "security": [{"bearer": []}, {"apiKey": []}],
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer nim_..."},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-Nim-Api-Key"},
+            },
+            "schemas": SCHEMAS,
+        },
+        "paths": {
+            "/v1/me": {"get": _operation("The presented credential and its workspace", None, _ok("200", "Me", "who"))},
+            "/v1/workspaces/{account_id}/links": {
+                "parameters": [account],
+                "get": _operation(
+                    "List links, newest first",
+                    "links:read",
+                    _ok("200", "LinkList", "a page of links"),
+                    [_query_int("limit", 1, 100), cursor],
+                ),
+                "post": _operation(
+                    "Shorten a link",
+                    "links:write",
+                    _ok("201", "Link", "created"),
+                    body="LinkCreate",
+                    extra_errors=conflict,
+                ),
+            },
+            "/v1/workspaces/{account_id}/links/{link_id}": {
+                "parameters": [account, link],
+                "get": _operation("A link", "links:read", _ok("200", "Link", "the link")),
+                "patch": _operation(
+                    "Change a link",
+                    "links:write",
+                    _ok("200", "Link", "changed"),
+                    body="LinkUpdate",
+                    extra_errors=conflict,
+                ),
+                "delete": _operation("Delete a link", "links:write", _ok("204", None, "deleted")),
+            },
+            "/v1/workspaces/{account_id}/links/{link_id}/analytics": {
+                "parameters": [account, link],
+                "get": _operation(
+                    "Clicks per day and top referrers",
+                    "analytics:read",
+                    _ok("200", "Analytics", "the report"),
+                    [_query_int("days", 1, 365)],
+                ),
+            },
+        },
+    }

@@ -1,0 +1,41 @@
+"""GET /r/{slug}: the public redirect. Records the click, then sends the visitor on; no credential involved."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlsplit
+
+from anyio import to_thread
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+
+from token_broker.app_state import resources
+from token_broker.services import links
+
+# Characters a URL may hold as they are; anything else (non-ASCII) is percent-encoded for the Location header.
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%-._~"
+
+
+def _referrer_host(request: Request) -> str | None:
+    referer = request.headers.get("referer")
+    if not referer:
+        return None
+    try:
+        host = urlsplit(referer).hostname
+    except ValueError:
+        return None
+    return host[:255] if host else None
+
+
+async def follow(request: Request) -> Response:
+    database = resources(request).database
+    slug: str = request.path_params["slug"]
+    referrer = _referrer_host(request)
+    user_agent = request.headers.get("user-agent")
+    destination = await to_thread.run_sync(links.record_click, database, slug, referrer, user_agent)
+    if destination is None:
+        return PlainTextResponse("No such short link.", status_code=404)
+    return RedirectResponse(
+        quote(destination, safe=_URL_SAFE),
+        status_code=302,
+        headers={"Cache-Control": "private, max-age=0", "Referrer-Policy": "no-referrer"},
+    )

@@ -1,0 +1,21 @@
+"""The workspace API's route table: method, path, the scope each needs, and its handler."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from token_broker.api import links
+from token_broker.api.endpoints import api_route
+from token_broker.api.me import me
+
+WORKSPACE = "/workspaces/{account_id}"
+
+ROUTES: list[BaseRoute] = [
+    api_route("GET", "/me", None, me),
+    api_route("GET", f"{WORKSPACE}/links", "links:read", links.list_links),
+    api_route("POST", f"{WORKSPACE}/links", "links:write", links.create_link),
+    api_route("GET", f"{WORKSPACE}/links/{{link_id}}", "links:read", links.get_link),
+    api_route("PATCH", f"{WORKSPACE}/links/{{link_id}}", "links:write", links.update_link),
+    api_route("DELETE", f"{WORKSPACE}/links/{{link_id}}", "links:write", links.delete_link),
+    api_route("GET", f"{WORKSPACE}/links/{{link_id}}/analytics", "analytics:read", links.link_analytics),
+]

@@ -1,0 +1,61 @@
+"""Watching the store for credential changes made elsewhere (another instance, the CLI) and forgetting them here."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from datetime import timedelta
+
+import anyio
+from anyio import to_thread
+from sqlalchemy.exc import SQLAlchemyError
+
+from token_broker.guard.guard import Guard
+from token_broker.services import changes
+from token_broker.store.database import Database
+from token_broker.store.models import utcnow
+
+log = logging.getLogger("token_broker.guard")
+POLL_SECONDS = 0.25
+PRUNE_EVERY_POLLS = 4 * 60 * 10
+KEEP_NOTES = timedelta(hours=1)
+
+
+class ChangeWatcher:
+    def __init__(self, guard: Guard, database: Database) -> None:
+        self.guard = guard
+        self.database = database
+        self.newest = 0
+        self._seen: OrderedDict[int, None] = OrderedDict()
+
+    def start_point(self) -> None:
+        self.newest = changes.newest_change(self.database)
+
+    def poll(self) -> int:
+        """Forget every credential with a note not seen before; returns how many notes were new."""
+        fresh = 0
+        for note_id, credential_id in changes.changes_since(self.database, self.newest):
+            if note_id in self._seen:
+                continue
+            self._seen[note_id] = None
+            self.guard.forget(credential_id)
+            self.newest = max(self.newest, note_id)
+            fresh += 1
+        while len(self._seen) > 4 * changes.OVERLAP_IDS:
+            self._seen.popitem(last=False)
+        return fresh
+
+    async def run_forever(self) -> None:
+        await to_thread.run_sync(self.start_point)
+        polls = 0
+        while True:
+            await anyio.sleep(POLL_SECONDS)
+            polls += 1
+            try:
+                await to_thread.run_sync(self.poll)
+                if polls % PRUNE_EVERY_POLLS == 0:
+                    await to_thread.run_sync(changes.prune_changes, self.database, utcnow() - KEEP_NOTES)
+            except SQLAlchemyError:
+                # Until the store answers again, nothing cached can be trusted to be current.
+                log.warning("could not read credential changes; dropping the verification cache")
+                self.guard.cache.clear()
