@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from tests.live import LiveServer, live_server
+from tests.makers import Keys
 from tests.support import CHEAP_HASHING, Team, make_team
 from token_broker.credentials import SecretHasher
 from token_broker.services.actors import Actor
@@ -82,3 +84,15 @@ def operator() -> Actor:
 @pytest.fixture
 def team(database: Database, hasher: SecretHasher) -> Team:
     return make_team(database, hasher)
+
+
+@pytest.fixture
+def live(database_url: str, database: Database) -> Iterator[LiveServer]:
+    """A real server on 127.0.0.1 over the test's store."""
+    with live_server(database_url) as server:
+        yield server
+
+
+@pytest.fixture
+def make(database: Database, hasher: SecretHasher, team: Team) -> Keys:
+    return Keys(database, hasher, team)

@@ -1,0 +1,121 @@
+"""Shared parts of the benchmarks: a server process, wrk runs, and printing results.
+
+Benchmarks measure ratios against a baseline taken in the same run, on the same machine, so that a noisy or slow
+machine changes both sides alike. They never assert: they print.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def uvicorn_process(app: str, env: dict[str, str], log: Path) -> Iterator[str]:
+    """One uvicorn worker serving `app` (an import string), pinned to one core when taskset is there."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", app, "--factory", "--port", str(port), "--log-level", "warning",
+               "--no-access-log", "--no-server-header"]  # fmt: skip
+    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+        command = ["taskset", "-c", "0", *command]
+    with log.open("w") as output, subprocess.Popen(command, env={**os.environ, **env}, stdout=output,
+                                                    stderr=subprocess.STDOUT) as server:  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the benchmark server did not start:\n{log.read_text()}")
+                time.sleep(0.1)
+            yield base
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests_per_second: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+    non_2xx: int
+
+
+def wrk(url: str, seconds: int, connections: int, headers: dict[str, str] | None = None,
+        script: Path | None = None, script_args: tuple[str, ...] = ()) -> WrkResult:  # fmt: skip
+    """Run wrk from another process (pinned to the other core when there is one)."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    if script is not None:
+        command += ["-s", str(script)]
+    command.append(url)
+    if script_args:
+        command += ["--", *script_args]
+    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+        command = ["taskset", "-c", "1", *command]
+    output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    non_2xx_match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    return WrkResult(
+        requests_per_second=rps,
+        latency_p50_ms=_latency(output, "50%"),
+        latency_p99_ms=_latency(output, "99%"),
+        non_2xx=int(non_2xx_match.group(1)) if non_2xx_match else 0,
+    )
+
+
+def _latency(output: str, percentile: str) -> float:
+    match = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)", output)
+    if match is None:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def require_wrk() -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed for benchmarks: scripts/bench installs it with apt-get")
+
+
+def scratch_dir(name: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"token-broker-bench-{name}-"))
+
+
+def report(title: str, rows: list[tuple[str, str]], ratios: list[tuple[str, float, float]]) -> None:
+    print(f"\n{title}")
+    width = max(len(label) for label, _ in rows + [(r[0], "") for r in ratios])
+    for label, value in rows:
+        print(f"  {label.ljust(width)}  {value}")
+    for label, ratio, aim in ratios:
+        verdict = "meets" if ratio >= aim else "BELOW"
+        print(f"  {label.ljust(width)}  {ratio:.3f}  ({verdict} the aim of {aim})")
+    print(json.dumps({"benchmark": title, "ratios": {label: round(ratio, 4) for label, ratio, _ in ratios}}))

@@ -1,0 +1,94 @@
+"""A real uvicorn server on 127.0.0.1, in a thread of the test process, serving create_app() for one store."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+
+from tests.servers import free_port
+from tests.support import CHEAP_HASHING
+from token_broker.app import create_app
+from token_broker.app_state import Resources
+from token_broker.config import Settings
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    app: Starlette
+    server: uvicorn.Server
+
+    @property
+    def resources(self) -> Resources:
+        """The running app's resources (guard, database), as its handlers see them."""
+        found: Resources = self.app.state.resources
+        return found
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+@contextmanager
+def live_server(database_url: str, **settings: object) -> Iterator[LiveServer]:
+    settings.setdefault("secret_key", secrets.token_urlsafe(32))
+    config_settings = replace(Settings.from_env({}), database_url=database_url, hashing=CHEAP_HASHING, **settings)
+    app = create_app(config_settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield LiveServer(base_url=f"http://127.0.0.1:{port}", app=app, server=server)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> object:
+        import json
+
+        return json.loads(self.body)
+
+
+def raw_request(
+    base_url: str, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
+) -> RawResponse:
+    """Send exactly these header bytes (which a well-behaved client would refuse to send) and read the answer."""
+    import socket
+
+    host, port = base_url.removeprefix("http://").split(":")
+    lines = [f"{method} {path} HTTP/1.1".encode(), f"Host: {host}:{port}".encode(), b"Connection: close"]
+    lines += [name + b": " + value for name, value in headers]
+    if body:
+        lines.append(f"Content-Length: {len(body)}".encode())
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    head, _, payload = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    parsed = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        parsed[name.strip().lower()] = value.strip()
+    return RawResponse(status=int(status_line.split()[1]), headers=parsed, body=payload)
