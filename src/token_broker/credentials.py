@@ -15,6 +15,8 @@ One regular expression matches every credential (for secret scanners): ``CREDENT
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import re
 import secrets
 import zlib
@@ -75,6 +77,10 @@ def _checksum(body: str) -> str:
     return _base62(zlib.crc32(body.encode("ascii")), CHECKSUM_LENGTH)
 
 
+def random_base62(length: int) -> str:
+    return _random_base62(length)
+
+
 def new_public_id() -> str:
     return _random_base62(PUBLIC_ID_LENGTH)
 
@@ -85,8 +91,18 @@ def is_public_id(value: str) -> bool:
 
 def generate(kind: CredentialKind, public_id: str | None = None) -> ParsedCredential:
     """A new credential with a fresh secret; pass public_id to keep an id (rotation)."""
-    public_id = public_id or new_public_id()
-    body = f"{PREFIX}_{kind.value}_{public_id}_{_random_base62(SECRET_LENGTH)}"
+    return compose(kind, public_id or new_public_id(), _random_base62(SECRET_LENGTH))
+
+
+def derive(kind: CredentialKind, public_id: str, key: bytes, material: str) -> ParsedCredential:
+    """A credential whose secret is HMAC-SHA256(key, material): the same inputs give the same credential again, and
+    nobody without both the key and the material can compute it."""
+    digest = hmac.new(key, f"{kind.value}:{public_id}:{material}".encode(), hashlib.sha256).digest()
+    return compose(kind, public_id, _base62(int.from_bytes(digest, "big"), SECRET_LENGTH))
+
+
+def compose(kind: CredentialKind, public_id: str, secret: str) -> ParsedCredential:
+    body = f"{PREFIX}_{kind.value}_{public_id}_{secret}"
     return ParsedCredential(kind=kind, public_id=public_id, plaintext=body + _checksum(body))
 
 
@@ -103,8 +119,18 @@ def hint(parsed: ParsedCredential) -> str:
     return f"{PREFIX}_{parsed.kind.value}_{parsed.public_id}_...{parsed.plaintext[-4:]}"
 
 
+FAST_HASH_PREFIX = "sha256$"
+
+
+def fast_hash(secret: str) -> str:
+    """SHA-256 for machine-issued secrets of about 190 random bits (partner tokens, refresh tokens, codes, client
+    secrets), which OWASP ASVS 5.0 6.5.2 allows: guessing is hopeless at any speed, and the token endpoint must not
+    spend argon2's 100 ms of CPU on every refresh."""
+    return FAST_HASH_PREFIX + hashlib.sha256(secret.encode()).hexdigest()
+
+
 class SecretHasher:
-    """argon2id hashing for credential secrets and passwords; verification never raises on a bad hash."""
+    """argon2id hashing for workspace keys and passwords; verifies fast hashes too. Never raises on a bad hash."""
 
     def __init__(self, cost: HashingCost) -> None:
         self._hasher = PasswordHasher(
@@ -116,6 +142,8 @@ class SecretHasher:
         return self._hasher.hash(secret)
 
     def verify(self, stored_hash: str, secret: str) -> bool:
+        if stored_hash.startswith(FAST_HASH_PREFIX):
+            return hmac.compare_digest(stored_hash, fast_hash(secret))
         try:
             return self._hasher.verify(stored_hash, secret)
         except (VerificationError, InvalidHashError):

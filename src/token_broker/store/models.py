@@ -108,6 +108,7 @@ class Credential(Base):
             "(previous_secret_hash IS NULL) = (previous_valid_until IS NULL)", name="previous_secret_has_deadline"
         ),
         CheckConstraint("(kind = 'pat') = (platform IS NOT NULL)", name="partner_has_platform"),
+        CheckConstraint("(kind = 'pat') = (connection_id IS NOT NULL)", name="partner_has_connection"),
         CheckConstraint("version >= 1", name="version_positive"),
         Index("ix_credentials_workspace_created", "workspace_id", "created_at"),
     )
@@ -134,6 +135,7 @@ class Credential(Base):
     revoked_at: Mapped[datetime | None]
     revoked_by: Mapped[str | None] = mapped_column(String(80))
     version: Mapped[int] = mapped_column(Integer, default=1)
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), index=True)
 
 
 class CredentialChange(Base):
