@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, Router
@@ -30,6 +31,9 @@ from token_broker.guard.changes import ChangeWatcher
 from token_broker.guard.guard import Guard
 from token_broker.guard.middleware import GuardMiddleware
 from token_broker.store.database import Database
+from token_broker.web.pages import security_headers
+from token_broker.web.routes import ROUTES as WEB_ROUTES
+from token_broker.web.sessions import SESSION_COOKIE, SESSION_SECONDS
 
 log = logging.getLogger("token_broker")
 USAGE_FLUSH_SECONDS = 2.0
@@ -55,9 +59,11 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith(JSON_PREFIXES)
 
 
-async def on_broker_error(_request: Request, error: Exception) -> Response:
+async def on_broker_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, BrokerError)
-    return error_response(error)
+    if _wants_json(request):
+        return error_response(error)
+    return PlainTextResponse(error.message, status_code=error.status, headers=security_headers())
 
 
 async def on_http_error(request: Request, error: Exception) -> Response:
@@ -109,11 +115,20 @@ def create_app(settings: Settings) -> Starlette:
         finally:
             database.dispose()
 
+    dashboard = SessionMiddleware(
+        Router(WEB_ROUTES),
+        secret_key=settings.secret_key or "",
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_SECONDS,
+        same_site="lax",
+        https_only=(settings.issuer or "").startswith("https://"),
+    )
     routes = [
         Route("/healthz", health),
         Route("/openapi.json", openapi),
         Route("/r/{slug}", follow, methods=["GET"]),
         Mount("/v1", app=GuardMiddleware(Router(ROUTES))),
+        Mount("", app=dashboard),
     ]
     middleware = []
     if settings.trusted_proxies:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
 from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
 from token_broker.guard.guard import Guard
+from token_broker.guard.throttle import FailureThrottle
 from token_broker.store.database import Database
 
 
@@ -18,6 +19,10 @@ class Resources:
     database: Database
     hasher: SecretHasher
     guard: Guard
+    # Failed sign-ins: per email 5, then one a minute; per address 20, then one each 10 seconds.
+    sign_in_failures: FailureThrottle = field(
+        default_factory=lambda: FailureThrottle(per_credential=(5, 1 / 60), per_address=(20, 1 / 10))
+    )
 
 
 def resources(connection: HTTPConnection) -> Resources:

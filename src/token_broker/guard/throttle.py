@@ -54,15 +54,21 @@ class TokenBuckets:
 
 
 class FailureThrottle:
-    """Per credential id: 3 failed verifications, then one per 10 s. Per client address: 20, then one per second.
+    """Failures per name (a credential id, or an email at sign-in) and per client address.
+
+    For credentials, per id: 3 failed verifications, then one per 10 s; per client address: 20, then one per second.
 
     At argon2's default cost (about 0.1 to 0.25 s of CPU), a sustained spray at one id costs at most a few percent of a
     core, and one address spraying many ids at most a quarter of one.
     """
 
-    def __init__(self) -> None:
-        self.by_credential = TokenBuckets(capacity=3, per_second=0.1)
-        self.by_address = TokenBuckets(capacity=20, per_second=1)
+    def __init__(
+        self,
+        per_credential: tuple[float, float] = (3, 0.1),
+        per_address: tuple[float, float] = (20, 1),
+    ) -> None:
+        self.by_credential = TokenBuckets(*per_credential)
+        self.by_address = TokenBuckets(*per_address)
         self.refused = 0
 
     def admit(self, credential_id: str, address: str) -> bool:

@@ -153,3 +153,31 @@ def authenticate(database: Database, hasher: SecretHasher, email: str, password:
     if not hasher.verify(user.password_hash, password):
         return None
     return SignedInUser(id=user.id, public_id=user.public_id, email=user.email)
+
+
+@dataclass(frozen=True)
+class MembershipView:
+    account_id: str
+    name: str
+    role: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"account_id": self.account_id, "name": self.name, "role": self.role}
+
+
+def memberships_of(database: Database, user_id: int) -> list[MembershipView]:
+    """The workspaces a user has a role in, oldest membership first."""
+    with database.read() as session:
+        rows = session.execute(
+            select(Workspace.account_id, Workspace.name, Membership.role)
+            .join(Membership, Membership.workspace_id == Workspace.id)
+            .where(Membership.user_id == user_id)
+            .order_by(Membership.id)
+        )
+        return [MembershipView(account_id=a, name=n, role=r) for a, n, r in rows]
+
+
+def find_user(database: Database, user_id: int) -> SignedInUser | None:
+    with database.read() as session:
+        user = session.get(User, user_id)
+    return None if user is None else SignedInUser(id=user.id, public_id=user.public_id, email=user.email)
