@@ -21,15 +21,14 @@ from token_broker.scopes import validate_scopes
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
 from token_broker.services.changes import note_change
+from token_broker.services.connections import end_connection, lock_connection
 from token_broker.services.workspaces import authorize, find_workspace
 from token_broker.store.database import Database
 from token_broker.store.models import Credential, Workspace, utcnow
+from token_broker.store.oauth_models import Connection
+from token_broker.times import rfc3339
 
 KIND_NAMES = {"key": "workspace_key", "pat": "partner_install_token"}
-
-
-def rfc3339(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def credential_status(row: Credential, now: datetime) -> str:
@@ -106,7 +105,7 @@ class IssuedKey:
     """A credential together with its plaintext: returned once, at creation or rotation, and never again."""
 
     view: CredentialView
-    plaintext: str
+    plaintext: str | None
 
     def __repr__(self) -> str:
         return f"IssuedKey(id={self.view.id!r})"
@@ -183,21 +182,36 @@ def list_keys(database: Database, actor: Actor, account_id: str) -> list[Credent
 
 def _locked_credential(
     session: Session, actor: Actor, entry: AuditEntry, credential_id: str, account_id: str | None
-) -> tuple[Credential, Workspace]:
-    """The credential's row, locked for this transaction, after checking the actor may manage it."""
+) -> tuple[Credential, Workspace, Connection | None]:
+    """The credential's row, locked for this transaction (after its connection's, for a partner token: the one lock
+    order every service keeps), once the actor is known to be allowed to manage it."""
     entry.target_id = credential_id[:64]
     not_found = NotFound(f"No key {credential_id!r} is visible to you.")
     if not credentials.is_public_id(credential_id):
         raise not_found
-    row = session.scalar(select(Credential).where(Credential.public_id == credential_id).with_for_update())
-    if row is None:
+    found = session.scalar(select(Credential).where(Credential.public_id == credential_id))
+    if found is None:
         raise not_found
+    connection = lock_connection(session, found.connection_id) if found.connection_id is not None else None
+    row = session.scalars(
+        select(Credential).where(Credential.id == found.id).with_for_update().execution_options(populate_existing=True)
+    ).one()
     workspace = session.get_one(Workspace, row.workspace_id)
     if account_id is not None and workspace.account_id != account_id:
         raise not_found
     entry.workspace_id = workspace.id
     authorize(session, actor, workspace, manage=True)
-    return row, workspace
+    return row, workspace, connection
+
+
+def _end_partner_connection(
+    session: Session, actor: Actor, entry: AuditEntry, connection: Connection, reason: str
+) -> None:
+    """Rotating or revoking a partner install token ends its whole connection: the platform must reconnect."""
+    if connection.status != "active":
+        raise Conflict("This partner install token's connection is already disconnected.")
+    end_connection(session, connection, actor.label, reason, utcnow())
+    entry.details = {"connection_id": connection.public_id, "reason": reason}
 
 
 def rotate_key(
@@ -211,6 +225,8 @@ def rotate_key(
     """A new secret under the same id, name, scopes and limits; the old one works until the grace window ends.
 
     Only one earlier secret is kept: rotating again during a grace window ends the older secret's grace at once.
+    A partner install token is not given a new secret: rotating it ends its connection (plaintext None), and the
+    platform gets new tokens by reconnecting.
     """
     new = credentials.generate(
         CredentialKind.WORKSPACE_KEY, public_id=credential_id if credentials.is_public_id(credential_id) else None
@@ -218,11 +234,12 @@ def rotate_key(
     secret_hash = hasher.hash(new.plaintext)
 
     def work(session: Session, entry: AuditEntry) -> IssuedKey:
-        row, workspace = _locked_credential(session, actor, entry, credential_id, account_id)
+        row, workspace, connection = _locked_credential(session, actor, entry, credential_id, account_id)
+        if connection is not None:
+            _end_partner_connection(session, actor, entry, connection, "token_rotated")
+            return IssuedKey(view=CredentialView.of(row, workspace.account_id, utcnow()), plaintext=None)
         grace = policy.validate_grace(grace_seconds)
         now = utcnow()
-        if row.kind != CredentialKind.WORKSPACE_KEY.value:
-            raise Conflict("Partner install tokens are rotated by disconnecting their connection.")
         status = credential_status(row, now)
         if status != "active":
             raise Conflict(f"Key {credential_id} is {status}; only an active key can be rotated.")
@@ -243,9 +260,12 @@ def revoke_key(database: Database, actor: Actor, credential_id: str, account_id:
     """Revoke at once, with no grace: the next request with any of the credential's secrets is refused."""
 
     def work(session: Session, entry: AuditEntry) -> CredentialView:
-        row, workspace = _locked_credential(session, actor, entry, credential_id, account_id)
+        row, workspace, connection = _locked_credential(session, actor, entry, credential_id, account_id)
         if row.status == "revoked":
             raise Conflict(f"Key {credential_id} is already revoked.")
+        if connection is not None:
+            _end_partner_connection(session, actor, entry, connection, "token_revoked")
+            return CredentialView.of(row, workspace.account_id, utcnow())
         now = utcnow()
         row.status = "revoked"
         row.revoked_at = now

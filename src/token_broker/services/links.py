@@ -31,7 +31,6 @@ from sqlalchemy.orm import Session
 from token_broker.credentials import BASE62
 from token_broker.errors import Conflict, InvalidInput, NotFound
 from token_broker.services import outbox
-from token_broker.services.keys import rfc3339
 from token_broker.services.workspaces import new_public_id
 from token_broker.store.database import Database
 from token_broker.store.link_models import (
@@ -44,6 +43,7 @@ from token_broker.store.link_models import (
     LinkClick,
 )
 from token_broker.store.models import Workspace, utcnow
+from token_broker.times import rfc3339
 
 LINK_ID_PREFIX = "lnk_"
 RANDOM_SLUG_LENGTH = 7

@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from token_broker import credentials
-from token_broker.services.keys import rfc3339
 from token_broker.services.workspaces import new_public_id
 from token_broker.store.link_models import EVENT_TYPES, OutboxEvent
 from token_broker.store.models import Workspace, utcnow
+from token_broker.times import rfc3339
 
 EVENT_ID_PREFIX = "evt_"
 
