@@ -30,6 +30,7 @@ from token_broker.errors import BrokerError, NotFound
 from token_broker.guard.changes import ChangeWatcher
 from token_broker.guard.guard import Guard
 from token_broker.guard.middleware import GuardMiddleware
+from token_broker.oauth.routes import TOKEN_ROUTES
 from token_broker.store.database import Database
 from token_broker.web.pages import security_headers
 from token_broker.web.routes import ROUTES as WEB_ROUTES
@@ -128,6 +129,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/openapi.json", openapi),
         Route("/r/{slug}", follow, methods=["GET"]),
         Mount("/v1", app=GuardMiddleware(Router(ROUTES))),
+        *TOKEN_ROUTES,
         Mount("", app=dashboard),
     ]
     middleware = []

@@ -7,6 +7,7 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from token_broker.oauth.routes import AUTHORIZE_ROUTES
 from token_broker.web import auth_routes
 
 STATIC = Path(__file__).parent / "static"
@@ -18,4 +19,5 @@ ROUTES: list[BaseRoute] = [
     Route("/logout", auth_routes.logout, methods=["POST"]),
     Route("/api/session", auth_routes.session_json, methods=["GET"]),
     Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
+    *AUTHORIZE_ROUTES,
 ]
