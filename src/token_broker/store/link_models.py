@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from token_broker.store.models import Base, _in
@@ -65,7 +65,15 @@ class OutboxEvent(Base):
     """An event written in the transaction of the change it announces; webhook deliveries are made from these."""
 
     __tablename__ = "outbox_events"
-    __table_args__ = (CheckConstraint(_in("type", EVENT_TYPES), name="type_known"),)
+    __table_args__ = (
+        CheckConstraint(_in("type", EVENT_TYPES), name="type_known"),
+        Index(
+            "ix_outbox_events_not_fanned_out",
+            "id",
+            sqlite_where=text("fanned_out_at IS NULL"),
+            postgresql_where=text("fanned_out_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(20), unique=True)
@@ -74,3 +82,5 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime]
     source_credential_id: Mapped[str | None] = mapped_column(String(12))
+    # Set by the webhook worker in the transaction that makes the event's deliveries: each event is fanned out once.
+    fanned_out_at: Mapped[datetime | None]
