@@ -44,13 +44,16 @@ def forms(html: str) -> list[dict[str, object]]:
     return reader.forms
 
 
-def hidden_inputs(html: str, index: int = 0) -> dict[str, str]:
-    found = forms(html)[index]["inputs"]
+def hidden_inputs(html: str, action: str | None = None) -> dict[str, str]:
+    """The inputs of the page's first form, or of the form posting to `action`."""
+    candidates = [form for form in forms(html) if action is None or form["action"] == action]
+    assert candidates, f"no form posting to {action}"
+    found = candidates[0]["inputs"]
     assert isinstance(found, dict)
     return dict(found)
 
 
 def sign_in(client: httpx.Client, email: str, password: str, next_path: str = "/") -> httpx.Response:
     page = client.get("/login", params={"next": next_path})
-    fields = hidden_inputs(page.text)
+    fields = hidden_inputs(page.text, "/login")
     return client.post("/login", data={**fields, "email": email, "password": password})

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -39,6 +41,8 @@ class LiveServer:
 @contextmanager
 def live_server(database_url: str, **settings: object) -> Iterator[LiveServer]:
     settings.setdefault("secret_key", secrets.token_urlsafe(32))
+    if os.environ.get("TOKEN_BROKER_TEST_CONNECTORS_DIR"):  # to try manifests other than connectors/'s
+        settings.setdefault("connectors_dir", Path(os.environ["TOKEN_BROKER_TEST_CONNECTORS_DIR"]))
     config_settings = replace(Settings.from_env({}), database_url=database_url, hashing=CHEAP_HASHING, **settings)
     app = create_app(config_settings)
     port = free_port()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 from anyio import to_thread
@@ -19,6 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, Router
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from token_broker.api.endpoints import endpoint_scopes
 from token_broker.api.errors import MethodNotAllowed, Unavailable, error_response
 from token_broker.api.openapi import openapi_document
 from token_broker.api.redirect import follow
@@ -30,7 +32,10 @@ from token_broker.errors import BrokerError, NotFound
 from token_broker.guard.changes import ChangeWatcher
 from token_broker.guard.guard import Guard
 from token_broker.guard.middleware import GuardMiddleware
+from token_broker.oauth.factory import build_server
 from token_broker.oauth.routes import TOKEN_ROUTES
+from token_broker.scopes import load_manifests
+from token_broker.services.tokens import TokenLifetimes
 from token_broker.store.database import Database
 from token_broker.web.pages import security_headers
 from token_broker.web.routes import ROUTES as WEB_ROUTES
@@ -96,8 +101,18 @@ async def _flush_usage_forever(guard: Guard, database: Database) -> None:
             log.warning("could not write last_used_at; will try again")
 
 
+def connectors_dir(settings: Settings) -> Path:
+    """Where the connector manifests are: the setting, else the copy packaged with the wheel, else the checkout's."""
+    if settings.connectors_dir is not None:
+        return settings.connectors_dir
+    packaged = Path(__file__).parent / "connectors"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "connectors"
+
+
 def create_app(settings: Settings) -> Starlette:
     settings = settings.with_secret_key()
+    manifests = load_manifests(connectors_dir(settings), endpoint_scopes(ROUTES))
+    lifetimes = TokenLifetimes.of(settings.access_seconds(), settings.refresh_token_days, settings.secret_key or "")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Resources]]:
@@ -105,7 +120,15 @@ def create_app(settings: Settings) -> Starlette:
         hasher = await to_thread.run_sync(SecretHasher, settings.hashing)
         guard = Guard(database, hasher)
         # Handlers reach these through request.state; app.state holds them too, for operators' tooling and tests.
-        app.state.resources = Resources(settings=settings, database=database, hasher=hasher, guard=guard)
+        app.state.resources = Resources(
+            settings=settings,
+            database=database,
+            hasher=hasher,
+            guard=guard,
+            manifests=manifests,
+            lifetimes=lifetimes,
+            oauth=build_server(database, manifests, lifetimes),
+        )
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_flush_usage_forever, guard, database)

@@ -10,6 +10,9 @@ from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
 from token_broker.guard.guard import Guard
 from token_broker.guard.throttle import FailureThrottle
+from token_broker.oauth.server import BrokerAuthorizationServer
+from token_broker.scopes import Manifest
+from token_broker.services.tokens import TokenLifetimes
 from token_broker.store.database import Database
 
 
@@ -19,6 +22,9 @@ class Resources:
     database: Database
     hasher: SecretHasher
     guard: Guard
+    manifests: dict[str, Manifest]
+    lifetimes: TokenLifetimes
+    oauth: BrokerAuthorizationServer
     # Failed sign-ins: per email 5, then one a minute; per address 20, then one each 10 seconds.
     sign_in_failures: FailureThrottle = field(
         default_factory=lambda: FailureThrottle(per_credential=(5, 1 / 60), per_address=(20, 1 / 10))

@@ -38,6 +38,9 @@ class Settings:
     trusted_proxies: tuple[IPNetwork, ...] = ()
     webhook_allow_hosts: tuple[str, ...] = ()
     hashing: HashingCost = field(default_factory=HashingCost)
+    connectors_dir: Path | None = None
+    access_token_seconds: tuple[tuple[str, int], ...] = (("zapier", 3600), ("make", 3600), ("n8n", 3600))
+    refresh_token_days: int = 90
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -54,8 +57,14 @@ class Settings:
                 memory_kib=_positive_int(env, "TOKEN_BROKER_ARGON2_MEMORY_KIB", HashingCost.memory_kib),
                 parallelism=_positive_int(env, "TOKEN_BROKER_ARGON2_PARALLELISM", HashingCost.parallelism),
             ),
+            connectors_dir=Path(env["TOKEN_BROKER_CONNECTORS_DIR"]) if env.get("TOKEN_BROKER_CONNECTORS_DIR") else None,
+            access_token_seconds=_access_token_seconds(env),
+            refresh_token_days=_positive_int(env, "TOKEN_BROKER_REFRESH_TOKEN_DAYS", 90),
         )
         return replace(settings, **overrides) if overrides else settings
+
+    def access_seconds(self) -> dict[str, int]:
+        return dict(self.access_token_seconds)
 
     @property
     def is_sqlite(self) -> bool:
@@ -86,6 +95,15 @@ def _secret_key_beside(database_url: str) -> str:
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(key + "\n")
     return key
+
+
+def _access_token_seconds(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    """The default lifetime (TOKEN_BROKER_ACCESS_TOKEN_SECONDS), overridden per platform by ..._<PLATFORM>."""
+    default = _positive_int(env, "TOKEN_BROKER_ACCESS_TOKEN_SECONDS", 3600)
+    return tuple(
+        (platform, _positive_int(env, f"TOKEN_BROKER_ACCESS_TOKEN_SECONDS_{platform.upper()}", default))
+        for platform in ("zapier", "make", "n8n")
+    )
 
 
 def _split(name: str, value: str | None) -> tuple[str, ...]:

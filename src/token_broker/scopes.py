@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 from token_broker.errors import InvalidInput
 
@@ -24,3 +27,52 @@ def validate_scopes(scopes: Iterable[str], field: str = "scopes") -> tuple[str, 
             raise InvalidInput(field, f"{field}: unknown scope {scope!r}; known scopes are {known}")
         wanted.add(scope)
     return tuple(scope for scope in ALL_SCOPES if scope in wanted)
+
+
+PLATFORMS = ("zapier", "make", "n8n")
+Endpoint = tuple[str, str]  # (method, path template), e.g. ("GET", "/v1/workspaces/{account_id}/links")
+
+
+class ManifestError(ValueError):
+    """A connector manifest is missing, malformed, or names an endpoint the broker does not serve."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What one platform's integration calls: a partner install token of that platform reaches these and no more."""
+
+    platform: str
+    endpoints: frozenset[Endpoint]
+    scopes: tuple[str, ...]
+
+    def allows(self, method: str, path: str) -> bool:
+        return (method, path) in self.endpoints or (method == "HEAD" and ("GET", path) in self.endpoints)
+
+    def describe(self) -> list[str]:
+        """What the platform will be able to do, in words, for the consent page."""
+        return [SCOPE_DESCRIPTIONS[scope] for scope in self.scopes]
+
+
+def load_manifest(path: Path, endpoint_scopes: Mapping[Endpoint, str | None]) -> Manifest:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        platform = document["platform"]
+        endpoints = frozenset((entry["method"].upper(), entry["path"]) for entry in document["endpoints"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ManifestError(f"{path}: not a connector manifest ({error})") from None
+    if platform not in PLATFORMS or path.parent.name != platform:
+        raise ManifestError(f"{path}: platform {platform!r} does not match its folder")
+    unknown = sorted(f"{method} {route}" for method, route in endpoints if (method, route) not in endpoint_scopes)
+    if unknown:
+        raise ManifestError(f"{path}: the broker serves no {', '.join(unknown)}")
+    scopes = validate_scopes({scope for endpoint in endpoints if (scope := endpoint_scopes[endpoint])})
+    return Manifest(platform=platform, endpoints=endpoints, scopes=scopes)
+
+
+def load_manifests(directory: Path, endpoint_scopes: Mapping[Endpoint, str | None]) -> dict[str, Manifest]:
+    """Every platform's manifest from <directory>/<platform>/manifest.json; a platform without one cannot connect."""
+    return {
+        platform: load_manifest(directory / platform / "manifest.json", endpoint_scopes)
+        for platform in PLATFORMS
+        if (directory / platform / "manifest.json").exists()
+    }

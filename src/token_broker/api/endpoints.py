@@ -9,18 +9,37 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from token_broker.api.errors import PayloadTooLarge
+from token_broker.app_state import resources
 from token_broker.errors import AccountMismatch, InsufficientScope, InvalidInput
 from token_broker.guard.middleware import CredentialUser
 from token_broker.services.verification import VerifiedCredential
 
 Handler = Callable[[Request, VerifiedCredential], Awaitable[Response]]
 MAX_BODY_BYTES = 64 * 1024
+API_PREFIX = "/v1"
 
 
-def api_route(method: str, path: str, scope: str | None, handler: Handler) -> Route:
+class ApiRoute(Route):
+    """A workspace API route that knows its method, its public path template and the scope it needs."""
+
+    def __init__(self, method: str, path: str, scope: str | None, endpoint: Callable[[Request], Awaitable[Response]]):
+        super().__init__(path, endpoint, methods=[method], name=f"{method} {path}")
+        self.method = method
+        self.public_path = API_PREFIX + path
+        self.scope = scope
+
+
+def endpoint_scopes(routes: list[BaseRoute]) -> dict[tuple[str, str], str | None]:
+    """(method, public path template) -> the scope it needs, for every workspace API route."""
+    return {(route.method, route.public_path): route.scope for route in routes if isinstance(route, ApiRoute)}
+
+
+def api_route(method: str, path: str, scope: str | None, handler: Handler) -> ApiRoute:
+    public_path = API_PREFIX + path
+
     async def endpoint(request: Request) -> Response:
         user: CredentialUser = request.user
         credential = user.credential
@@ -31,10 +50,17 @@ def api_route(method: str, path: str, scope: str | None, handler: Handler) -> Ro
                 f"use the key's own workspace, {credential.account_id}."
             )
         if scope is not None and scope not in request.auth.scopes:
-            raise InsufficientScope(f"This key does not have the {scope} scope needed for {method} {path}.")
+            raise InsufficientScope(f"This key does not have the {scope} scope needed for {method} {public_path}.")
+        if credential.platform is not None:
+            manifest = resources(request).manifests.get(credential.platform)
+            if manifest is None or not manifest.allows(method, public_path):
+                raise InsufficientScope(
+                    f"The {credential.platform} integration does not use {method} {public_path}, "
+                    "so its connection may not call it."
+                )
         return await handler(request, credential)
 
-    return Route(path, endpoint, methods=[method], name=f"{method} {path}")
+    return ApiRoute(method, path, scope, endpoint)
 
 
 async def json_object(request: Request) -> dict[str, Any]:

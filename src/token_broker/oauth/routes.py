@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
-AUTHORIZE_ROUTES: list[BaseRoute] = []
-TOKEN_ROUTES: list[BaseRoute] = []
+from token_broker.oauth import consent, token_routes
+
+AUTHORIZE_ROUTES: list[BaseRoute] = [
+    Route("/oauth/authorize", consent.authorize_page, methods=["GET"]),
+    Route("/oauth/authorize", consent.authorize_decision, methods=["POST"]),
+]
+TOKEN_ROUTES: list[BaseRoute] = [
+    Route("/oauth/token", token_routes.token, methods=["POST"]),
+    Route("/oauth/revoke", token_routes.revoke, methods=["POST"]),
+    Route("/oauth/introspect", token_routes.introspect, methods=["POST"]),
+    Route("/.well-known/oauth-authorization-server", token_routes.metadata, methods=["GET"]),
+]

@@ -44,6 +44,11 @@ def _add(session: Session, actor: Actor, entry: AuditEntry, outcome: str, reason
     )
 
 
+def record(session: Session, actor: Actor, entry: AuditEntry, outcome: str, reason: str | None) -> None:
+    """Write one audit row in the caller's transaction (for flows that manage their own transaction)."""
+    _add(session, actor, entry, outcome, reason)
+
+
 def run_audited(database: Database, actor: Actor, action: str, work: Callable[[Session, AuditEntry], T]) -> T:
     """Run `work` in one write transaction with its audit row; a refusal is audited too, and nothing of it kept.
 
@@ -92,13 +97,32 @@ class AuditView:
         }
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which rows to show: each field, when given, must match exactly."""
+
+    action: str | None = None
+    outcome: str | None = None
+    actor: str | None = None
+
+
 def list_events(
-    session: Session, workspace: Workspace, before_id: int | None = None, limit: int = 50
+    session: Session,
+    workspace: Workspace,
+    before_id: int | None = None,
+    limit: int = 50,
+    where: AuditFilter | None = None,
 ) -> list[AuditView]:
     """A workspace's audit rows, newest first; pass the last id seen as before_id for the next page."""
     query = select(AuditEvent).where(AuditEvent.workspace_id == workspace.id)
     if before_id is not None:
         query = query.where(AuditEvent.id < before_id)
+    if where is not None and where.action is not None:
+        query = query.where(AuditEvent.action == where.action)
+    if where is not None and where.outcome is not None:
+        query = query.where(AuditEvent.outcome == where.outcome)
+    if where is not None and where.actor is not None:
+        query = query.where(AuditEvent.actor == where.actor)
     rows = session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit))
     return [
         AuditView(

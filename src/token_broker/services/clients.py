@@ -17,8 +17,8 @@ from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
 from token_broker.services.workspaces import authorize, find_workspace
 from token_broker.store.database import Database
-from token_broker.store.oauth_models import PLATFORMS, OAuthClient
 from token_broker.store.models import utcnow
+from token_broker.store.oauth_models import PLATFORMS, OAuthClient
 
 CLIENT_SECRET_LENGTH = 40
 N8N_CALLBACK_PATH = "/rest/oauth2-credential/callback"

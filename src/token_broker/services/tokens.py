@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,6 +62,7 @@ def code_hash(code: str) -> str:
 
 def issue_code(
     session: Session,
+    code: str,
     client: OAuthClient,
     workspace_id: int,
     user_id: int,
@@ -70,8 +70,7 @@ def issue_code(
     scope: str,
     code_challenge: str | None,
     code_challenge_method: str | None,
-) -> str:
-    code = secrets.token_urlsafe(32)
+) -> None:
     now = utcnow()
     session.add(
         AuthorizationCode(
@@ -87,7 +86,6 @@ def issue_code(
             expires_at=now + timedelta(seconds=CODE_SECONDS),
         )
     )
-    return code
 
 
 def consume_code(session: Session, client: OAuthClient, code: str) -> AuthorizationCode | None:

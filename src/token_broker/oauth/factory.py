@@ -1,0 +1,22 @@
+"""Assembling the authorization server: our grants and endpoints on authlib's AuthorizationServer."""
+
+from __future__ import annotations
+
+from token_broker.oauth.endpoints import Introspection, Revocation
+from token_broker.oauth.grants import CodeGrant, RefreshGrant, S256Only
+from token_broker.oauth.server import BrokerAuthorizationServer
+from token_broker.scopes import Manifest
+from token_broker.services.tokens import TokenLifetimes
+from token_broker.store.database import Database
+
+
+def build_server(
+    database: Database, manifests: dict[str, Manifest], lifetimes: TokenLifetimes
+) -> BrokerAuthorizationServer:
+    """PKCE is optional (Zapier's local tester and older platform setups send none) but S256-only when used."""
+    server = BrokerAuthorizationServer(database, manifests, lifetimes)
+    server.register_grant(CodeGrant, [S256Only(required=False)])
+    server.register_grant(RefreshGrant)
+    server.register_endpoint(Revocation)
+    server.register_endpoint(Introspection)
+    return server

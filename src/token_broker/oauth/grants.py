@@ -1,0 +1,147 @@
+"""The grants: authorization code (with PKCE, S256 only) and refresh token. authlib validates each request and
+authenticates the client; the services decide and issue."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    UnauthorizedClientError,
+)
+from authlib.oauth2.rfc7636 import CodeChallenge
+from sqlalchemy import select
+
+from token_broker.oauth.models import AUTH_METHODS, Approval, BrokerClient, BrokerCode
+from token_broker.oauth.server import current_session
+from token_broker.services import tokens
+from token_broker.services.actors import Actor
+from token_broker.services.audit import AuditEntry, record
+from token_broker.services.tokens import InvalidScope, Refused
+from token_broker.store.models import User
+
+TokenResponse = tuple[int, dict[str, Any], list[tuple[str, str]]]
+
+
+def _check_client_id_matches(request: Any, client: BrokerClient) -> None:
+    """A body naming another client than the one that authenticated is refused (authlib would ignore it)."""
+    named = request.form.get("client_id")
+    if named is not None and named != client.get_client_id():
+        raise InvalidClientError(description="client_id does not match the authenticated client")
+
+
+class S256Only(CodeChallenge):  # type: ignore[misc]
+    """PKCE with S256 only: a challenge with any other method, or none (which RFC 7636 reads as plain), is refused."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if data.get("code_challenge") and data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256", redirect_uri=redirect_uri)
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
+
+    def generate_authorization_code(self) -> str:
+        return secrets.token_urlsafe(32)
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        approval: Approval = request.user
+        client: BrokerClient = request.client
+        payload = request.payload.data
+        tokens.issue_code(
+            current_session(),
+            code,
+            client.row,
+            approval.workspace_id,
+            approval.user_id,
+            payload.get("redirect_uri"),
+            request.scope,
+            payload.get("code_challenge"),
+            payload.get("code_challenge_method"),
+        )
+
+    def query_authorization_code(self, code: str, client: BrokerClient) -> BrokerCode | None:
+        row = tokens.consume_code(current_session(), client.row, code)
+        return None if row is None else BrokerCode(row)
+
+    def delete_authorization_code(self, authorization_code: BrokerCode) -> None:
+        return None  # consumed when it was looked up
+
+    def authenticate_user(self, authorization_code: BrokerCode) -> int:
+        return authorization_code.row.user_id
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        _check_client_id_matches(self.request, self.request.client)
+
+    def create_token_response(self) -> TokenResponse:
+        session = current_session()
+        client: BrokerClient = self.request.client
+        code: BrokerCode = self.request.authorization_code
+        approved_by = session.scalar(select(User.public_id).where(User.id == code.row.user_id)) or "unknown"
+        issued = tokens.redeem(session, client.row, code.row, approved_by, self.server.lifetimes)
+        entry = AuditEntry(
+            action="connection.created",
+            workspace_id=code.row.workspace_id,
+            target_id=issued.connection_id,
+            details={"platform": client.row.platform, "scope": issued.scope, "approved_by": approved_by},
+        )
+        record(session, client_actor(client, self.request), entry, "ok", None)
+        return 200, issued.to_json(), self.TOKEN_RESPONSE_HEADER
+
+
+class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
+    """Refresh, rotating the token every time; the rules (replay window, reuse detection) are services.tokens'."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def validate_token_request(self) -> None:
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError()
+        _check_client_id_matches(self.request, client)
+        if not self.request.form.get("refresh_token"):
+            raise InvalidRequestError("Missing 'refresh_token' in request.")
+        scope = self.request.form.get("scope")
+        if scope is not None and not scope.split():
+            raise InvalidScopeError()
+        self.request.client = client
+
+    def create_token_response(self) -> TokenResponse:
+        session = current_session()
+        client: BrokerClient = self.request.client
+        form = self.request.form
+        outcome = tokens.refresh(session, client.row, form["refresh_token"], form.get("scope"), self.server.lifetimes)
+        actor = client_actor(client, self.request)
+        if isinstance(outcome, Refused):
+            record(session, actor, AuditEntry(action="token.refreshed"), "refused", outcome.error.code)
+            if isinstance(outcome.error, InvalidScope):
+                raise InvalidScopeError(description=outcome.error.message)
+            raise InvalidGrantError(description=outcome.error.message)
+        entry = AuditEntry(action="token.refreshed", target_id=outcome.connection_id)
+        record(session, actor, entry, "ok", None)
+        return 200, outcome.to_json(), self.TOKEN_RESPONSE_HEADER
+
+    def authenticate_refresh_token(self, refresh_token: str) -> None:
+        raise NotImplementedError("refresh requests are decided in create_token_response")
+
+    def authenticate_user(self, refresh_token: Any) -> None:
+        raise NotImplementedError("refresh requests are decided in create_token_response")
+
+    def revoke_old_credential(self, refresh_token: Any) -> None:
+        raise NotImplementedError("refresh requests are decided in create_token_response")
+
+
+def client_actor(client: BrokerClient, request: Any) -> Actor:
+    return Actor(label=f"client:{client.get_client_id()}"[:80], client_address=getattr(request, "client_address", None))

@@ -1,0 +1,136 @@
+"""authlib's request object, built from a Starlette request, after refusing what authlib would trip over.
+
+authlib turns some hostile input into a 500 (a quote, backslash or non-ASCII character in redirect_uri or
+response_type ends up in an error description it refuses to build; a non-UTF-8 Basic header fails to decode), so
+every parameter is checked here first and refused with a plain 400 invalid_request, never a redirect.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.requests import OAuth2Payload
+
+# Parameters authlib reads, with the longest value we accept. `state` is echoed back, so it may be any printable text.
+PARAMETER_LIMITS = {
+    "client_id": 128,
+    "redirect_uri": 2048,
+    "response_type": 64,
+    "scope": 512,
+    "code_challenge": 128,
+    "code_challenge_method": 16,
+    "grant_type": 64,
+    "code": 256,
+    "code_verifier": 128,
+    "refresh_token": 256,
+    "token": 2048,
+    "token_type_hint": 64,
+    "client_secret": 256,
+}
+STATE_LIMIT = 2048
+
+
+class BadRequest(ValueError):
+    """A parameter authlib must never see; answered 400 invalid_request."""
+
+
+class Payload(OAuth2Payload):  # type: ignore[misc]
+    """Parameters from a query string or a form, keeping repeats so that authlib can refuse repeated parameters."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
+        self._datalist: defaultdict[str, list[str]] = defaultdict(list)
+        for name, value in pairs:
+            self._datalist[name].append(value)
+        self._data = {name: values[0] for name, values in self._datalist.items()}
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        return self._datalist
+
+
+class BrokerRequest(OAuth2Request):  # type: ignore[misc]
+    def __init__(
+        self, method: str, uri: str, headers: Mapping[str, str], pairs: list[tuple[str, str]], from_form: bool
+    ) -> None:
+        super().__init__(method, uri, headers=dict(headers))
+        self.payload = Payload(pairs)
+        self._form = self.payload.data if from_form else {}
+        self._args = {} if from_form else self.payload.data
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._args
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+def checked_pairs(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The parameters, refusing values authlib cannot handle safely."""
+    checked = []
+    for name, value in pairs:
+        if name == "state":
+            if len(value) > STATE_LIMIT or not value.isprintable():
+                raise BadRequest("state must be printable text of at most 2048 characters")
+        elif name in PARAMETER_LIMITS:
+            if len(value) > PARAMETER_LIMITS[name]:
+                raise BadRequest(f"{name} is too long")
+            if not value.isascii() or not value.isprintable() or '"' in value or "\\" in value:
+                raise BadRequest(f"{name} must be printable ASCII without quotes or backslashes")
+        checked.append((name, value))
+    return checked
+
+
+def normalized_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers for authlib: a Bearer header (which Zapier adds even to token calls) is dropped, and Basic
+    credentials are decoded leniently (padding restored, URL-safe alphabet accepted) and must be UTF-8 id:secret."""
+    result = {name: value for name, value in headers.items() if name.lower() != "authorization"}
+    authorization = headers.get("authorization")
+    if authorization is None:
+        return result
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return result
+    token = token.strip().replace("-", "+").replace("_", "/")
+    token += "=" * (-len(token) % 4)
+    try:
+        decoded = base64.b64decode(token, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadClientCredentials("The Basic client credentials are not base64 of client_id:client_secret") from None
+    if ":" not in decoded or not decoded.isprintable():
+        raise BadClientCredentials("The Basic client credentials are not base64 of client_id:client_secret")
+    result["Authorization"] = "Basic " + base64.b64encode(decoded.encode()).decode()
+    return result
+
+
+class BadClientCredentials(ValueError):
+    """A Basic header that is not client credentials at all; answered 401 invalid_client."""
+
+
+def build_request(
+    method: str, base: str, path: str, headers: Mapping[str, str], pairs: list[tuple[str, str]], from_form: bool
+) -> BrokerRequest:
+    """authlib's request for these checked parameters; its URI is built on the issuer, never on the Host header."""
+    query = "" if from_form or not pairs else "?" + urlencode(pairs)
+    return BrokerRequest(method, base + path + query, normalized_headers(headers), checked_pairs(pairs), from_form)
+
+
+def form_pairs(form: Any) -> list[tuple[str, str]]:
+    """A Starlette form's fields as (name, value) text pairs; uploaded files are not OAuth parameters."""
+    pairs = []
+    for name, value in form.multi_items():
+        if not isinstance(value, str):
+            raise BadRequest("OAuth parameters are form fields, not files")
+        pairs.append((name, value))
+    return pairs

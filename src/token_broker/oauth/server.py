@@ -1,0 +1,82 @@
+"""The authorization server: authlib's AuthorizationServer with our grants, endpoints and storage.
+
+authlib is synchronous and calls our storage from inside its flow, so each call runs in a worker thread within one
+store transaction, which the grants reach through `current_session()`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import OAuth2Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.responses import JSONResponse, Response
+
+from token_broker.oauth.models import BrokerClient
+from token_broker.scopes import ALL_SCOPES, Manifest
+from token_broker.services.tokens import TokenLifetimes
+from token_broker.store.database import Database
+from token_broker.store.oauth_models import OAuthClient
+
+T = TypeVar("T")
+_session: contextvars.ContextVar[Session] = contextvars.ContextVar("oauth_session")
+_issuer: contextvars.ContextVar[str] = contextvars.ContextVar("oauth_issuer")
+
+
+def current_session() -> Session:
+    return _session.get()
+
+
+class BrokerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
+    def __init__(self, database: Database, manifests: dict[str, Manifest], lifetimes: TokenLifetimes) -> None:
+        super().__init__(scopes_supported=list(ALL_SCOPES))
+        self.database = database
+        self.manifests = manifests
+        self.lifetimes = lifetimes
+
+    @contextmanager
+    def transaction(self, issuer: str) -> Iterator[Session]:
+        """A write transaction for one authlib call (in the calling thread); grants find it with current_session()."""
+        with self.database.write() as session:
+            session_token, issuer_token = _session.set(session), _issuer.set(issuer)
+            try:
+                yield session
+            finally:
+                _session.reset(session_token)
+                _issuer.reset(issuer_token)
+
+    def run(self, issuer: str, call: Callable[[], T]) -> T:
+        with self.transaction(issuer):
+            return call()
+
+    def query_client(self, client_id: str) -> BrokerClient | None:
+        row = current_session().scalar(
+            select(OAuthClient).where(OAuthClient.client_id == client_id, OAuthClient.revoked_at.is_(None))
+        )
+        return None if row is None else BrokerClient(row, self.manifests.get(row.platform))
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        raise NotImplementedError("the grants issue and store their own tokens")
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
+        header_map = dict(headers)
+        if status in (301, 302, 303) and "Location" in header_map:
+            # RFC 9207: every authorization response names its issuer, errors included.
+            header_map["Location"] = add_params_to_uri(header_map["Location"], [("iss", _issuer.get())])
+            header_map["Cache-Control"] = "no-store"
+            return Response(status_code=302, headers=header_map)
+        header_map.setdefault("Cache-Control", "no-store")
+        header_map.pop("Content-Type", None)
+        return JSONResponse(body, status_code=status, headers=header_map)
