@@ -40,6 +40,8 @@ from token_broker.store.database import Database
 from token_broker.web.pages import security_headers
 from token_broker.web.routes import ROUTES as WEB_ROUTES
 from token_broker.web.sessions import SESSION_COOKIE, SESSION_SECONDS
+from token_broker.webhooks.transport import make_client as make_webhook_client
+from token_broker.webhooks.worker import DeliveryWorker
 
 log = logging.getLogger("token_broker")
 USAGE_FLUSH_SECONDS = 2.0
@@ -129,14 +131,18 @@ def create_app(settings: Settings) -> Starlette:
             lifetimes=lifetimes,
             oauth=build_server(database, manifests, lifetimes),
         )
+        webhook_client = make_webhook_client()
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_flush_usage_forever, guard, database)
                 tasks.start_soon(ChangeWatcher(guard, database).run_forever)
+                if settings.webhook_worker:
+                    tasks.start_soon(DeliveryWorker(database, settings, webhook_client).run_forever)
                 yield {"resources": app.state.resources}
                 tasks.cancel_scope.cancel()
             await to_thread.run_sync(guard.usage.flush, database)
         finally:
+            await webhook_client.aclose()
             database.dispose()
 
     dashboard = SessionMiddleware(

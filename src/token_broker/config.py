@@ -37,6 +37,7 @@ class Settings:
     redis_url: str | None = None
     trusted_proxies: tuple[IPNetwork, ...] = ()
     webhook_allow_hosts: tuple[str, ...] = ()
+    webhook_worker: bool = True
     hashing: HashingCost = field(default_factory=HashingCost)
     connectors_dir: Path | None = None
     access_token_seconds: tuple[tuple[str, int], ...] = (("zapier", 3600), ("make", 3600), ("n8n", 3600))
@@ -52,6 +53,7 @@ class Settings:
             redis_url=env.get("TOKEN_BROKER_REDIS_URL") or None,
             trusted_proxies=_parse_networks("TOKEN_BROKER_TRUSTED_PROXIES", env.get("TOKEN_BROKER_TRUSTED_PROXIES")),
             webhook_allow_hosts=_split("TOKEN_BROKER_WEBHOOK_ALLOW_HOSTS", env.get("TOKEN_BROKER_WEBHOOK_ALLOW_HOSTS")),
+            webhook_worker=_switch(env, "TOKEN_BROKER_WEBHOOK_WORKER", default=True),
             hashing=HashingCost(
                 time_cost=_positive_int(env, "TOKEN_BROKER_ARGON2_TIME_COST", HashingCost.time_cost),
                 memory_kib=_positive_int(env, "TOKEN_BROKER_ARGON2_MEMORY_KIB", HashingCost.memory_kib),
@@ -104,6 +106,17 @@ def _access_token_seconds(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]
         (platform, _positive_int(env, f"TOKEN_BROKER_ACCESS_TOKEN_SECONDS_{platform.upper()}", default))
         for platform in ("zapier", "make", "n8n")
     )
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "on", "true", "yes"):
+        return True
+    if raw in ("0", "off", "false", "no"):
+        return False
+    raise SettingsError(f"{name} must be on or off, not {raw!r}")
 
 
 def _split(name: str, value: str | None) -> tuple[str, ...]:

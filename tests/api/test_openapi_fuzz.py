@@ -21,6 +21,7 @@ from tests.support import CHEAP_HASHING, make_team
 from token_broker.credentials import SecretHasher
 from token_broker.store import migrate
 from token_broker.store.database import Database
+from token_broker.webhooks import ssrf
 
 
 class Fuzzing:
@@ -36,7 +37,9 @@ def fuzzing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzing]:
     hasher = SecretHasher(CHEAP_HASHING)
     team = make_team(database, hasher)
     issued = Keys(database, hasher, team).workspace_key(rate_limits=["1000000/minute"])
-    with live_server(url) as server:
+    # No delivery worker, and a resolver that knows no name: fuzzed hook targets never lead to any traffic.
+    with pytest.MonkeyPatch.context() as patch, live_server(url, webhook_worker=False) as server:
+        patch.setattr(ssrf, "resolver", lambda _host, _port: [])
         yield Fuzzing(server, issued.plaintext, team.account_id)
     database.dispose()
 
@@ -62,6 +65,9 @@ OPERATIONS = [
     "PATCH /v1/workspaces/{account_id}/links/{link_id}",
     "DELETE /v1/workspaces/{account_id}/links/{link_id}",
     "GET /v1/workspaces/{account_id}/links/{link_id}/analytics",
+    "GET /v1/workspaces/{account_id}/hooks",
+    "POST /v1/workspaces/{account_id}/hooks",
+    "DELETE /v1/workspaces/{account_id}/hooks/{hook_id}",
 ]
 
 

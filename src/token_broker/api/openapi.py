@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from token_broker import __version__
+from token_broker.store.hook_models import HOOK_EVENTS
 
 JSON = "application/json"
 ERROR_CODES = [
@@ -102,6 +103,53 @@ SCHEMAS: dict[str, Any] = {
                     "properties": {"referrer": {"type": "string"}, "clicks": {"type": "integer"}},
                 },
             },
+        },
+    },
+    "Hook": {
+        "type": "object",
+        "required": ["id", "event", "target_url", "status", "status_reason", "created_at"],
+        "properties": {
+            "id": {"type": "string", "examples": ["hook_4fQ2k9LmZx0aB7cD"]},
+            "event": {"type": "string", "enum": list(HOOK_EVENTS)},
+            "target_url": {"type": "string"},
+            "status": {"type": "string", "enum": ["active", "disabled"]},
+            "status_reason": {
+                "type": ["string", "null"],
+                "description": "why a hook was disabled: gone, failing, connection_ended, credential_revoked, ...",
+            },
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "CreatedHook": {
+        "allOf": [
+            {"$ref": "#/components/schemas/Hook"},
+            {
+                "type": "object",
+                "required": ["secret"],
+                "properties": {
+                    "secret": {
+                        "type": "string",
+                        "description": "the Standard Webhooks signing secret (whsec_...), shown only in this answer",
+                    }
+                },
+            },
+        ]
+    },
+    "HookList": {
+        "type": "object",
+        "required": ["data", "has_more"],
+        "properties": {
+            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Hook"}},
+            "has_more": {"type": "boolean"},
+        },
+    },
+    "HookCreate": {
+        "type": "object",
+        "required": ["event", "target_url"],
+        "additionalProperties": False,
+        "properties": {
+            "event": {"type": "string", "enum": list(HOOK_EVENTS)},
+            "target_url": {"type": "string", "description": "an https URL on a public host; events are POSTed there"},
         },
     },
     "Me": {
@@ -239,6 +287,21 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                     _ok("200", "Analytics", "the report"),
                     [_query_int("days", 1, 365)],
                 ),
+            },
+            "/v1/workspaces/{account_id}/hooks": {
+                "parameters": [account],
+                "get": _operation("This credential's hooks", "hooks:write", _ok("200", "HookList", "the hooks")),
+                "post": _operation(
+                    "Subscribe to an event: deliveries are signed POSTs (Standard Webhooks) to target_url",
+                    "hooks:write",
+                    _ok("201", "CreatedHook", "created, with its signing secret shown this once"),
+                    body="HookCreate",
+                    extra_errors={"409": _error("this connection or key already has the most hooks allowed")},
+                ),
+            },
+            "/v1/workspaces/{account_id}/hooks/{hook_id}": {
+                "parameters": [account, _path("hook_id", "a hook id such as hook_...")],
+                "delete": _operation("Unsubscribe: delete a hook", "hooks:write", _ok("204", None, "deleted")),
             },
         },
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from token_broker.api import links
+from token_broker.api import hooks, links
 from token_broker.api.endpoints import api_route
 from token_broker.api.me import me
 
@@ -18,4 +18,7 @@ ROUTES: list[BaseRoute] = [
     api_route("PATCH", f"{WORKSPACE}/links/{{link_id}}", "links:write", links.update_link),
     api_route("DELETE", f"{WORKSPACE}/links/{{link_id}}", "links:write", links.delete_link),
     api_route("GET", f"{WORKSPACE}/links/{{link_id}}/analytics", "analytics:read", links.link_analytics),
+    api_route("GET", f"{WORKSPACE}/hooks", "hooks:write", hooks.list_hooks),
+    api_route("POST", f"{WORKSPACE}/hooks", "hooks:write", hooks.create_hook),
+    api_route("DELETE", f"{WORKSPACE}/hooks/{{hook_id}}", "hooks:write", hooks.delete_hook),
 ]

@@ -22,3 +22,8 @@ class Actor:
     @classmethod
     def user(cls, user_id: int, public_id: str, client_address: str | None = None) -> Actor:
         return cls(label=public_id, user_id=user_id, client_address=client_address)
+
+    @classmethod
+    def credential(cls, public_id: str, client_address: str | None = None) -> Actor:
+        """A workspace API key or partner install token acting through the workspace API, labelled by its id."""
+        return cls(label=f"credential:{public_id}", client_address=client_address)

@@ -38,7 +38,8 @@ def upgrade() -> None:
         sa.Column("end_reason", sa.String(length=32), nullable=True),
         sa.CheckConstraint("(status = 'active') = (ended_at IS NULL)", name=op.f("ck_hooks_ended_has_time")),
         sa.CheckConstraint(
-            "end_reason IN ('deleted', 'gone', 'failing', 'connection_ended', 'credential_revoked', 'secret_unreadable')",
+            "end_reason IN ('deleted', 'gone', 'failing', 'connection_ended', 'credential_revoked', "
+            "'secret_unreadable')",
             name=op.f("ck_hooks_end_reason_known"),
         ),
         sa.CheckConstraint("status IN ('active', 'disabled', 'deleted')", name=op.f("ck_hooks_status_known")),
