@@ -32,7 +32,11 @@ def _check_client_id_matches(request: Any, client: BrokerClient) -> None:
     """A body naming another client than the one that authenticated is refused (authlib would ignore it)."""
     named = request.form.get("client_id")
     if named is not None and named != client.get_client_id():
-        raise InvalidClientError(description="client_id does not match the authenticated client")
+        # RFC 6749 5.2: 401 when the client authenticated with the Authorization header, 400 otherwise.
+        used_basic = request.headers.get("Authorization", "").startswith("Basic ")
+        raise InvalidClientError(
+            description="client_id does not match the authenticated client", status_code=401 if used_basic else 400
+        )
 
 
 class S256Only(CodeChallenge):  # type: ignore[misc]
@@ -48,7 +52,18 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
         super().validate_code_challenge(grant, redirect_uri)
 
 
-class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+class StrictClientAuthentication:
+    """Client authentication that also refuses a body naming another client, before the grant looks at anything."""
+
+    request: Any
+
+    def authenticate_token_endpoint_client(self) -> BrokerClient:
+        client: BrokerClient = super().authenticate_token_endpoint_client()  # type: ignore[misc]
+        _check_client_id_matches(self.request, client)
+        return client
+
+
+class CodeGrant(StrictClientAuthentication, grants.AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
 
     def generate_authorization_code(self) -> str:
@@ -80,10 +95,6 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     def authenticate_user(self, authorization_code: BrokerCode) -> int:
         return authorization_code.row.user_id
 
-    def validate_token_request(self) -> None:
-        super().validate_token_request()
-        _check_client_id_matches(self.request, self.request.client)
-
     def create_token_response(self) -> TokenResponse:
         session = current_session()
         client: BrokerClient = self.request.client
@@ -100,7 +111,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         return 200, issued.to_json(), self.TOKEN_RESPONSE_HEADER
 
 
-class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
+class RefreshGrant(StrictClientAuthentication, grants.RefreshTokenGrant):  # type: ignore[misc]
     """Refresh, rotating the token every time; the rules (replay window, reuse detection) are services.tokens'."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
@@ -110,7 +121,6 @@ class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
         client = self.authenticate_token_endpoint_client()
         if not client.check_grant_type(self.GRANT_TYPE):
             raise UnauthorizedClientError()
-        _check_client_id_matches(self.request, client)
         if not self.request.form.get("refresh_token"):
             raise InvalidRequestError("Missing 'refresh_token' in request.")
         scope = self.request.form.get("scope")
