@@ -81,7 +81,7 @@ def test_bad_client_or_redirect_uri_is_never_redirected_to(
 
 def test_a_repeated_parameter_is_refused(live: LiveServer, team: Team, browser: httpx.Client) -> None:
     platform = register(live.resources.database, "zapier")
-    params = list(authorize_params(platform).items()) + [("redirect_uri", "https://evil.example/cb")]
+    params = [*authorize_params(platform).items(), ("redirect_uri", "https://evil.example/cb")]
     answer = browser.get("/oauth/authorize", params=params)
     assert answer.status_code == 400 and "location" not in answer.headers
 

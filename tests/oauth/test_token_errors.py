@@ -97,8 +97,8 @@ def test_client_authentication(live: LiveServer, team: Team) -> None:
 )
 def test_bad_token_requests(live: LiveServer, team: Team, form: dict[str, str], expected: tuple[int, str]) -> None:
     platform = register(live.resources.database, "zapier")
-    answer = httpx.post(f"{live.base_url}/oauth/token",
-                        data={**form, "client_id": platform.client_id, "client_secret": platform.client_secret})  # fmt: skip
+    secret = {"client_id": platform.client_id, "client_secret": platform.client_secret}
+    answer = httpx.post(f"{live.base_url}/oauth/token", data={**form, **secret})
     assert error_of(answer) == expected
 
 
