@@ -8,7 +8,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from token_broker.oauth.routes import AUTHORIZE_ROUTES
-from token_broker.web import auth_routes
+from token_broker.web import admin_api, auth_routes
 
 STATIC = Path(__file__).parent / "static"
 
@@ -18,6 +18,7 @@ ROUTES: list[BaseRoute] = [
     Route("/login", auth_routes.login, methods=["POST"]),
     Route("/logout", auth_routes.logout, methods=["POST"]),
     Route("/api/session", auth_routes.session_json, methods=["GET"]),
+    *admin_api.ROUTES,
     Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     *AUTHORIZE_ROUTES,
 ]

@@ -1,0 +1,187 @@
+"""The admin JSON API, the panel's twin: the same services behind the session cookie.
+
+Not signed in: 401. Unsafe methods need the X-CSRF-Token header (403 csrf_failed). A role that may not act: 403
+forbidden; a workspace the user has no role in, or an id of another workspace: 404 not_found. Errors are
+{"error", "message"}, turned into responses by the app's handler for /api/ paths.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from anyio import to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from token_broker.api.errors import PayloadTooLarge
+from token_broker.app_state import resources
+from token_broker.errors import Forbidden, InvalidInput, NotFound
+from token_broker.services import audit_log, clients, connections, directory, keys
+from token_broker.services.actors import Actor
+from token_broker.services.keys import KeyRequest
+from token_broker.services.workspaces import MANAGING_ROLES
+from token_broker.web.sessions import actor_for, check_header_csrf, require_user
+
+MAX_BODY_BYTES = 64 * 1024
+PREFIX = "/api/workspaces/{account_id}"
+KEY_FIELDS = ("name", "scopes", "expires_in", "allowed_ips", "rate_limits")
+
+Handler = Callable[[Request, Actor, str], Awaitable[Response]]
+
+
+def admin_route(method: str, path: str, handler: Handler, manage: bool) -> Route:
+    """A route of this API. Signed in (401), then the CSRF header on unsafe methods (403 csrf_failed).
+
+    Roles: reads are checked here first (404 without a role, 403 forbidden for a read only owners and admins may
+    make), so that a refusal comes before any complaint about the query. Changes are refused by their services,
+    which check the role inside the change's transaction and write the refused attempt's audit row."""
+
+    async def endpoint(request: Request) -> Response:
+        user = await require_user(request)
+        account_id = request.path_params["account_id"]
+        if method == "GET":
+            role = await to_thread.run_sync(directory.role_of, resources(request).database, user.id, account_id)
+            if role is None:
+                raise NotFound(f"No workspace {account_id!r} is visible to you.")
+            if manage and role not in MANAGING_ROLES:
+                raise Forbidden(f"Your role in this workspace is {role}; only owners and admins can see this.")
+        else:
+            check_header_csrf(request)
+        return await handler(request, actor_for(request, user), account_id)
+
+    return Route(PREFIX + path, endpoint, methods=[method], name=f"admin {method} {path}")
+
+
+def answer(body: Any, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(body, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+async def json_body(request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """The body as a JSON object with only the allowed fields; an empty body is an empty object."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    if not raw.strip():
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidInput("body", "The body is not valid JSON: send a JSON object.") from None
+    if not isinstance(parsed, dict):
+        raise InvalidInput("body", "The body must be a JSON object.")
+    unknown = sorted(set(parsed) - set(allowed))
+    if unknown:
+        raise InvalidInput(unknown[0], f"Unknown field {unknown[0]!r}: this request takes {', '.join(allowed)}.")
+    return parsed
+
+
+def string_list(body: dict[str, Any], name: str) -> list[Any] | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidInput(name, f"{name} must be a list of strings, or null.")
+    return value
+
+
+async def list_keys(request: Request, actor: Actor, account_id: str) -> Response:
+    found = await to_thread.run_sync(keys.list_keys, resources(request).database, actor, account_id)
+    return answer({"data": [view.to_json() for view in found]})
+
+
+async def create_key(request: Request, actor: Actor, account_id: str) -> Response:
+    body = await json_body(request, KEY_FIELDS)
+    key_request = KeyRequest(
+        name=body.get("name"),
+        scopes=string_list(body, "scopes"),
+        expires_in=body.get("expires_in"),
+        allowed_ips=string_list(body, "allowed_ips"),
+        rate_limits=string_list(body, "rate_limits"),
+    )
+    state = resources(request)
+    issued = await to_thread.run_sync(keys.create_key, state.database, state.hasher, actor, account_id, key_request)
+    return answer(issued.to_json(), status_code=201)
+
+
+async def rotate_key(request: Request, actor: Actor, account_id: str) -> Response:
+    body = await json_body(request, ("grace_seconds",))
+    credential_id = request.path_params["credential_id"]
+    state = resources(request)
+    issued = await to_thread.run_sync(
+        lambda: keys.rotate_key(
+            state.database, state.hasher, actor, credential_id, body.get("grace_seconds"), account_id=account_id
+        )
+    )
+    state.guard.forget(credential_id)
+    return answer(issued.to_json())
+
+
+async def revoke_key(request: Request, actor: Actor, account_id: str) -> Response:
+    await json_body(request, ())
+    credential_id = request.path_params["credential_id"]
+    state = resources(request)
+    view = await to_thread.run_sync(
+        lambda: keys.revoke_key(state.database, actor, credential_id, account_id=account_id)
+    )
+    state.guard.forget(credential_id)
+    return answer(view.to_json())
+
+
+async def list_connections(request: Request, actor: Actor, account_id: str) -> Response:
+    found = await to_thread.run_sync(connections.list_connections, resources(request).database, actor, account_id)
+    return answer({"data": [view.to_json() for view in found]})
+
+
+async def disconnect(request: Request, actor: Actor, account_id: str) -> Response:
+    await json_body(request, ())
+    connection_id = request.path_params["connection_id"]
+    state = resources(request)
+    view = await to_thread.run_sync(
+        lambda: connections.disconnect(state.database, actor, connection_id, account_id=account_id)
+    )
+    if view.credential_id is not None:
+        state.guard.forget(view.credential_id)
+    return answer(view.to_json())
+
+
+async def register_client(request: Request, actor: Actor, account_id: str) -> Response:
+    body = await json_body(request, ("platform", "redirect_uri"))
+    # Wrong types become empty values, which the service refuses (naming the field) after checking the role.
+    given_platform, given_uri = body.get("platform"), body.get("redirect_uri")
+    platform = given_platform if isinstance(given_platform, str) else ""
+    redirect_uri = given_uri if isinstance(given_uri, str) else ""
+    database = resources(request).database
+    registered = await to_thread.run_sync(
+        lambda: clients.register_client(database, actor, platform, [redirect_uri], account_id=account_id)
+    )
+    return answer(registered.to_json(), status_code=201)
+
+
+async def read_audit(request: Request, actor: Actor, account_id: str) -> Response:
+    query = request.query_params
+    where = audit_log.validate_filter(query.get("action"), query.get("outcome"), query.get("actor"))
+    before_id, limit = audit_log.validate_page(query.get("before"), query.get("limit"))
+    page = await to_thread.run_sync(
+        lambda: audit_log.read_audit(resources(request).database, actor, account_id, where, before_id, limit)
+    )
+    return answer({"data": [event.to_json() for event in page.events], "has_more": page.has_more})
+
+
+ROUTES = [
+    admin_route("GET", "/keys", list_keys, manage=False),
+    admin_route("POST", "/keys", create_key, manage=True),
+    admin_route("POST", "/keys/{credential_id}/rotate", rotate_key, manage=True),
+    admin_route("POST", "/keys/{credential_id}/revoke", revoke_key, manage=True),
+    admin_route("GET", "/connections", list_connections, manage=False),
+    admin_route("POST", "/connections/{connection_id}/disconnect", disconnect, manage=True),
+    admin_route("POST", "/clients", register_client, manage=True),
+    admin_route("GET", "/audit", read_audit, manage=True),
+]
