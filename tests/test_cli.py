@@ -32,7 +32,7 @@ class Cli:
     def json(self, *args: str, stdin: str = "") -> Any:
         status, out, err = self.run(*args, "--json", stdin=stdin)
         assert status == 0, err
-        assert err == "" or err.startswith("Store the key now")
+        assert err == "" or err.startswith("Store the secret now")
         return json.loads(out)
 
 
@@ -202,3 +202,31 @@ def test_serve_migrates_and_answers_health(tmp_path: Path) -> None:
         account = token_broker("workspace", "create", "--name", "Live", "--json", env=env)
         assert account.returncode == 0, account.stderr  # the store that serve migrated is usable at once
     assert (tmp_path / "store.db.secret-key").exists()
+
+
+def test_clients_and_connections(cli: Cli, account_id: str) -> None:
+    zapier = cli.json("client", "create", "--platform", "zapier", "--redirect-uri",
+                      "https://zapier.com/dashboard/auth/oauth/return/App1CLIAPI/")  # fmt: skip
+    assert zapier["client_id"].startswith("zapier_") and len(zapier["client_secret"]) == 40
+    assert ":" not in zapier["client_secret"] and "%" not in zapier["client_secret"]
+    n8n = cli.json("client", "create", "--platform", "n8n", "--workspace", account_id, "--redirect-uri",
+                   "https://n8n.example.com/rest/oauth2-credential/callback")  # fmt: skip
+    assert n8n["client_id"].startswith("n8n_")
+    for args, expected in [
+        (
+            ["--platform", "n8n", "--redirect-uri", "https://n8n.example.com/rest/oauth2-credential/callback"],
+            "workspace",
+        ),
+        (["--platform", "make", "--redirect-uri", "http://make.example/cb"], "https"),
+        (["--platform", "n8n", "--workspace", account_id, "--redirect-uri", "https://n8n.example.com/cb"], "ends in"),
+        (
+            ["--platform", "zapier", "--workspace", account_id, "--redirect-uri", "https://z.example/"],
+            "every workspace",
+        ),
+        (["--platform", "zapier", "--redirect-uri", "https://z.example/#frag"], "fragment"),
+    ]:
+        status, _, err = cli.run("client", "create", *args)
+        assert status == 2 and expected in err, err
+    assert cli.json("connection", "list", "--workspace", account_id) == []
+    status, _, err = cli.run("connection", "disconnect", "con_nothing")
+    assert status == 1 and "No connection" in err

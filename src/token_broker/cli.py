@@ -18,7 +18,8 @@ from token_broker import credentials
 from token_broker.config import Settings, SettingsError
 from token_broker.credentials import SecretHasher
 from token_broker.errors import BrokerError, InvalidInput
-from token_broker.services import keys, workspaces
+from token_broker.scopes import PLATFORMS
+from token_broker.services import clients, connections, keys, workspaces
 from token_broker.services.actors import Actor
 from token_broker.store import migrate
 from token_broker.store.database import Database
@@ -119,11 +120,30 @@ def cmd_key_list(ctx: Context) -> list[dict[str, Any]]:
 
 def cmd_key_rotate(ctx: Context) -> dict[str, Any]:
     issued = keys.rotate_key(ctx.database, ctx.hasher(), ctx.actor, ctx.args.id, ctx.args.grace)
-    return {"id": issued.view.id, "key": issued.plaintext, "grace_until": issued.view.to_json()["grace_until"]}
+    result = {"id": issued.view.id, "key": issued.plaintext, "grace_until": issued.view.to_json()["grace_until"]}
+    if issued.plaintext is None:  # a partner install token: its connection ended, the platform must reconnect
+        result["status"] = issued.view.status
+    return result
 
 
 def cmd_key_revoke(ctx: Context) -> dict[str, Any]:
     view = keys.revoke_key(ctx.database, ctx.actor, ctx.args.id)
+    return {"id": view.id, "status": view.status}
+
+
+def cmd_client_create(ctx: Context) -> dict[str, Any]:
+    made = clients.register_client(
+        ctx.database, ctx.actor, ctx.args.platform, ctx.args.redirect_uri, account_id=ctx.args.workspace
+    )
+    return {"client_id": made.client_id, "client_secret": made.client_secret}
+
+
+def cmd_connection_list(ctx: Context) -> list[dict[str, Any]]:
+    return [view.to_json() for view in connections.list_connections(ctx.database, ctx.actor, ctx.args.workspace)]
+
+
+def cmd_connection_disconnect(ctx: Context) -> dict[str, Any]:
+    view = connections.disconnect(ctx.database, ctx.actor, ctx.args.id)
     return {"id": view.id, "status": view.status}
 
 
@@ -199,6 +219,28 @@ def build_parser() -> argparse.ArgumentParser:
     key_rotate.add_argument("id", type=_credential_id)
     key_rotate.add_argument("--grace", type=_seconds, metavar="SECONDS", help="default 86400, at most 604800")
     command(key, "revoke", cmd_key_revoke, "revoke a key at once").add_argument("id", type=_credential_id)
+
+    client = commands.add_parser("client", help="OAuth clients of the platforms").add_subparsers(
+        dest="action", required=True, parser_class=_Parser, metavar="ACTION"
+    )
+    client_create = command(
+        client, "create", cmd_client_create, "register a platform's OAuth client (secret shown once)"
+    )
+    client_create.add_argument("--platform", required=True, choices=PLATFORMS)
+    client_create.add_argument(
+        "--redirect-uri", required=True, action="append", metavar="URI", help="exact callback URL (repeatable)"
+    )
+    client_create.add_argument("--workspace", metavar="ACCOUNT_ID", help="n8n only: the workspace of this instance")
+
+    connection = commands.add_parser("connection", help="connections made by connect flows").add_subparsers(
+        dest="action", required=True, parser_class=_Parser, metavar="ACTION"
+    )
+    command(connection, "list", cmd_connection_list, "list a workspace's connections").add_argument(
+        "--workspace", required=True, metavar="ACCOUNT_ID"
+    )
+    command(connection, "disconnect", cmd_connection_disconnect, "end a connection and all its tokens").add_argument(
+        "id", metavar="CONNECTION_ID"
+    )
     return parser
 
 
@@ -212,8 +254,8 @@ def _print_human(result: object) -> None:
     if isinstance(result, dict):
         for name, value in result.items():
             print(f"{name}: {value}")
-        if "key" in result:
-            print("Store the key now: it is not shown again.", file=sys.stderr)
+        if result.get("key") or result.get("client_secret"):
+            print("Store the secret now: it is not shown again.", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,11 +10,17 @@ from pathlib import Path
 from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
 from token_broker.server import migrate_store, serve
-from token_broker.services import keys, workspaces
+from token_broker.services import clients, keys, workspaces
 from token_broker.services.actors import Actor
 from token_broker.store.database import Database
 
 DEMO_EMAIL = "admin@demo.example"
+# Callback URLs of the demo clients: Make's real ones, a Zapier CLI app's usual form, a local n8n's.
+DEMO_CALLBACKS = {
+    "zapier": ["https://zapier.com/dashboard/auth/oauth/return/App000000CLIAPI/"],
+    "make": ["https://www.make.com/oauth/cb/app", "https://www.integromat.com/oauth/cb/app"],
+    "n8n": ["http://localhost:5678/rest/oauth2-credential/callback"],
+}
 
 
 def run_demo(settings: Settings, port: int, database_url: str | None = None) -> None:
@@ -31,6 +37,12 @@ def run_demo(settings: Settings, port: int, database_url: str | None = None) -> 
         account_id = workspaces.create_workspace(database, operator, "Demo workspace")
         workspaces.add_user(database, hasher, operator, DEMO_EMAIL, password, account_id, "owner")
         demo_key = keys.create_key(database, hasher, operator, account_id, keys.KeyRequest(name="Demo key"))
+        platform_clients = [
+            clients.register_client(
+                database, operator, platform, uris, account_id=account_id if platform == "n8n" else None
+            )
+            for platform, uris in DEMO_CALLBACKS.items()
+        ]
     finally:
         database.dispose()
     base = settings.issuer
@@ -44,6 +56,15 @@ def run_demo(settings: Settings, port: int, database_url: str | None = None) -> 
                 f"  log in:     {base}/login  as {DEMO_EMAIL} / {password}",
                 f"  health:     {base}/healthz",
                 f"  a demo key: {demo_key.plaintext}",
+                "  platform clients (client_id / client_secret / callback):",
+                *(
+                    f"    {made.platform:6} {made.client_id} / {made.client_secret} / {made.redirect_uris[0]}"
+                    for made in platform_clients
+                ),
+                "  connect:    point the platform's OAuth settings at "
+                f"{base}/.well-known/oauth-authorization-server, or open",
+                f"              {base}/oauth/authorize?response_type=code&client_id={platform_clients[0].client_id}"
+                f"&redirect_uri={platform_clients[0].redirect_uris[0]}&state=demo",
                 "  try it:     token-broker key list --workspace "
                 + account_id
                 + f" --database-url {settings.database_url}",
