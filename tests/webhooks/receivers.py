@@ -82,7 +82,9 @@ class Receiver:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/hooks/in"
-        self._thread = threading.Thread(target=self.server.serve_forever, name=f"receiver-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), name=f"receiver-{self.port}", daemon=True
+        )
 
     def start(self) -> Receiver:
         self._thread.start()
