@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +41,7 @@ HOOK_ID_PREFIX = "hook_"
 HOOK_ID_LENGTH = 16
 MAX_HOOKS_PER_OWNER = 100
 OPEN_DELIVERY_STATUSES = ("pending", "delivering")
+_HOOK_ID = re.compile(rf"{HOOK_ID_PREFIX}[0-9A-Za-z]{{{HOOK_ID_LENGTH}}}")
 
 
 @dataclass(frozen=True)
@@ -214,7 +216,8 @@ def list_hooks(database: Database, credential: VerifiedCredential) -> list[HookV
 
 
 def _not_found(hook_id: str) -> NotFound:
-    return NotFound(f"No hook {hook_id[:40]!r} belongs to this credential.")
+    shown = repr(hook_id) if _HOOK_ID.fullmatch(hook_id) else "with that id"
+    return NotFound(f"No hook {shown} belongs to this credential.")
 
 
 def delete_hook(
@@ -224,7 +227,9 @@ def delete_hook(
 
     def work(session: Session, entry: AuditEntry) -> None:
         entry.workspace_id = credential.workspace_id
-        entry.target_id = hook_id[:64]
+        if _HOOK_ID.fullmatch(hook_id) is None:  # never put arbitrary path bytes in a query or an audit row
+            raise _not_found(hook_id)
+        entry.target_id = hook_id
         owner = _owner(session, credential, lock=False)
         row = session.scalar(
             select(Hook)
@@ -246,6 +251,8 @@ def delete_hook(
 
 def hook_log(database: Database, workspace_id: int, hook_id: str, limit: int = 50) -> list[AttemptView]:
     """A hook's delivery log, newest attempt first: for the dashboard and operators."""
+    if _HOOK_ID.fullmatch(hook_id) is None:
+        raise _not_found(hook_id)
     with database.read() as session:
         hook = session.scalar(select(Hook).where(Hook.public_id == hook_id, Hook.workspace_id == workspace_id))
         if hook is None:
