@@ -110,12 +110,12 @@ def scratch_dir(name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"token-broker-bench-{name}-"))
 
 
-def report(title: str, rows: list[tuple[str, str]], ratios: list[tuple[str, float, float]]) -> None:
+def report(title: str, rows: list[tuple[str, str]], ratios: list[tuple[str, float, float | None]]) -> None:
     print(f"\n{title}")
     width = max(len(label) for label, _ in rows + [(r[0], "") for r in ratios])
     for label, value in rows:
         print(f"  {label.ljust(width)}  {value}")
     for label, ratio, aim in ratios:
-        verdict = "meets" if ratio >= aim else "BELOW"
-        print(f"  {label.ljust(width)}  {ratio:.3f}  ({verdict} the aim of {aim})")
+        verdict = "" if aim is None else f"  ({'meets' if ratio >= aim else 'BELOW'} the aim of {aim})"
+        print(f"  {label.ljust(width)}  {ratio:.3f}{verdict}")
     print(json.dumps({"benchmark": title, "ratios": {label: round(ratio, 4) for label, ratio, _ in ratios}}))

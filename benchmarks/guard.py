@@ -72,9 +72,9 @@ def prepare(folder: Path) -> tuple[str, str, list[str]]:
     account_id = workspaces.create_workspace(database, operator, "Benchmark")
     issued = keys.create_key(database, hasher, operator, account_id, KeyRequest(name="bench", rate_limits=UNLIMITED))
     fresh = [
-        keys.create_key(
-            database, hasher, operator, account_id, KeyRequest(name=f"f{i}", rate_limits=UNLIMITED)
-        ).plaintext
+        plaintext_of(
+            keys.create_key(database, hasher, operator, account_id, KeyRequest(f"f{i}", rate_limits=UNLIMITED))
+        )
         for i in range(12)
     ]
     wrong = [
@@ -82,11 +82,17 @@ def prepare(folder: Path) -> tuple[str, str, list[str]]:
     ]
     (folder / "wrong-keys.txt").write_text("\n".join(wrong) + "\n")
     database.dispose()
-    return url, issued.plaintext, fresh
+    return url, plaintext_of(issued), fresh
+
+
+def plaintext_of(issued: keys.IssuedKey) -> str:
+    assert issued.plaintext is not None
+    return issued.plaintext
 
 
 def first_request_latency(base: str, fresh: list[str]) -> tuple[float, float]:
-    firsts, cached = [], []
+    firsts: list[float] = []
+    cached: list[float] = []
     with httpx.Client(base_url=base, timeout=30) as client:
         client.get("/healthz")
         for key in fresh:

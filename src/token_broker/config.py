@@ -42,6 +42,7 @@ class Settings:
     connectors_dir: Path | None = None
     access_token_seconds: tuple[tuple[str, int], ...] = (("zapier", 3600), ("make", 3600), ("n8n", 3600))
     refresh_token_days: int = 90
+    token_rate_limit: str = "1200/minute"  # noqa: S105 - a rate, not a secret
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -62,6 +63,7 @@ class Settings:
             connectors_dir=Path(env["TOKEN_BROKER_CONNECTORS_DIR"]) if env.get("TOKEN_BROKER_CONNECTORS_DIR") else None,
             access_token_seconds=_access_token_seconds(env),
             refresh_token_days=_positive_int(env, "TOKEN_BROKER_REFRESH_TOKEN_DAYS", 90),
+            token_rate_limit=_rate_limit(env, "TOKEN_BROKER_TOKEN_RATE_LIMIT", "1200/minute"),
         )
         return replace(settings, **overrides) if overrides else settings
 
@@ -117,6 +119,14 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "off", "false", "no"):
         return False
     raise SettingsError(f"{name} must be on or off, not {raw!r}")
+
+
+def _rate_limit(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name) or default
+    count, _, period = value.partition("/")
+    if not count.strip().isdigit() or int(count) < 1 or period.strip() not in ("second", "minute", "hour", "day"):
+        raise SettingsError(f"{name} must read N/second, N/minute, N/hour or N/day, not {value!r}")
+    return f"{int(count)}/{period.strip()}"
 
 
 def _split(name: str, value: str | None) -> tuple[str, ...]:

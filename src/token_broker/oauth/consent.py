@@ -74,7 +74,9 @@ async def authorize_page(request: Request) -> Response:
         return _error_page(request, str(error) if isinstance(error, BadRequest) else "Use https.")
     server, issuer = server_of(request), issuer_of(request)
     try:
-        consent = await to_thread.run_sync(lambda: server.run(issuer, lambda: _consent(server, oauth_request, user)))
+        consent = await to_thread.run_sync(
+            lambda: server.run(issuer, lambda: _consent(server, oauth_request, user), write=False)
+        )
     except OAuth2Error as error:
         return await _error_response(request, server, oauth_request, error)
     managed = await _managed_workspaces(request, user)

@@ -41,9 +41,9 @@ class BrokerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.lifetimes = lifetimes
 
     @contextmanager
-    def transaction(self, issuer: str) -> Iterator[Session]:
-        """A write transaction for one authlib call (in the calling thread); grants find it with current_session()."""
-        with self.database.write() as session:
+    def transaction(self, issuer: str, write: bool = True) -> Iterator[Session]:
+        """A transaction for one authlib call (in the calling thread); grants find it with current_session()."""
+        with self.database.write() if write else self.database.read() as session:
             session_token, issuer_token = _session.set(session), _issuer.set(issuer)
             try:
                 yield session
@@ -51,8 +51,8 @@ class BrokerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 _session.reset(session_token)
                 _issuer.reset(issuer_token)
 
-    def run(self, issuer: str, call: Callable[[], T]) -> T:
-        with self.transaction(issuer):
+    def run(self, issuer: str, call: Callable[[], T], write: bool = True) -> T:
+        with self.transaction(issuer, write):
             return call()
 
     def query_client(self, client_id: str) -> BrokerClient | None:

@@ -21,7 +21,6 @@ from token_broker.scopes import ALL_SCOPES
 
 MAX_FORM_BYTES = 16 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
-TOKEN_RATE_LIMIT = ("1200/minute",)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -72,11 +71,14 @@ def _client_key(oauth_request: BrokerRequest) -> str:
 
 
 async def _run(
-    request: Request, oauth_request: BrokerRequest, call: Callable[[BrokerAuthorizationServer], Any]
+    request: Request,
+    oauth_request: BrokerRequest,
+    call: Callable[[BrokerAuthorizationServer], Any],
+    write: bool = True,
 ) -> Response:
     server = server_of(request)
     issuer = issuer_of(request)
-    response: Response = await to_thread.run_sync(lambda: server.run(issuer, lambda: call(server)))
+    response: Response = await to_thread.run_sync(lambda: server.run(issuer, lambda: call(server), write))
     if response.status_code == 401 and not oauth_request.headers.get("Authorization", "").startswith("Basic "):
         # 401 only where Basic client authentication failed: Zapier turns any 401 here into "reconnect".
         response.status_code = 400
@@ -88,7 +90,8 @@ async def token(request: Request) -> Response:
     oauth_request = await _form_request(request, "/oauth/token")
     if isinstance(oauth_request, Response):
         return oauth_request
-    decision = resources(request).guard.rate_limiter.hit(_client_key(oauth_request), TOKEN_RATE_LIMIT)
+    state = resources(request)
+    decision = state.guard.rate_limiter.hit(_client_key(oauth_request), (state.settings.token_rate_limit,))
     if not decision.allowed:
         headers = {name.decode(): value.decode() for name, value in decision.headers()}
         return oauth_error(429, "rate_limited", "Too many token requests: retry after Retry-After seconds.", headers)
@@ -109,7 +112,10 @@ async def introspect(request: Request) -> Response:
     if isinstance(oauth_request, Response):
         return oauth_request
     return await _run(
-        request, oauth_request, lambda server: server.create_endpoint_response("introspection", oauth_request)
+        request,
+        oauth_request,
+        lambda server: server.create_endpoint_response("introspection", oauth_request),
+        write=False,
     )
 
 

@@ -7,6 +7,7 @@ requests apply one after the other and each acknowledged change has exactly one 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -119,10 +120,10 @@ class KeyRequest:
     """What an admin asks for when creating a workspace key, before validation."""
 
     name: object
-    scopes: list[str] | None = None
+    scopes: Sequence[str] | None = None
     expires_in: object = None
-    allowed_ips: list[object] | None = None
-    rate_limits: list[object] | None = None
+    allowed_ips: Sequence[object] | None = None
+    rate_limits: Sequence[object] | None = None
 
 
 def create_key(
