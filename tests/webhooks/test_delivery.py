@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
@@ -27,6 +27,7 @@ from token_broker.store.link_models import OutboxEvent
 from token_broker.store.models import Credential, utcnow
 from token_broker.store.oauth_models import Connection
 from token_broker.webhooks import signing
+from token_broker.webhooks.worker import parse_retry_after
 
 
 def statuses(database: Database) -> list[str]:
@@ -392,3 +393,13 @@ def test_no_secret_reaches_the_store(database: Database, settings: Settings, own
     assert created.secret not in sealed and created.secret[6:] not in sealed and attempts == 0
     assert signing.unseal(settings.secret_key or "", created.view.id, sealed) == created.secret
     assert created.secret not in repr(created)
+
+
+def test_retry_after_takes_seconds_or_an_http_date() -> None:
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("120", now) == 120
+    assert parse_retry_after(" 7 ", now) == 7
+    assert parse_retry_after("Thu, 01 Jan 2026 12:00:30 GMT", now) == 30
+    assert parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now) == 0
+    for garbage in (None, "", "soon", "-5", "1.5", "\u0661\u0662"):
+        assert parse_retry_after(garbage, now) is None
