@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy import select
 
 from tests.support import Team
-from token_broker import credentials
-from token_broker.credentials import CredentialKind, SecretHasher
-from token_broker.services import keys
+from token_broker.credentials import SecretHasher
+from token_broker.services import clients, keys
+from token_broker.services.actors import Actor
+from token_broker.services.connections import open_connection
 from token_broker.services.keys import KeyRequest
+from token_broker.services.tokens import TokenLifetimes
 from token_broker.store.database import Database
-from token_broker.store.models import Credential, Workspace, utcnow
+from token_broker.store.models import Workspace
+from token_broker.store.oauth_models import OAuthClient
 
 
 class Keys:
@@ -29,18 +30,19 @@ class Keys:
         )  # fmt: skip
 
     def partner_token(self, platform: str = "zapier", expires_in: int = 3600, scopes: list[str] | None = None) -> str:
-        """A partner access token row, as the connect flow (a later issue) will make them."""
-        made = credentials.generate(CredentialKind.PARTNER_ACCESS)
-        now = utcnow()
+        """A partner install token from a connection opened the way a connect flow opens one."""
+        lifetimes = TokenLifetimes.of({platform: expires_in}, 90, "test-secret-key")
+        if platform == "n8n":
+            made = clients.register_client(self.database, self.team.admin, platform,
+                                           ["https://n8n.test/rest/oauth2-credential/callback"],
+                                           account_id=self.team.account_id)  # fmt: skip
+        else:
+            made = clients.register_client(self.database, Actor.operator(), platform, [f"https://{platform}.test/cb"])
         with self.database.write() as session:
+            client = session.scalars(select(OAuthClient).where(OAuthClient.client_id == made.client_id)).one()
             workspace = session.scalars(select(Workspace).where(Workspace.account_id == self.team.account_id)).one()
-            session.add(
-                Credential(
-                    public_id=made.public_id, workspace_id=workspace.id, kind="pat", platform=platform,
-                    name=f"{platform} connection", secret_hash=self.hasher.hash(made.plaintext), status="active",
-                    scopes=scopes if scopes is not None else ["links:read", "links:write"], allowed_ips=[],
-                    rate_limits=["60/minute", "5000/hour"], expires_at=now + timedelta(seconds=expires_in),
-                    hint=credentials.hint(made), created_at=now, created_by="connect", version=1,
-                )
-            )  # fmt: skip
-        return made.plaintext
+            granted = scopes or ["links:read", "links:write"]
+            issued = open_connection(
+                session, client, workspace, self.team.admin.label, granted, expires_in, lifetimes.refresh
+            )
+        return issued.access_token
