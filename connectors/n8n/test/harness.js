@@ -152,4 +152,28 @@ async function hook(method, setup) {
   return { result, staticData: ctx.staticData };
 }
 
-module.exports = { oauthCredential, authorizeUri, exchangeCode, refreshToken, execute, hook };
+// Runs the trigger's webhook() on a delivery as n8n received it: {headers, body (the raw text)}.
+async function webhook(setup, delivery) {
+  const responded = {};
+  const response = {
+    status(code) {
+      responded.status = code;
+      return response;
+    },
+    json(body) {
+      responded.body = body;
+      return response;
+    },
+  };
+  const ctx = {
+    ...context(setup),
+    getRequestObject: () => ({ rawBody: Buffer.from(delivery.body) }),
+    getHeaderData: () => delivery.headers,
+    getBodyData: () => JSON.parse(delivery.body),
+    getResponseObject: () => response,
+  };
+  const result = await new NimTrigger().webhook.call(ctx);
+  return { result, responded };
+}
+
+module.exports = { oauthCredential, authorizeUri, exchangeCode, refreshToken, execute, hook, webhook };

@@ -206,6 +206,22 @@ test('the trigger registers, remembers and removes its hook', async () => {
   assert.equal(again.result, true);
 });
 
+test('the trigger passes a signed delivery on and answers 401 to any other', async () => {
+  const secret = 'whsec_a2V5LWtleS1rZXkta2V5';
+  const body = '{"id":"evt_1","type":"link.created","data":{"link":{}}}';
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  const signature = crypto
+    .createHmac('sha256', Buffer.from(secret.slice(6), 'base64'))
+    .update(`msg_1.${timestamp}.${body}`)
+    .digest('base64');
+  const headers = { 'webhook-id': 'msg_1', 'webhook-timestamp': timestamp, 'webhook-signature': `v1,${signature}` };
+  const trigger = { ...setup({ event: 'link.created' }), staticData: { hookId: 'hook_1', secret } };
+  const passed = await harness.webhook(trigger, { headers, body });
+  assert.deepEqual(passed.result.workflowData[0][0].json.id, 'evt_1');
+  const forged = await harness.webhook(trigger, { headers, body: body.replace('evt_1', 'evt_2') });
+  assert.deepEqual(forged, { result: { noWebhookResponse: true }, responded: { status: 401, body: { error: 'invalid_signature' } } });
+});
+
 test('deliveries are checked against the Standard Webhooks signature', () => {
   const secret = 'whsec_a2V5LWtleS1rZXkta2V5';
   const body = Buffer.from('{"id":"evt_1"}');

@@ -12,6 +12,7 @@ const actions = {
   refresh: ({ credential, oauthTokenData }) => harness.refreshToken(harness.oauthCredential(credential), oauthTokenData),
   execute: ({ setup }) => harness.execute(setup),
   hook: ({ method, setup }) => harness.hook(method, setup),
+  webhook: ({ setup, delivery }) => harness.webhook(setup, delivery),
 };
 
 const main = async () => {

@@ -19,8 +19,12 @@ const read = async () => {
 const main = async () => {
   const { method, bundle } = await read();
   const target = method.split('.').reduce((node, key) => (node ? node[key] : undefined), App);
-  if (!target) {
+  if (target === undefined) {
     throw new Error(`The app has no ${method}.`);
+  }
+  if (typeof target !== 'function' && typeof target !== 'object') {
+    process.stdout.write(`RESULT ${JSON.stringify({ ok: true, result: target })}\n`); // a setting, such as the scope
+    return;
   }
   const appTester = zapier.createAppTester(App);
   try {
