@@ -7,6 +7,7 @@ manifest."""
 from __future__ import annotations
 
 import secrets
+import subprocess
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,11 +21,18 @@ pytestmark = requires_oauth
 N8N = CONNECTORS / "n8n"
 
 
+@pytest.fixture(scope="module")
+def built() -> None:
+    """The package compiled from its current sources (a stale dist/ would test old code)."""
+    if not (N8N / "node_modules").is_dir():
+        pytest.fail(f"{N8N} has no node_modules: run `npm ci --ignore-scripts` there first (scripts/test does)")
+    result = subprocess.run(["npm", "run", "build"], cwd=N8N, capture_output=True, text=True, timeout=240, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
 class N8n:
     def __init__(self, client: Platform, base_url: str) -> None:
         self.client, self.base_url = client, base_url
-        if not (N8N / "dist" / "nodes" / "Nim" / "Nim.node.js").is_file():
-            pytest.fail("connectors/n8n is not built: run `npm run build` there (test_node_packages does)")
 
     def credential(self, style: str) -> dict[str, str]:
         return {
@@ -63,6 +71,7 @@ def connect(broker: Broker, n8n: N8n, style: str) -> dict[str, Any]:
     return token
 
 
+@pytest.mark.usefixtures("built")
 def test_n8n_package_against_the_live_broker(broker: Broker) -> None:
     client = register(broker.database, "n8n", broker.account_id, broker.team.admin)
     with RecordingProxy(broker.base_url) as proxy, HookReceiver() as receiver:
