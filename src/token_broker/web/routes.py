@@ -8,9 +8,10 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from token_broker.oauth.routes import AUTHORIZE_ROUTES
-from token_broker.web import admin_api, auth_routes
+from token_broker.web import admin_api, audit_page, auth_routes, panel, switcher
 
 STATIC = Path(__file__).parent / "static"
+WORKSPACE = "/workspaces/{account_id}"
 
 ROUTES: list[BaseRoute] = [
     Route("/", auth_routes.home, methods=["GET"]),
@@ -18,6 +19,14 @@ ROUTES: list[BaseRoute] = [
     Route("/login", auth_routes.login, methods=["POST"]),
     Route("/logout", auth_routes.logout, methods=["POST"]),
     Route("/api/session", auth_routes.session_json, methods=["GET"]),
+    Route("/workspaces", switcher.switch_workspace, methods=["GET"]),
+    Route(f"{WORKSPACE}/api-access", panel.panel_page, methods=["GET"]),
+    Route(f"{WORKSPACE}/api-access/keys", panel.generate_key, methods=["POST"]),
+    Route(f"{WORKSPACE}/api-access/keys/{{credential_id}}/rotate", panel.rotate_key, methods=["POST"]),
+    Route(f"{WORKSPACE}/api-access/keys/{{credential_id}}/revoke", panel.revoke_key, methods=["POST"]),
+    Route(f"{WORKSPACE}/api-access/connections/{{connection_id}}/disconnect", panel.disconnect, methods=["POST"]),
+    Route(f"{WORKSPACE}/api-access/clients", panel.register_n8n, methods=["POST"]),
+    Route(f"{WORKSPACE}/audit", audit_page.audit_page, methods=["GET"]),
     *admin_api.ROUTES,
     Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     *AUTHORIZE_ROUTES,
