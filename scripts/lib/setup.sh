@@ -49,6 +49,20 @@ ensure_venv() {
     fi
 }
 
+# ensure_chromium: prints the path of Debian's Chromium, installing it with apt-get when missing. The dashboard's
+# browser tests drive it through Playwright (whose own browser download is not used). TOKEN_BROKER_CHROMIUM, when set
+# to an executable, wins.
+ensure_chromium() {
+    if [ -n "${TOKEN_BROKER_CHROMIUM:-}" ] && [ -x "$TOKEN_BROKER_CHROMIUM" ]; then
+        echo "$TOKEN_BROKER_CHROMIUM"; return 0
+    fi
+    if [ ! -x /usr/bin/chromium ]; then
+        apt_install chromium >&2
+    fi
+    [ -x /usr/bin/chromium ] || { say "Chromium is missing and apt-get could not install it"; return 1; }
+    echo /usr/bin/chromium
+}
+
 postgres_bin() {
     local dir
     for dir in /usr/lib/postgresql/*/bin; do
