@@ -96,6 +96,16 @@ class Broker:
         view = connections.disconnect(self.database, self.team.admin, connection_id, self.account_id)
         assert view.status == "disconnected"
 
+    def wait_until_refused(self, access_token: str, seconds: float = 3) -> httpx.Response:
+        """The contract gives every server a second to learn of a disconnect or a revocation; wait for it before
+        asking the connector, so that its check is not a race."""
+        deadline = time.monotonic() + seconds
+        while True:
+            answer = self.api("GET", "/v1/me", access_token)
+            if answer.status_code != 200 or time.monotonic() > deadline:
+                return answer
+            time.sleep(0.05)
+
     def api(self, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
         return httpx.request(
             method, self.base_url + path, headers={"Authorization": f"Bearer {token}"}, timeout=30, **kwargs

@@ -165,6 +165,7 @@ def test_make_app_replayed_against_the_live_broker(broker: Broker) -> None:
         # invalidate (the user deletes the connection in Make): the connection ends in the broker.
         answer = make.send(connection["invalidate"], make.context(), with_base=False)
         assert answer.status_code == 200, answer.text
+        assert broker.wait_until_refused(make.data["accessToken"]).status_code == 401
         answer = make.send(connection["info"], make.context(), with_base=False)
         assert answer.status_code == 401 and answer.json()["error"] == "reconnect_required", answer.text
         answer = make.send(refresh, make.context(), with_base=False)

@@ -135,6 +135,7 @@ def test_n8n_package_against_the_live_broker(broker: Broker) -> None:
 
         # An admin disconnects the PKCE connection: the API answers 401 and the refresh is invalid_grant.
         broker.disconnect(broker.connection_of(client, token["access_token"]))
+        assert broker.wait_until_refused(token["access_token"]).status_code == 401
         failed = n8n.run("execute", setup=n8n.setup(token, resource="link", operation="list", returnAll=True))
         assert not failed["ok"] and str(failed["error"]["status"]) == "401", failed
         assert failed["error"]["body"]["error"] == "reconnect_required", failed

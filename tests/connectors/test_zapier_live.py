@@ -141,11 +141,11 @@ def test_zapier_app_against_the_live_broker(broker: Broker) -> None:
 
         # An admin disconnects: the next call asks Zapier to refresh, and the refresh is refused.
         broker.disconnect(broker.connection_of(client, auth["access_token"]))
+        ended = broker.wait_until_refused(auth["access_token"])
+        assert ended.status_code == 401 and ended.json()["error"] == "reconnect_required", ended.text
         after = app.run("authentication.test", {"authData": auth})
         assert not after["ok"] and after["error"]["name"] == "RefreshAuthError", after
         refused_refresh = app.run("authentication.oauth2Config.refreshAccessToken", {"authData": auth})
         assert not refused_refresh["ok"] and "invalid_grant" in refused_refresh["error"]["message"], refused_refresh
-        direct = broker.api("GET", "/v1/me", auth["access_token"])
-        assert direct.status_code == 401 and direct.json()["error"] == "reconnect_required"
 
     proxy.assert_within_manifest("zapier")
