@@ -1,6 +1,6 @@
 """Call the workspace API with a workspace API key: who am I, then shorten a link.
 
-    TOKEN_BROKER_URL=http://127.0.0.1:8000 NIM_API_KEY=nim_key_... python examples/call_with_key.py https://example.com/
+TOKEN_BROKER_URL=http://127.0.0.1:8000 NIM_API_KEY=nim_key_... python examples/call_with_key.py https://example.com/
 """
 
 from __future__ import annotations

@@ -63,6 +63,24 @@ ensure_chromium() {
     echo /usr/bin/chromium
 }
 
+# ensure_node_packages: the connectors' Node packages (zapier-platform-core, n8n-workflow, @n8n/client-oauth2...),
+# installed with `npm ci` from their lock files when missing or when a lock file changed. Node and npm come from
+# apt-get when the machine has none.
+ensure_node_packages() {
+    local dir stamp
+    command -v npm >/dev/null || apt_install nodejs npm >&2
+    for dir in "$ROOT"/connectors/*/; do
+        [ -f "$dir/package-lock.json" ] || continue
+        stamp="$dir/node_modules/.token-broker-lock"
+        if [ ! -f "$stamp" ] || ! cmp -s "$dir/package-lock.json" "$stamp"; then
+            say "npm ci in ${dir#"$ROOT"/}"
+            # --ignore-scripts: n8n-workflow's optional native modules do not build on Node 20 and are not needed
+            (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >&2
+            cp "$dir/package-lock.json" "$stamp"
+        fi
+    done
+}
+
 postgres_bin() {
     local dir
     for dir in /usr/lib/postgresql/*/bin; do
