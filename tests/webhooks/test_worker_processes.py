@@ -26,14 +26,15 @@ from token_broker.store.link_models import OutboxEvent
 
 
 @contextmanager
-def worker_process(database_url: str, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(database_url: str, log_path: Path, lease: float = 2.0) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker process; its lease (and so the wait before a killed worker's claims are taken over) is short."""
     env = {
         **os.environ,
         "TOKEN_BROKER_SECRET_KEY": SECRET_KEY,
         "TOKEN_BROKER_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
         "TOKEN_BROKER_DATABASE_URL": database_url,
     }
-    args = ["--poll-seconds", "0.05", "--lease-seconds", "2", "--request-seconds", "1.5"]
+    args = ["--poll-seconds", "0.05", "--lease-seconds", str(lease), "--request-seconds", str(lease * 0.75)]
     args += ["--first-retry-seconds", "0.05", "--max-retry-seconds", "0.2"]
     with log_path.open("ab") as log:
         process = subprocess.Popen(
@@ -103,8 +104,9 @@ def test_two_workers_on_one_store_deliver_each_event_once(
     with receiver(lambda _request, _index: Answer(204, delay=0.005)) as target:
         hooks.create_hook(database, owner, "link.created", target.url, settings)
         with (
-            worker_process(database_url, tmp_path / "one.log"),
-            worker_process(database_url, tmp_path / "two.log"),
+            # A long lease: a busy machine must not make a slow attempt look abandoned.
+            worker_process(database_url, tmp_path / "one.log", lease=20),
+            worker_process(database_url, tmp_path / "two.log", lease=20),
         ):
             make_events(database, owner, events)
             wait(lambda: count(database, "succeeded") == events, 60, tmp_path / "one.log")

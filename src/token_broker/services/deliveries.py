@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVarTuple
@@ -247,6 +248,44 @@ def still_deliverable(database: Database, job: Job, now: datetime) -> bool:
             )
         )
         return found is not None
+
+
+@contextmanager
+def send_gate(database: Database, job: Job, now: datetime) -> Iterator[bool]:
+    """While the block runs, nothing can disable or delete the job's hook: its row is held (`FOR SHARE` on
+    PostgreSQL, the write lock on SQLite). Yields whether the claim is still this worker's and the hook deliverable.
+
+    The worker opens this once the connection is up and keeps it until the request has been written, so a disconnect
+    (which updates the hook's row) either commits before the check, and nothing is sent, or after the request's
+    bytes were written: no request of a disabled hook starts after the disabling commits."""
+    postgres = database.dialect == "postgresql"
+    with database.read() if postgres else database.write() as session:
+        if postgres:
+            session.execute(select(Hook.id).where(Hook.id == job.hook_id).with_for_update(read=True))
+        found = session.scalar(
+            _with_owner(select(WebhookDelivery.id).join(Hook, Hook.id == WebhookDelivery.hook_id)).where(
+                WebhookDelivery.id == job.delivery_id,
+                WebhookDelivery.status == "delivering",
+                WebhookDelivery.claimed_by == job.claimed_by,
+                _deliverable(now),
+            )
+        )
+        yield found is not None
+
+
+def release_claim(database: Database, job: Job, now: datetime) -> None:
+    """Give a claimed delivery back, uncounted, when its attempt was abandoned before anything was sent."""
+    with database.write() as session:
+        session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id == job.delivery_id,
+                WebhookDelivery.status == "delivering",
+                WebhookDelivery.claimed_by == job.claimed_by,
+            )
+            .values(status="pending", claimed_by=None, attempts=WebhookDelivery.attempts - 1, next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _end_hook(session: Session, hook: Hook, status: str, reason: str, now: datetime) -> None:

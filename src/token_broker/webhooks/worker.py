@@ -22,6 +22,7 @@ import random
 import secrets
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -66,6 +67,59 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 def _error_text(error: BaseException) -> str:
     text = str(error).strip()
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class DeliveryCancelled(Exception):
+    """The delivery was cancelled (hook disabled or deleted, owner ended, claim lost) before its request started."""
+
+
+class StoreBusy(Exception):
+    """The check before sending could not be made in time; nothing was sent."""
+
+
+class SendGate:
+    """httpcore's `trace` extension: when the connection is up and the request's headers are about to be written,
+    check in the store, holding the hook's row (`deliveries.send_gate`), that the delivery may still be made; keep
+    holding it until the request's body has been written. A thread holds the transaction meanwhile."""
+
+    def __init__(self, database: Database, job: Job, limit_seconds: float) -> None:
+        self.database, self.job, self.limit_seconds = database, job, limit_seconds
+        self.opened = False
+        self.proceeded = False  # the check passed and the request went on to be written
+        self.allowed: bool | None = None  # None: not decided (yet), or the store could not be asked
+        self._checked = threading.Event()
+        self._released = threading.Event()
+
+    async def trace(self, name: str, _info: dict[str, object]) -> None:
+        if name.endswith("send_request_headers.started") and not self.opened:
+            self.opened = True
+            threading.Thread(target=self._hold, name="webhook-send-gate", daemon=True).start()
+            await to_thread.run_sync(self._checked.wait, self.limit_seconds)
+            if self.allowed is None:
+                self.release()
+                raise StoreBusy()
+            if not self.allowed:
+                raise DeliveryCancelled()
+            self.proceeded = True
+        elif name.endswith(("send_request_body.complete", "send_request_body.failed", "send_request_headers.failed")):
+            self.release()
+
+    def _hold(self) -> None:
+        try:
+            with deliveries.send_gate(self.database, self.job, utcnow()) as allowed:
+                if self._released.is_set():  # the sender gave up waiting: decide nothing
+                    return
+                self.allowed = allowed
+                self._checked.set()
+                if allowed:
+                    self._released.wait(self.limit_seconds)
+        except Exception:
+            log.warning("webhook worker: could not check delivery %s before sending", self.job.delivery_id)
+        finally:
+            self._checked.set()
+
+    def release(self) -> None:
+        self._released.set()
 
 
 class DeliveryWorker:
@@ -161,22 +215,31 @@ class DeliveryWorker:
             address = await to_thread.run_sync(ssrf.resolve, target, abandon_on_cancel=True)
         except ssrf.TargetRefused as refusal:
             return result("refused", error=str(refusal))
-        if not await to_thread.run_sync(deliveries.still_deliverable, self.database, job, utcnow()):
-            return None
         headers = signing.signature_headers(secret, job.event_id, utcnow(), job.body)
         request = transport.pinned_request(
             self.client, target.scheme, target.host, target.host_header, target.port, target.path, address,
             headers, job.body,
         )  # fmt: skip
-        self.attempts_made += 1
+        gate = SendGate(self.database, job, self.request_seconds / 2)
+        request.extensions["trace"] = gate.trace
         try:
             with transport.approved(address), anyio.fail_after(self.request_seconds):
                 response = await self.client.send(request, stream=True)
                 await response.aclose()
-        except TimeoutError:
-            return result("retry", error="timed out")
-        except httpx.HTTPError as error:
-            return result("retry", error=_error_text(error))
+        except DeliveryCancelled:
+            return None
+        except (StoreBusy, TimeoutError, httpx.HTTPError) as error:
+            if gate.opened and not gate.proceeded:  # nothing was sent: give the delivery back, uncounted
+                await to_thread.run_sync(deliveries.release_claim, self.database, job, utcnow())
+                return None
+            if not gate.opened and not await to_thread.run_sync(
+                deliveries.still_deliverable, self.database, job, utcnow()
+            ):
+                return None  # cancelled meanwhile, before the point of sending
+            return result("retry", error="timed out" if isinstance(error, TimeoutError) else _error_text(error))
+        finally:
+            gate.release()
+        self.attempts_made += 1
         retry_after = parse_retry_after(response.headers.get("retry-after"), utcnow())
         return result(
             deliveries.classify(response.status_code), status_code=response.status_code, retry_after=retry_after
