@@ -71,7 +71,7 @@ def validate_redirect_uri(value: object, platform: str) -> str:
         raise InvalidInput("redirect_uri", "redirect_uri must be an absolute URL with a host")
     if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(host)):
         raise InvalidInput("redirect_uri", "redirect_uri must use https (http is allowed only for localhost)")
-    if platform == "n8n" and parts.path != N8N_CALLBACK_PATH:
+    if platform == "n8n" and not parts.path.endswith(N8N_CALLBACK_PATH):  # n8n may be served under a path prefix
         raise InvalidInput(
             "redirect_uri", f"an n8n callback URL ends in {N8N_CALLBACK_PATH}, as n8n shows in its credential form"
         )

@@ -7,7 +7,7 @@ disconnect can race; taking locks in one order keeps PostgreSQL from deadlocking
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +19,7 @@ from token_broker import credentials
 from token_broker.credentials import CredentialKind
 from token_broker.errors import Conflict, NotFound
 from token_broker.policy import DEFAULT_RATE_LIMITS
+from token_broker.services import hooks
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
 from token_broker.services.changes import note_change
@@ -30,16 +31,6 @@ from token_broker.times import rfc3339
 
 PLATFORM_NAMES = {"zapier": "Zapier", "make": "Make", "n8n": "n8n"}
 CONNECTION_ID_PREFIX = "con_"
-
-# Called inside the transaction that ends a connection (webhooks disable its hooks and cancel their deliveries).
-ConnectionEndedHook = Callable[[Session, Connection, datetime], None]
-_on_connection_ended: list[ConnectionEndedHook] = []
-
-
-def on_connection_ended(hook: ConnectionEndedHook) -> ConnectionEndedHook:
-    """Register work that must happen in the same transaction as every disconnect."""
-    _on_connection_ended.append(hook)
-    return hook
 
 
 @dataclass(frozen=True)
@@ -134,7 +125,8 @@ def open_connection(
 
 
 def end_connection(session: Session, connection: Connection, by: str, reason: str, now: datetime) -> None:
-    """Disconnect: the partner install token and every refresh token die, hooks stop; in the caller's transaction.
+    """Disconnect: the partner install token and every refresh token die, its hooks are disabled and their queued
+    deliveries cancelled; all in the caller's transaction.
 
     The caller holds the connection's row lock (or just created it)."""
     connection.status = "disconnected"
@@ -158,8 +150,7 @@ def end_connection(session: Session, connection: Connection, by: str, reason: st
         .where(RefreshToken.connection_id == connection.id, RefreshToken.status != "revoked")
         .values(status="revoked", revoked_at=now, rotated_at=None)
     )
-    for hook in _on_connection_ended:
-        hook(session, connection, now)
+    hooks.disable_hooks_for_connection(session, connection.id, now)
 
 
 def lock_connection(session: Session, connection_id: int) -> Connection:

@@ -19,6 +19,7 @@ from token_broker import credentials, policy
 from token_broker.credentials import CredentialKind, SecretHasher
 from token_broker.errors import Conflict, NotFound
 from token_broker.scopes import validate_scopes
+from token_broker.services import hooks
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
 from token_broker.services.changes import note_change
@@ -268,6 +269,7 @@ def revoke_key(database: Database, actor: Actor, credential_id: str, account_id:
             _end_partner_connection(session, actor, entry, connection, "token_revoked")
             return CredentialView.of(row, workspace.account_id, utcnow())
         now = utcnow()
+        hooks.disable_hooks_for_credential(session, row.id, now)
         row.status = "revoked"
         row.revoked_at = now
         row.revoked_by = actor.label
