@@ -88,14 +88,16 @@ def main() -> None:
            "TOKEN_BROKER_SECRET_KEY": "bench-secret-key-" + "x" * 32,
            "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}  # fmt: skip
     auth = {"client_id": material["client_id"], "client_secret": material["client_secret"]}
-    tokens_file = folder / "refresh-tokens.txt"
-    tokens_file.write_text("\n".join(material["refresh"]) + "\n")
     here = Path(__file__).parent
     sample = _form({"grant_type": "refresh_token", "refresh_token": material["refresh"][0], **auth})
     introspection = _form({"token": material["access"], **auth})
     rates: dict[str, list[float]] = {"bare": [], "refresh": [], "introspect": []}
     with uvicorn_process("benchmarks.oauth:bench_app", env, folder / "server.log") as base:
-        for _ in range(ROUNDS):
+        for round_index in range(ROUNDS):
+            # each round rotates its own connections: a token rotated out in an earlier round would count as reuse
+            tokens_file = folder / f"refresh-tokens-{round_index}.txt"
+            chains = material["refresh"][round_index * CHAINS : (round_index + 1) * CHAINS]
+            tokens_file.write_text("\n".join(chains) + "\n")
             runs = {
                 "bare": wrk(base, SECONDS, CHAINS, script=here / "form.lua", script_args=("/bench/form", sample)),
                 "refresh": wrk(base, SECONDS, CHAINS, script=here / "refresh.lua",
