@@ -19,7 +19,7 @@ from token_broker import credentials
 from token_broker.credentials import CredentialKind
 from token_broker.errors import Conflict, NotFound
 from token_broker.policy import DEFAULT_RATE_LIMITS
-from token_broker.services import hooks
+from token_broker.services import hooks, notices
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
 from token_broker.services.changes import note_change
@@ -151,6 +151,7 @@ def end_connection(session: Session, connection: Connection, by: str, reason: st
         .values(status="revoked", revoked_at=now, rotated_at=None)
     )
     hooks.disable_hooks_for_connection(session, connection.id, now)
+    notices.connection_ended(session, connection)
 
 
 def lock_connection(session: Session, connection_id: int) -> Connection:

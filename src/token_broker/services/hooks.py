@@ -31,7 +31,7 @@ from token_broker.services.verification import INVALID_MESSAGE, RECONNECT_MESSAG
 from token_broker.services.workspaces import new_public_id
 from token_broker.store.database import Database
 from token_broker.store.hook_models import HOOK_EVENTS, Hook, WebhookAttempt, WebhookDelivery
-from token_broker.store.link_models import OutboxEvent
+from token_broker.store.link_models import LINK_EVENT_TYPES, OutboxEvent
 from token_broker.store.models import Credential, utcnow
 from token_broker.store.oauth_models import Connection
 from token_broker.times import rfc3339
@@ -115,9 +115,11 @@ class AttemptView:
         }
 
 
-def validate_event(value: object) -> str:
-    if not isinstance(value, str) or value not in HOOK_EVENTS:
-        raise InvalidInput("event", f"event must be one of {', '.join(HOOK_EVENTS)}.")
+def validate_event(value: object, partner: bool = False) -> str:
+    """A known event; the admin events (credentials and connections) only for workspace API keys' hooks."""
+    events = LINK_EVENT_TYPES if partner else HOOK_EVENTS
+    if not isinstance(value, str) or value not in events:
+        raise InvalidInput("event", f"event must be one of {', '.join(events)}.")
     return value
 
 
@@ -162,7 +164,7 @@ def create_hook(
     refusal: InvalidInput | None = None
     target: ssrf.Target | None = None
     try:
-        event = validate_event(event)
+        event = validate_event(event, partner=credential.platform is not None)
         target = ssrf.check_target(target_url, settings.webhook_allow_hosts)
     except InvalidInput as error:
         refusal = error

@@ -19,7 +19,7 @@ from token_broker import credentials, policy
 from token_broker.credentials import CredentialKind, SecretHasher
 from token_broker.errors import Conflict, NotFound
 from token_broker.scopes import validate_scopes
-from token_broker.services import hooks
+from token_broker.services import hooks, notices
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
 from token_broker.services.changes import note_change
@@ -253,7 +253,9 @@ def rotate_key(
         row.version += 1
         note_change(session, row.public_id)
         entry.details = {"grace_seconds": grace, "grace_until": rfc3339(row.previous_valid_until)}
-        return IssuedKey(view=CredentialView.of(row, workspace.account_id, now), plaintext=new.plaintext)
+        view = CredentialView.of(row, workspace.account_id, now)
+        notices.credential_changed(session, workspace, "credential.rotated", view.to_json())
+        return IssuedKey(view=view, plaintext=new.plaintext)
 
     return run_audited(database, actor, "credential.rotated", work)
 
@@ -277,6 +279,8 @@ def revoke_key(database: Database, actor: Actor, credential_id: str, account_id:
         row.previous_valid_until = None
         row.version += 1
         note_change(session, row.public_id)
-        return CredentialView.of(row, workspace.account_id, now)
+        view = CredentialView.of(row, workspace.account_id, now)
+        notices.credential_changed(session, workspace, "credential.revoked", view.to_json())
+        return view
 
     return run_audited(database, actor, "credential.revoked", work)

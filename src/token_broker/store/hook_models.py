@@ -17,9 +17,10 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from token_broker.store.link_models import EVENT_TYPES
 from token_broker.store.models import Base, _in
 
-HOOK_EVENTS = ("link.created", "link.updated", "link.deleted", "link.clicked")
+HOOK_EVENTS = EVENT_TYPES
 HOOK_STATUSES = ("active", "disabled", "deleted")
 # Why a hook stopped: its owner deleted it, the receiver answered 410, it failed for days, its connection or key
 # ended, or its secret can no longer be read (TOKEN_BROKER_SECRET_KEY changed).

@@ -16,7 +16,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from token_broker.store.models import Base, _in
 
 DEFAULT_DOMAIN = "nim.link"
-EVENT_TYPES = ("link.created", "link.updated", "link.deleted", "link.clicked")
+LINK_EVENT_TYPES = ("link.created", "link.updated", "link.deleted", "link.clicked")
+# For the workspace's admins: what happened to its credentials and connections.
+ADMIN_EVENT_TYPES = ("integration.disconnected", "credential.revoked", "credential.rotated", "credential.expiring")
+EVENT_TYPES = LINK_EVENT_TYPES + ADMIN_EVENT_TYPES
 MAX_SLUG_LENGTH = 64
 MAX_DESTINATION_LENGTH = 2048
 MAX_REFERRER_LENGTH = 255

@@ -136,6 +136,7 @@ class Credential(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(80))
     version: Mapped[int] = mapped_column(Integer, default=1)
     connection_id: Mapped[int | None] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), index=True)
+    expiring_notified_at: Mapped[datetime | None]
 
 
 class CredentialChange(Base):

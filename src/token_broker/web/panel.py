@@ -16,12 +16,13 @@ from token_broker.app_state import resources
 from token_broker.errors import Conflict, InvalidInput
 from token_broker.policy import DEFAULT_GRACE_SECONDS
 from token_broker.scopes import SCOPE_DESCRIPTIONS
-from token_broker.services import clients, connections, directory, keys, workspace_hooks
+from token_broker.services import clients, connections, directory, keys, notices, workspace_hooks
 from token_broker.services.actors import Actor
 from token_broker.services.clients import N8N_CALLBACK_PATH
 from token_broker.services.connections import PLATFORM_NAMES, ConnectionView
 from token_broker.services.directory import ClientView
 from token_broker.services.keys import CredentialView
+from token_broker.services.notices import Notice
 from token_broker.services.workspace_hooks import WorkspaceHook
 from token_broker.store.database import Database
 from token_broker.times import rfc3339
@@ -51,6 +52,7 @@ class PanelData:
     connections: list[ConnectionView]
     clients: list[ClientView]
     hooks: list[WorkspaceHook]
+    notices: list[Notice]
     names: dict[str, str]
 
     def who(self, label: str) -> str:
@@ -65,6 +67,7 @@ def load_panel(database: Database, actor: Actor, account_id: str) -> PanelData:
         connections=connections.list_connections(database, actor, account_id),
         clients=directory.workspace_clients(database, actor, account_id),
         hooks=workspace_hooks.hooks_of(database, actor, account_id),
+        notices=notices.recent_notices(database, account_id, limit=10),
         names={person.label: person.email for person in people},
     )
 

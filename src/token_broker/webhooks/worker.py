@@ -35,7 +35,7 @@ from anyio import to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
 from token_broker.config import Settings
-from token_broker.services import deliveries
+from token_broker.services import deliveries, notices
 from token_broker.services.deliveries import AttemptResult, Job, RetryPolicy
 from token_broker.store.database import Database
 from token_broker.store.models import utcnow
@@ -45,6 +45,7 @@ log = logging.getLogger("token_broker.webhooks")
 DEFAULT_CONCURRENCY = 8
 DEFAULT_POLL_SECONDS = 0.5
 DEFAULT_LEASE = timedelta(seconds=60)
+EXPIRY_CHECK_SECONDS = 300.0  # how often credentials about to expire are looked for
 REQUEST_SECONDS = 20.0  # the whole attempt: connect, send, and the answer's status line and headers
 
 
@@ -157,6 +158,7 @@ class DeliveryWorker:
         self.in_flight = 0
         self.attempts_made = 0
         self._slot_freed = anyio.Event()
+        self._next_expiry_check = 0.0
 
     async def run_forever(self) -> None:
         async with anyio.create_task_group() as tasks:
@@ -173,6 +175,9 @@ class DeliveryWorker:
 
     async def step(self, tasks: anyio.abc.TaskGroup) -> bool:
         """Fan out one batch and start as many due attempts as there are free slots; True when there was work."""
+        if time.monotonic() >= self._next_expiry_check:  # time-based notices become events like any other
+            self._next_expiry_check = time.monotonic() + EXPIRY_CHECK_SECONDS
+            await to_thread.run_sync(notices.record_expiring, self.database, utcnow())
         fanned = await to_thread.run_sync(deliveries.fan_out, self.database, utcnow(), self.fan_out_batch)
         free = self.concurrency - self.in_flight
         jobs: list[Job] = []
