@@ -14,7 +14,6 @@ from tests.support import Team
 from token_broker.config import Settings
 from token_broker.errors import InvalidInput
 from token_broker.services import connections, deliveries, hooks, keys, notices, verification
-from token_broker.services.keys import KeyRequest
 from token_broker.store.database import Database
 from token_broker.store.hook_models import WebhookDelivery
 from token_broker.store.models import Credential, utcnow
