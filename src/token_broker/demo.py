@@ -65,9 +65,8 @@ def run_demo(settings: Settings, port: int, database_url: str | None = None) -> 
                 f"{base}/.well-known/oauth-authorization-server, or open",
                 f"              {base}/oauth/authorize?response_type=code&client_id={platform_clients[0].client_id}"
                 f"&redirect_uri={platform_clients[0].redirect_uris[0]}&state=demo",
-                "  try it:     token-broker key list --workspace "
-                + account_id
-                + f" --database-url {settings.database_url}",
+                f"  try it:     .venv/bin/token-broker key list --workspace {account_id} "
+                f"--database-url {settings.database_url}",
                 "  (demo credentials are printed here on purpose; a real store never shows a secret twice)",
                 "",
             ]
