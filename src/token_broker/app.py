@@ -31,12 +31,18 @@ from token_broker.credentials import SecretHasher
 from token_broker.errors import BrokerError, NotFound
 from token_broker.guard.changes import ChangeWatcher
 from token_broker.guard.guard import Guard
+from token_broker.guard.limiter import RateLimiter
 from token_broker.guard.middleware import GuardMiddleware
+from token_broker.guard.redis_windows import RedisWindows
 from token_broker.oauth.factory import build_server
 from token_broker.oauth.routes import TOKEN_ROUTES
+from token_broker.observe.endpoint import metrics as metrics_endpoint
+from token_broker.observe.metrics import LiveState, Metrics
+from token_broker.observe.requests import RequestLog
 from token_broker.scopes import load_manifests
 from token_broker.services.tokens import TokenLifetimes
 from token_broker.store.database import Database
+from token_broker.store.notifications import ChangeListener
 from token_broker.web.pages import security_headers
 from token_broker.web.routes import ROUTES as WEB_ROUTES
 from token_broker.web.sessions import SESSION_COOKIE, SESSION_SECONDS
@@ -116,11 +122,14 @@ def create_app(settings: Settings) -> Starlette:
     manifests = load_manifests(connectors_dir(settings), endpoint_scopes(ROUTES))
     lifetimes = TokenLifetimes.of(settings.access_seconds(), settings.refresh_token_days, settings.secret_key or "")
 
+    metrics = Metrics()
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Resources]]:
         database = Database(settings.database_url)
         hasher = await to_thread.run_sync(SecretHasher, settings.hashing)
-        guard = Guard(database, hasher)
+        limiter = RateLimiter(RedisWindows.from_url(settings.redis_url) if settings.redis_url else None)
+        guard = Guard(database, hasher, limiter)
         # Handlers reach these through request.state; app.state holds them too, for operators' tooling and tests.
         app.state.resources = Resources(
             settings=settings,
@@ -130,18 +139,29 @@ def create_app(settings: Settings) -> Starlette:
             manifests=manifests,
             lifetimes=lifetimes,
             oauth=build_server(database, manifests, lifetimes),
+            metrics=metrics,
         )
         webhook_client = make_webhook_client()
+        listener = None
+        if settings.listen_notify and database.dialect == "postgresql":
+            listener = ChangeListener(settings.database_url, guard.forget)
+        worker = DeliveryWorker(database, settings, webhook_client) if settings.webhook_worker else None
+        metrics.watch(LiveState(guard, limiter, database, listener, worker))
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_flush_usage_forever, guard, database)
                 tasks.start_soon(ChangeWatcher(guard, database).run_forever)
-                if settings.webhook_worker:
-                    tasks.start_soon(DeliveryWorker(database, settings, webhook_client).run_forever)
+                tasks.start_soon(limiter.watch_forever)
+                if listener is not None:
+                    tasks.start_soon(listener.run_forever)
+                if worker is not None:
+                    tasks.start_soon(worker.run_forever)
                 yield {"resources": app.state.resources}
                 tasks.cancel_scope.cancel()
             await to_thread.run_sync(guard.usage.flush, database)
         finally:
+            metrics.unwatch()
+            await limiter.close()
             await webhook_client.aclose()
             database.dispose()
 
@@ -155,6 +175,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     routes = [
         Route("/healthz", health),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi),
         Route("/r/{slug}", follow, methods=["GET"]),
         Mount("/v1", app=GuardMiddleware(Router(ROUTES))),
@@ -165,6 +186,7 @@ def create_app(settings: Settings) -> Starlette:
     if settings.trusted_proxies:
         trusted = [str(network) for network in settings.trusted_proxies]
         middleware.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=trusted))
+    middleware.append(Middleware(RequestLog, metrics=metrics))
     return Starlette(
         routes=routes,
         middleware=middleware,

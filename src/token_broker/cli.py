@@ -43,6 +43,12 @@ def _credential_id(value: str) -> str:
     return value
 
 
+def _workers(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of workers from 1 to 64")
+    return int(value)
+
+
 def _seconds(value: str) -> int:
     try:
         return int(value)
@@ -150,7 +156,7 @@ def cmd_connection_disconnect(ctx: Context) -> dict[str, Any]:
 def cmd_serve(ctx: Context) -> None:
     from token_broker.server import serve
 
-    serve(ctx.settings, host=ctx.args.host, port=ctx.args.port)
+    serve(ctx.settings, host=ctx.args.host, port=ctx.args.port, workers=ctx.args.workers)
 
 
 def cmd_demo(ctx: Context) -> None:
@@ -183,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = command(commands, "serve", cmd_serve, "migrate the store, then serve the broker, dashboard and API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers", type=_workers, default=1, help="worker processes (default 1); migrations run once first"
+    )
     demo = command(commands, "demo", cmd_demo, "serve a fresh demo store, printing how to log in and connect")
     demo.add_argument("--port", type=int, default=8000)
     command(commands, "migrate", cmd_migrate, "bring the store's schema up to date")

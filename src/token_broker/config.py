@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 DEFAULT_DATABASE_URL = "sqlite:///./token-broker.db"
+LOG_LEVELS = ("debug", "info", "warning", "error")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -43,6 +44,9 @@ class Settings:
     access_token_seconds: tuple[tuple[str, int], ...] = (("zapier", 3600), ("make", 3600), ("n8n", 3600))
     refresh_token_days: int = 90
     token_rate_limit: str = "1200/minute"  # noqa: S105 - a rate, not a secret
+    listen_notify: bool = True
+    metrics_token: str | None = None
+    log_level: str = "info"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -51,7 +55,7 @@ class Settings:
             database_url=env.get("TOKEN_BROKER_DATABASE_URL") or DEFAULT_DATABASE_URL,
             secret_key=env.get("TOKEN_BROKER_SECRET_KEY") or None,
             issuer=(env.get("TOKEN_BROKER_ISSUER") or "").rstrip("/") or None,
-            redis_url=env.get("TOKEN_BROKER_REDIS_URL") or None,
+            redis_url=_redis_url(env.get("TOKEN_BROKER_REDIS_URL")),
             trusted_proxies=_parse_networks("TOKEN_BROKER_TRUSTED_PROXIES", env.get("TOKEN_BROKER_TRUSTED_PROXIES")),
             webhook_allow_hosts=_split("TOKEN_BROKER_WEBHOOK_ALLOW_HOSTS", env.get("TOKEN_BROKER_WEBHOOK_ALLOW_HOSTS")),
             webhook_worker=_switch(env, "TOKEN_BROKER_WEBHOOK_WORKER", default=True),
@@ -64,6 +68,9 @@ class Settings:
             access_token_seconds=_access_token_seconds(env),
             refresh_token_days=_positive_int(env, "TOKEN_BROKER_REFRESH_TOKEN_DAYS", 90),
             token_rate_limit=_rate_limit(env, "TOKEN_BROKER_TOKEN_RATE_LIMIT", "1200/minute"),
+            listen_notify=_switch(env, "TOKEN_BROKER_LISTEN_NOTIFY", default=True),
+            metrics_token=_metrics_token(env.get("TOKEN_BROKER_METRICS_TOKEN")),
+            log_level=_log_level(env.get("TOKEN_BROKER_LOG_LEVEL")),
         )
         return replace(settings, **overrides) if overrides else settings
 
@@ -119,6 +126,31 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "off", "false", "no"):
         return False
     raise SettingsError(f"{name} must be on or off, not {raw!r}")
+
+
+def _redis_url(value: str | None) -> str | None:
+    url = (value or "").strip()
+    if not url:
+        return None
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError("TOKEN_BROKER_REDIS_URL must start with redis://, rediss:// or unix://")
+    return url
+
+
+def _metrics_token(value: str | None) -> str | None:
+    token = (value or "").strip()
+    if not token:
+        return None
+    if len(token) < 16 or any(ch.isspace() or not ch.isprintable() or not ch.isascii() for ch in token):
+        raise SettingsError("TOKEN_BROKER_METRICS_TOKEN must be at least 16 printable ASCII characters, no spaces")
+    return token
+
+
+def _log_level(value: str | None) -> str:
+    level = (value or "info").strip().lower()
+    if level not in LOG_LEVELS:
+        raise SettingsError(f"TOKEN_BROKER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+    return level
 
 
 def _rate_limit(env: Mapping[str, str], name: str, default: str) -> str:

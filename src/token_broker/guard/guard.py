@@ -15,7 +15,8 @@ from token_broker.errors import CredentialRefused, InvalidCredential, IpNotAllow
 from token_broker.guard.addresses import address_allowed
 from token_broker.guard.cache import VerificationCache
 from token_broker.guard.headers import presented_credential
-from token_broker.guard.ratelimits import CredentialRateLimiter, Decision
+from token_broker.guard.limiter import RateLimiter
+from token_broker.guard.ratelimits import Decision
 from token_broker.guard.throttle import FailureThrottle
 from token_broker.guard.usage import UsageRecorder
 from token_broker.services import verification
@@ -35,12 +36,12 @@ class _Pending:
 
 
 class Guard:
-    def __init__(self, database: Database, hasher: SecretHasher, rate_limiter: CredentialRateLimiter | None = None):
+    def __init__(self, database: Database, hasher: SecretHasher, rate_limiter: RateLimiter | None = None):
         self.database = database
         self.hasher = hasher
         self.cache = VerificationCache()
         self.throttle = FailureThrottle()
-        self.rate_limiter = rate_limiter or CredentialRateLimiter()
+        self.rate_limiter = rate_limiter or RateLimiter()
         self.usage = UsageRecorder()
         self.argon2_verifications = 0
         self._argon2 = anyio.CapacityLimiter(ARGON2_CONCURRENCY)
@@ -66,8 +67,8 @@ class Guard:
         self.usage.touch(outcome.id, time.time())
         return outcome
 
-    def rate_limit(self, credential: VerifiedCredential) -> Decision:
-        return self.rate_limiter.hit(credential.id, credential.rate_limits)
+    async def rate_limit(self, credential: VerifiedCredential) -> Decision:
+        return await self.rate_limiter.hit(credential.id, credential.rate_limits)
 
     def forget(self, credential_id: str) -> None:
         """A credential changed (rotated, revoked, disconnected): its next request is verified afresh."""
@@ -84,6 +85,7 @@ class Guard:
         if not self.throttle.admit(parsed.public_id, address):
             return InvalidCredential(INVALID_MESSAGE)
         pending = self._pending[digest] = _Pending()
+        since = self.cache.generation
         try:
             outcome = pending.outcome = await self._check_in_thread(parsed.plaintext)
         finally:  # on an unexpected error the waiters find no outcome and verify for themselves
@@ -91,7 +93,7 @@ class Guard:
             pending.done.set()
         if isinstance(outcome, VerifiedCredential):
             self.throttle.succeeded(parsed.public_id, address)
-        self.cache.put(digest, outcome)
+        self.cache.put(digest, outcome, since)
         return outcome
 
     async def _check_in_thread(self, presented: str) -> VerifiedCredential | CredentialRefused:

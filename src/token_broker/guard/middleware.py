@@ -53,12 +53,12 @@ class GuardMiddleware:
             unavailable = Unavailable("The key store is unavailable for a moment; retry shortly.")
             await error_response(unavailable, {"Retry-After": "1"})(scope, receive, send)
             return
-        decision = guard.rate_limit(credential)
+        scope["user"] = CredentialUser(credential)  # set before the rate limit, so a 429 is logged with its key
+        decision = await guard.rate_limit(credential)
         if not decision.allowed:
             headers = {name.decode(): value.decode() for name, value in decision.headers()}
             await error_response(RateLimited(RATE_LIMITED_MESSAGE), headers)(scope, receive, send)
             return
-        scope["user"] = CredentialUser(credential)
         scope["auth"] = AuthCredentials(list(ALL_SCOPES if credential.scopes is None else credential.scopes))
         rate_headers = decision.headers()
 

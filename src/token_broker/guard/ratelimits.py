@@ -5,6 +5,8 @@ A limit "N/period" allows a request when fewer than N requests were accepted in 
 (The `limits` package's in-memory moving window inserts at the front of a list, O(N) per request, which cost more
 than the rest of the guard together on a busy key.) The decision carries what the RateLimit-* headers report:
 the limit closest to running out.
+
+`guard.redis_windows` keeps the same windows in Redis, for limits shared by every instance; `guard.limiter` chooses.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ class Decision:
 
 
 @lru_cache(maxsize=256)
-def _parsed(limit: str) -> tuple[int, int]:
+def parsed_limit(limit: str) -> tuple[int, int]:
+    """(count, period in seconds) of a limit written N/period."""
     parsed = parse_rate_limit(limit)
     return parsed.count, parsed.period_seconds
 
@@ -51,14 +54,14 @@ class CredentialRateLimiter:
         self._max = max_windows
         self._lock = threading.Lock()
 
-    def hit(self, credential_id: str, limits: tuple[str, ...]) -> Decision:
+    def hit(self, credential_id: str, limits: tuple[str, ...], now: float | None = None) -> Decision:
         """Count one request against every limit; refused when any is full, and then counted against none."""
-        now = time.time()
+        now = time.time() if now is None else now
         with self._lock:
             windows = []
             tightest: Decision | None = None
             for limit in limits:
-                count, period = _parsed(limit)
+                count, period = parsed_limit(limit)
                 window = self._window(credential_id, limit)
                 while window and window[0] <= now - period:
                     window.popleft()

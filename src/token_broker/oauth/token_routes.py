@@ -91,11 +91,14 @@ async def token(request: Request) -> Response:
     if isinstance(oauth_request, Response):
         return oauth_request
     state = resources(request)
-    decision = state.guard.rate_limiter.hit(_client_key(oauth_request), (state.settings.token_rate_limit,))
+    decision = await state.guard.rate_limiter.hit(_client_key(oauth_request), (state.settings.token_rate_limit,))
     if not decision.allowed:
         headers = {name.decode(): value.decode() for name, value in decision.headers()}
         return oauth_error(429, "rate_limited", "Too many token requests: retry after Retry-After seconds.", headers)
-    return await _run(request, oauth_request, lambda server: server.create_token_response(oauth_request))
+    response = await _run(request, oauth_request, lambda server: server.create_token_response(oauth_request))
+    if oauth_request.form.get("grant_type") == "refresh_token":
+        state.metrics.refreshes.labels("ok" if response.status_code == 200 else "refused").inc()
+    return response
 
 
 async def revoke(request: Request) -> Response:

@@ -1,14 +1,20 @@
-"""Credential change notes: written beside each rotation, revocation or disconnect, read by every instance."""
+"""Credential change notes: written beside each rotation, revocation or disconnect, read by every instance.
+
+On PostgreSQL the same transaction also sends `NOTIFY token_broker_changes, '<credential id>'`, which PostgreSQL
+delivers to every listening instance when (and only if) the transaction commits; the notes stay the fallback for a
+notification that is lost (a listener reconnecting, a proxy that drops LISTEN).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from token_broker.store.database import Database
 from token_broker.store.models import CredentialChange, utcnow
+from token_broker.store.notifications import CHANGES_CHANNEL
 
 # Ids are taken in one order and may commit in another; re-reading this many ids below the newest seen catches a
 # note whose transaction committed late.
@@ -17,6 +23,10 @@ OVERLAP_IDS = 500
 
 def note_change(session: Session, credential_id: str) -> None:
     session.add(CredentialChange(credential_id=credential_id, changed_at=utcnow()))
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANGES_CHANNEL, "payload": credential_id}
+        )
 
 
 def newest_change(database: Database) -> int:

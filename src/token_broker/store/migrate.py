@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 
 from token_broker.store.database import Database
 
@@ -29,3 +30,19 @@ def is_current(database: Database) -> bool:
     heads = set(ScriptDirectory.from_config(alembic_config(database)).get_heads())
     with database.engine.connect() as connection:
         return set(MigrationContext.configure(connection).get_current_heads()) == heads
+
+
+def schema_state(database: Database) -> str:
+    """ "current"; "behind" (this release has migrations the store lacks); or "ahead" (a newer release migrated it:
+    during a rolling deploy, whose migrations only expand, the older release keeps serving)."""
+    script = ScriptDirectory.from_config(alembic_config(database))
+    with database.engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    if current == set(script.get_heads()):
+        return "current"
+    for revision in current:
+        try:
+            script.get_revision(revision)
+        except CommandError:
+            return "ahead"
+    return "behind"

@@ -24,6 +24,7 @@ import socket
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -157,6 +158,7 @@ class DeliveryWorker:
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self.in_flight = 0
         self.attempts_made = 0
+        self.outcomes: Counter[str] = Counter()  # attempts by outcome, for the metrics
         self._slot_freed = anyio.Event()
         self._next_expiry_check = 0.0
 
@@ -206,6 +208,7 @@ class DeliveryWorker:
             return AttemptResult(outcome, started, elapsed, **fields)  # type: ignore[arg-type]
 
         outcome = await self._try(job, result)
+        self.outcomes["cancelled" if outcome is None else outcome.outcome] += 1
         if outcome is not None:
             await to_thread.run_sync(deliveries.record, self.database, job, outcome, self.policy, utcnow(), self.rng)
         return outcome
