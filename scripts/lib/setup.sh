@@ -117,6 +117,32 @@ stop_postgres() {
     "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
 }
 
+# start_redis DIR: a throwaway Redis server (installed with apt-get when missing) as a daemon on a free loopback
+# port, its pid, log and socket files in DIR and no persistence. Prints its URL. Stop it with stop_redis DIR.
+start_redis() {
+    local dir="$1" port tries=0
+    command -v redis-server >/dev/null || apt_install redis-server >&2
+    command -v redis-server >/dev/null || { say "redis-server is missing and apt-get could not install it"; return 1; }
+    port="$(free_port)"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --dir "$dir" --pidfile "$dir/redis.pid" \
+        --logfile "$dir/redis.log" --save "" --appendonly no >/dev/null || { cat "$dir/redis.log" >&2; return 1; }
+    until "$VENV/bin/python" -c 'import socket, sys; s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)
+s.sendall(b"PING\r\n"); sys.exit(s.recv(16) != b"+PONG\r\n")' "$port" 2>/dev/null; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 100 ] || { say "Redis did not start"; cat "$dir/redis.log" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "redis://127.0.0.1:$port/0"
+}
+
+stop_redis() {
+    local dir="$1" pid tries=0
+    [ -f "$dir/redis.pid" ] || return 0
+    pid="$(cat "$dir/redis.pid")"
+    kill "$pid" 2>/dev/null || return 0
+    while kill -0 "$pid" 2>/dev/null && [ "$tries" -lt 100 ]; do sleep 0.1; tries=$((tries + 1)); done
+}
+
 free_port() {
     "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
