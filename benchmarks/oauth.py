@@ -37,6 +37,7 @@ from token_broker.store.oauth_models import OAuthClient
 SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CHAINS = 16
+TOKENS_PER_ROUND = 3 * CHAINS  # wrk may ask for a connection's next request before the answer that refills the pool
 CALLBACK = "https://zapier.com/dashboard/auth/oauth/return/App1CLIAPI/"
 
 
@@ -67,7 +68,7 @@ def prepare(folder: Path) -> tuple[str, dict[str, Any]]:
     with database.write() as session:
         row = session.query(OAuthClient).filter_by(client_id=client.client_id).one()
         workspace = session.query(Workspace).filter_by(account_id=account_id).one()
-        for _ in range(CHAINS * ROUNDS + 1):
+        for _ in range(TOKENS_PER_ROUND * ROUNDS + 1):
             issued = open_connection(session, row, workspace, "bench", ["links:read"], 3600, lifetimes.refresh)
             refresh_tokens.append(issued.refresh_token)
             access = issued.access_token
@@ -96,7 +97,7 @@ def main() -> None:
         for round_index in range(ROUNDS):
             # each round rotates its own connections: a token rotated out in an earlier round would count as reuse
             tokens_file = folder / f"refresh-tokens-{round_index}.txt"
-            chains = material["refresh"][round_index * CHAINS : (round_index + 1) * CHAINS]
+            chains = material["refresh"][round_index * TOKENS_PER_ROUND : (round_index + 1) * TOKENS_PER_ROUND]
             tokens_file.write_text("\n".join(chains) + "\n")
             runs = {
                 "bare": wrk(base, SECONDS, CHAINS, script=here / "form.lua", script_args=("/bench/form", sample)),
