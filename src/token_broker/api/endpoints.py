@@ -63,8 +63,9 @@ def api_route(method: str, path: str, scope: str | None, handler: Handler) -> Ap
     return ApiRoute(method, path, scope, endpoint)
 
 
-async def json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, at most MAX_BODY_BYTES; InvalidInput naming `body` otherwise."""
+async def json_object(request: Request, allow_empty: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object, at most MAX_BODY_BYTES (an empty body is {} when allow_empty);
+    PayloadTooLarge or InvalidInput naming `body` otherwise."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
@@ -73,6 +74,8 @@ async def json_object(request: Request) -> dict[str, Any]:
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    if allow_empty and not body.strip():
+        return {}
     try:
         parsed = json.loads(body) if body else None
     except (ValueError, RecursionError):

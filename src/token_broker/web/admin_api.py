@@ -7,7 +7,6 @@ forbidden; a workspace the user has no role in, or an id of another workspace: 4
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from token_broker.api.errors import PayloadTooLarge
+from token_broker.api.endpoints import json_object
 from token_broker.app_state import resources
 from token_broker.errors import Forbidden, InvalidInput, NotFound
 from token_broker.services import audit_log, clients, connections, directory, keys
@@ -25,7 +24,6 @@ from token_broker.services.keys import KeyRequest
 from token_broker.services.workspaces import MANAGING_ROLES
 from token_broker.web.sessions import actor_for, check_header_csrf, require_user
 
-MAX_BODY_BYTES = 64 * 1024
 PREFIX = "/api/workspaces/{account_id}"
 KEY_FIELDS = ("name", "scopes", "expires_in", "allowed_ips", "rate_limits")
 
@@ -61,22 +59,7 @@ def answer(body: Any, status_code: int = 200) -> JSONResponse:
 
 async def json_body(request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:
     """The body as a JSON object with only the allowed fields; an empty body is an empty object."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
-    if not raw.strip():
-        return {}
-    try:
-        parsed = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise InvalidInput("body", "The body is not valid JSON: send a JSON object.") from None
-    if not isinstance(parsed, dict):
-        raise InvalidInput("body", "The body must be a JSON object.")
+    parsed = await json_object(request, allow_empty=True)
     unknown = sorted(set(parsed) - set(allowed))
     if unknown:
         raise InvalidInput(unknown[0], f"Unknown field {unknown[0]!r}: this request takes {', '.join(allowed)}.")
