@@ -145,6 +145,7 @@ def create_app(settings: Settings) -> Starlette:
         listener = None
         if settings.listen_notify and database.dialect == "postgresql":
             listener = ChangeListener(settings.database_url, guard.forget)
+        app.state.change_listener = listener
         worker = DeliveryWorker(database, settings, webhook_client) if settings.webhook_worker else None
         metrics.watch(LiveState(guard, limiter, database, listener, worker))
         try:

@@ -30,6 +30,7 @@ log = logging.getLogger("token_broker")
 DEPTH_SECONDS = 5.0
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DELIVERY_OUTCOMES = ("succeeded", "retry", "failed", "gone", "refused", "cancelled")  # shown from zero
 
 
 class Metrics:
@@ -123,8 +124,8 @@ class LiveState(Collector):
                 "cancelled)",
                 labels=["outcome"],
             )
-            for outcome, count in sorted(self.worker.outcomes.items()):
-                outcomes.add_metric([outcome], count)
+            for outcome in sorted(set(DELIVERY_OUTCOMES) | set(self.worker.outcomes)):
+                outcomes.add_metric([outcome], self.worker.outcomes[outcome])
             yield outcomes
         depth = self._queue_depth()
         if depth is not None:

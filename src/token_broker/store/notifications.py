@@ -25,6 +25,7 @@ CHANGES_CHANNEL = "token_broker_changes"
 IDLE_CHECK_SECONDS = 15.0  # with no notification for this long, ask the server whether the connection still works
 CHECK_TIMEOUT_SECONDS = 5.0
 RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+APPLICATION_NAME = "token-broker-listen"  # how the connection shows in pg_stat_activity
 
 
 def libpq_url(database_url: str) -> str:
@@ -49,7 +50,9 @@ class ChangeListener:
         down_since: float | None = None
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self._url, autocommit=True, connect_timeout=5) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, connect_timeout=5, application_name=APPLICATION_NAME
+                ) as conn:
                     await conn.execute(f"LISTEN {CHANGES_CHANNEL}")
                     self.listening, failures = True, 0
                     if down_since is not None:

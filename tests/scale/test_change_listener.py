@@ -1,0 +1,84 @@
+"""The LISTEN connection: dropped and made again (logged), with the polled notes covering the gap; and with LISTEN
+switched off, the polled notes alone still end a credential everywhere within a second."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from tests.live import LiveServer, live_server
+from tests.makers import Keys
+from tests.support import CHEAP_HASHING, Team
+from token_broker.credentials import SecretHasher
+from token_broker.services import keys
+from token_broker.store.database import Database
+from token_broker.store.notifications import APPLICATION_NAME
+
+pytestmark = pytest.mark.postgres
+
+
+def refused_after(live: LiveServer, key: str, seconds: float = 2.0) -> float:
+    """Seconds until the server refuses the key (polled every 10 ms), failing past `seconds`."""
+    started = time.monotonic()
+    with live.client() as client:
+        while client.get("/v1/me", headers={"Authorization": f"Bearer {key}"}).status_code == 200:
+            assert time.monotonic() - started < seconds, "still accepted"
+            time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def wait_for(condition: object, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_dropped_listen_connection_is_made_again(
+    postgres_url: str, pg_database: Database, pg_team: Team, caplog: pytest.LogCaptureFixture
+) -> None:
+    make = Keys(pg_database, SecretHasher(CHEAP_HASHING), pg_team)
+    first, second = make.workspace_key(), make.workspace_key()
+    with live_server(postgres_url) as live, caplog.at_level(logging.INFO, logger="token_broker.guard"):
+        listener = live.app.state.change_listener
+        wait_for(lambda: listener.listening, 10)
+        with live.client() as client:
+            for issued in (first, second):
+                assert client.get("/v1/me", headers={"Authorization": f"Bearer {issued.plaintext}"}).status_code == 200
+        with pg_database.write() as session:
+            ended = session.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name "
+                    "AND datname = current_database()"
+                ),
+                {"name": APPLICATION_NAME},
+            ).all()
+        assert len(ended) == 1
+        wait_for(lambda: not listener.listening, 5)
+        keys.revoke_key(pg_database, pg_team.admin, first.view.id)  # notification lost: the notes cover it
+        assert refused_after(live, first.plaintext) < 1.0
+        wait_for(lambda: listener.listening, 10)
+        keys.revoke_key(pg_database, pg_team.admin, second.view.id)
+        assert refused_after(live, second.plaintext) < 0.2  # heard at once again
+        assert listener.connections_lost == 1
+        text_out = httpx.get(f"{live.base_url}/metrics").text
+        assert "token_broker_change_listener_connections_lost_total 1.0" in text_out
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("LISTEN connection for credential changes failed" in message for message in messages) == 1
+    assert sum("listening for credential changes again" in message for message in messages) == 1
+
+
+def test_polling_alone_still_ends_a_key_within_a_second(
+    postgres_url: str, pg_database: Database, pg_team: Team
+) -> None:
+    issued = Keys(pg_database, SecretHasher(CHEAP_HASHING), pg_team).workspace_key()
+    with live_server(postgres_url, listen_notify=False) as live:
+        with live.client() as client:
+            assert client.get("/v1/me", headers={"Authorization": f"Bearer {issued.plaintext}"}).status_code == 200
+        assert "token_broker_change_listener_up" not in httpx.get(f"{live.base_url}/metrics").text
+        keys.revoke_key(pg_database, pg_team.admin, issued.view.id)
+        assert refused_after(live, issued.plaintext) < 1.0
