@@ -126,7 +126,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Resources]]:
-        database = Database(settings.database_url)
+        database = Database(settings.database_url, **settings.pool_options())
         hasher = await to_thread.run_sync(SecretHasher, settings.hashing)
         limiter = RateLimiter(RedisWindows.from_url(settings.redis_url) if settings.redis_url else None)
         guard = Guard(database, hasher, limiter)

@@ -45,6 +45,8 @@ class Settings:
     refresh_token_days: int = 90
     token_rate_limit: str = "1200/minute"  # noqa: S105 - a rate, not a secret
     listen_notify: bool = True
+    db_pool_size: int = 5
+    db_max_overflow: int = 10
     metrics_token: str | None = None
     log_level: str = "info"
 
@@ -69,6 +71,8 @@ class Settings:
             refresh_token_days=_positive_int(env, "TOKEN_BROKER_REFRESH_TOKEN_DAYS", 90),
             token_rate_limit=_rate_limit(env, "TOKEN_BROKER_TOKEN_RATE_LIMIT", "1200/minute"),
             listen_notify=_switch(env, "TOKEN_BROKER_LISTEN_NOTIFY", default=True),
+            db_pool_size=_positive_int(env, "TOKEN_BROKER_DB_POOL_SIZE", 5),
+            db_max_overflow=_whole_number(env, "TOKEN_BROKER_DB_MAX_OVERFLOW", 10),
             metrics_token=_metrics_token(env.get("TOKEN_BROKER_METRICS_TOKEN")),
             log_level=_log_level(env.get("TOKEN_BROKER_LOG_LEVEL")),
         )
@@ -76,6 +80,10 @@ class Settings:
 
     def access_seconds(self) -> dict[str, int]:
         return dict(self.access_token_seconds)
+
+    def pool_options(self) -> dict[str, int]:
+        """Connection pool sizes for a server's store (PostgreSQL; SQLite keeps SQLAlchemy's own)."""
+        return {} if self.is_sqlite else {"pool_size": self.db_pool_size, "max_overflow": self.db_max_overflow}
 
     @property
     def is_sqlite(self) -> bool:
@@ -190,3 +198,12 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 1:
         raise SettingsError(f"{name} must be at least 1")
     return value
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    if not raw.strip().isdigit():
+        raise SettingsError(f"{name} must be a whole number, 0 or more, not {raw!r}")
+    return int(raw)

@@ -13,6 +13,11 @@ def test_defaults() -> None:
     assert settings.listen_notify is True
     assert settings.metrics_token is None
     assert settings.log_level == "info"
+    assert settings.pool_options() == {}  # SQLite
+    assert Settings.from_env({"TOKEN_BROKER_DATABASE_URL": "postgresql://db/x"}).pool_options() == {
+        "pool_size": 5,
+        "max_overflow": 10,
+    }
 
 
 def test_values() -> None:
@@ -22,8 +27,12 @@ def test_values() -> None:
             "TOKEN_BROKER_LISTEN_NOTIFY": "off",
             "TOKEN_BROKER_METRICS_TOKEN": "a-long-enough-token-123",
             "TOKEN_BROKER_LOG_LEVEL": "WARNING",
+            "TOKEN_BROKER_DATABASE_URL": "postgresql://db/x",
+            "TOKEN_BROKER_DB_POOL_SIZE": "20",
+            "TOKEN_BROKER_DB_MAX_OVERFLOW": "0",
         }
     )
+    assert settings.pool_options() == {"pool_size": 20, "max_overflow": 0}
     assert settings.redis_url == "redis://cache.internal:6379/2"
     assert settings.listen_notify is False
     assert settings.metrics_token == "a-long-enough-token-123"
@@ -38,6 +47,8 @@ def test_values() -> None:
         {"TOKEN_BROKER_METRICS_TOKEN": "short"},
         {"TOKEN_BROKER_METRICS_TOKEN": "has a space in the middle"},
         {"TOKEN_BROKER_LOG_LEVEL": "chatty"},
+        {"TOKEN_BROKER_DB_POOL_SIZE": "0"},
+        {"TOKEN_BROKER_DB_MAX_OVERFLOW": "-1"},
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str]) -> None:

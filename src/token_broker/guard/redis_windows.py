@@ -4,14 +4,15 @@ Each (credential, limit) is a Redis list of the times (microseconds, Redis's own
 clocks agree) of its admissions within the period, oldest first. One Lua script, atomic in Redis, takes all of a
 credential's limits at once: drops the times that left each window, refuses when any window is full (counting the
 request against none), else appends the time to every window and answers the numbers of the RateLimit-* headers for
-the limit closest to running out. A check costs one round trip and O(1) amortised work in Redis; a list never holds
-more than its limit's count, and expires a second after its newest admission leaves the window.
+the limit closest to running out. A check costs (a share of) one round trip and O(1) amortised work in Redis; a list
+never holds more than its limit's count, and expires a second after its newest admission leaves the window.
 
 The keys of one credential share a hash tag (`{id}`), so the script also runs on Redis Cluster.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 KEY_PREFIX = "token-broker:rl:"
 TIMEOUT_SECONDS = 0.5  # connect and answer; past it the request is decided by the in-process windows
+MAX_CONNECTIONS = 32
+IN_FLIGHT = 2  # pipelines out at once
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,100}")
 
 # KEYS[i]: the window of limit i. ARGV[1]: now in microseconds, or "" for Redis's clock (tests pass their own).
@@ -79,48 +82,107 @@ def window_key(name: str, limit: str) -> str:
 
 
 class RedisWindows:
-    """The shared windows, through redis-py's asyncio client (a small pool, no retries: a failure falls back)."""
+    """The shared windows, through redis-py's asyncio client.
+
+    Checks go to Redis in pipelines, at most IN_FLIGHT at a time; checks made meanwhile wait for the next one. Under
+    load one round trip (and one pass through redis-py) serves many requests, which costs a request a fraction of a
+    round trip of its own (see `scripts/bench scale`). Each check is its own EVALSHA, atomic on its own. No retries:
+    a failure is answered at once by the caller's own windows.
+    """
 
     def __init__(self, client: Redis) -> None:
-        from redis.exceptions import RedisError
+        from redis.exceptions import NoScriptError, RedisError
 
         self.client = client
-        self._script = client.register_script(WINDOW_SCRIPT)
+        self._sha = client.register_script(WINDOW_SCRIPT).sha
+        self._no_script = NoScriptError
         self._failures: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+        self._waiting: list[tuple[list[Any], asyncio.Future[Any]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+        self.round_trips = 0
 
     @classmethod
     def from_url(cls, url: str) -> RedisWindows:
         try:
-            from redis.asyncio import Redis
+            from redis.asyncio import BlockingConnectionPool, Redis
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
         except ImportError:
             raise RuntimeError(
                 "TOKEN_BROKER_REDIS_URL needs the redis extra: pip install 'token-broker[redis]'"
             ) from None
-
-        client = Redis.from_url(
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=TIMEOUT_SECONDS,  # waiting for a free connection
             socket_timeout=TIMEOUT_SECONDS,
             socket_connect_timeout=TIMEOUT_SECONDS,
             retry=Retry(NoBackoff(), 0),
-            max_connections=64,
             client_name="token-broker",
         )
-        return cls(client)
+        return cls(Redis.from_pool(pool))  # the client owns the pool: closing it closes the connections
 
     async def hit(self, name: str, limits: tuple[str, ...], now_us: int | None = None) -> Decision:
         if not limits:
             return Decision(True, 0, 0, 0)
-        args: list[Any] = ["" if now_us is None else str(now_us)]
+        keys = [window_key(name, limit) for limit in limits]
+        command: list[Any] = ["EVALSHA", self._sha, len(keys), *keys, "" if now_us is None else str(now_us)]
         for limit in limits:
-            args.extend(parsed_limit(limit))
-        try:
-            answer = await self._script(keys=[window_key(name, limit) for limit in limits], args=args)
-        except self._failures as error:
-            raise SharedLimitsUnavailable(type(error).__name__) from error
+            command.extend(parsed_limit(limit))
+        answer = await self._send(command)
         allowed, count, remaining, reset = (int(value) for value in answer)
         return Decision(bool(allowed), count, remaining, reset)
+
+    async def _send(self, command: list[Any]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append((command, future))
+        self._start_sending()
+        return await future
+
+    def _start_sending(self) -> None:
+        """Send what waits, unless IN_FLIGHT pipelines are out already: then it goes when one comes back, with
+        whatever joined meanwhile (the busier the server, the bigger the batches)."""
+        if self._waiting and len(self._sending) < IN_FLIGHT:
+            task = asyncio.create_task(self._send_waiting())
+            self._sending.add(task)
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        self._start_sending()
+
+    async def _send_waiting(self) -> None:
+        await asyncio.sleep(0)  # let the checks of this turn of the loop join
+        batch, self._waiting = self._waiting, []
+        if not batch:
+            return
+        try:
+            answers = await self._pipeline([command for command, _ in batch])
+            if any(isinstance(answer, self._no_script) for answer in answers):  # Redis restarted: load the script
+                await self.client.script_load(WINDOW_SCRIPT)
+                again = [index for index, answer in enumerate(answers) if isinstance(answer, self._no_script)]
+                for index, answer in zip(again, await self._pipeline([batch[i][0] for i in again]), strict=True):
+                    answers[index] = answer
+        except Exception as error:  # whatever it was, every waiting request must hear of it, and not hang
+            answers = [SharedLimitsUnavailable(type(error).__name__)] * len(batch)
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if future.done():  # its request went away meanwhile
+                continue
+            if isinstance(answer, BaseException):
+                failure = (
+                    answer if isinstance(answer, SharedLimitsUnavailable) else SharedLimitsUnavailable(str(answer))
+                )
+                future.set_exception(failure)
+            else:
+                future.set_result(answer)
+
+    async def _pipeline(self, commands: list[list[Any]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        self.round_trips += 1
+        answers: list[Any] = await pipe.execute(raise_on_error=False)
+        return answers
 
     async def ping(self) -> None:
         try:
@@ -129,4 +191,7 @@ class RedisWindows:
             raise SharedLimitsUnavailable(type(error).__name__) from error
 
     async def close(self) -> None:
+        for task in list(self._sending):
+            task.remove_done_callback(self._sent)
+            task.cancel()
         await self.client.aclose()

@@ -4,9 +4,10 @@ Nothing secret is ever passed to a logger (the request log names the route templ
 credential's public id, never a header). As a second fence, every line is scrubbed of anything shaped like one of our
 credentials and of `Bearer`/`Basic` header values before it is written.
 
-`configure(level)` is for processes that serve (`token-broker serve`, the app factory for `uvicorn --workers`):
-records go through a queue to one writer thread, so a slow log pipe never stalls the event loop. Tests and embedders
-that only call create_app() keep their own logging.
+`configure(level)` is for processes that serve (`token-broker serve`, the app factory for `uvicorn --workers`): lines
+are formatted where they are logged and written in batches by one writer thread, every WRITE_SECONDS (at once for
+warnings and errors), so a slow log pipe never stalls the event loop and a busy server does not switch threads per
+request. Tests and embedders that only call create_app() keep their own logging.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import queue
 import re
 import sys
+import threading
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from logging.handlers import QueueHandler, QueueListener
-from typing import Any
+from typing import Any, TextIO
 
 from token_broker.credentials import CREDENTIAL_PATTERN
 
@@ -29,6 +29,8 @@ request_id: ContextVar[str | None] = ContextVar("token_broker_request_id", defau
 _CREDENTIAL = re.compile(CREDENTIAL_PATTERN)
 _HEADER_VALUE = re.compile(r"(?i)\b(bearer|basic)(?:\s+|%20|\+)[A-Za-z0-9._~+/=:%-]{12,}")
 # Attributes every LogRecord has; anything else on a record came from `extra=` and becomes a field of the line.
+WRITE_SECONDS = 0.2
+MAX_WAITING_LINES = 10_000  # past this, lines are written at once
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message",
     "asctime",
@@ -41,7 +43,10 @@ def scrub(text: str) -> str:
     """Text with credential-shaped strings and Authorization header values replaced by [redacted]."""
     if "nim_" in text:
         text = _CREDENTIAL.sub("[redacted]", text)
-    return _HEADER_VALUE.sub(r"\1 [redacted]", text)
+    lowered = text.lower()
+    if "bearer" in lowered or "basic" in lowered:
+        text = _HEADER_VALUE.sub(r"\1 [redacted]", text)
+    return text
 
 
 class JsonFormatter(logging.Formatter):
@@ -65,16 +70,51 @@ class JsonFormatter(logging.Formatter):
         return scrub(json.dumps(line, default=str, ensure_ascii=False))
 
 
+class BatchWriter(logging.Handler):
+    """Formats each record at once; a daemon thread writes the lines in batches (at exit, what is left)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+        self._lines: list[str] = []
+        self._wake = threading.Event()
+        self._guard = threading.Lock()
+        threading.Thread(target=self._write_forever, name="log-writer", daemon=True).start()
+        atexit.register(self.write_waiting)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        with self._guard:
+            self._lines.append(line)
+            waiting = len(self._lines)
+        if record.levelno >= logging.WARNING or waiting >= MAX_WAITING_LINES:
+            self._wake.set()
+
+    def _write_forever(self) -> None:
+        while True:
+            self._wake.wait(WRITE_SECONDS)
+            self._wake.clear()
+            self.write_waiting()
+
+    def write_waiting(self) -> None:
+        with self._guard:
+            lines, self._lines = self._lines, []
+        if lines:
+            try:
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):  # the stream is gone (closed pipe, interpreter exit): nothing to do
+                pass
+
+
 def configure(level: str) -> None:
     """JSON lines on stderr at `level` for this process, uvicorn's loggers included (its access log is off)."""
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    writer = logging.StreamHandler(sys.stderr)
-    writer.setFormatter(logging.Formatter("%(message)s"))
-    listener = QueueListener(records, writer)
-    listener.start()
-    atexit.register(listener.stop)
-    handler = QueueHandler(records)
-    handler.setFormatter(JsonFormatter())  # formatted in the logging thread, so the request id is still known
+    handler = BatchWriter(sys.stderr)
+    handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
