@@ -9,8 +9,10 @@ generate_series and dummy hashes; only the measured keys have real ones):
       (level warning); (1r) the same as (1) with rate limits shared in Redis;
   (2) first requests of never-seen keys, 8 at a time: keys verified per second and median latency, at production
       argon2 cost and at the cheapest cost (which leaves the store lookup and the rest of the path).
+  (2s) the store lookup alone (a credential by public id), timed from this process.
 Then, with two instances A and B: (3) for each of REVOCATIONS keys cached by A, the time from B's answer to a revoke
-(admin JSON API) to A's first refusal (A asked in a tight loop), with LISTEN/NOTIFY and with polling alone.
+(admin JSON API) to the first request A refused (A asked in a tight loop from before the revoke was sent; negative
+when A refused before B's answer arrived), with LISTEN/NOTIFY and with polling alone.
 Prints; asserts nothing but that the runs themselves worked.
 """
 
@@ -20,6 +22,7 @@ import asyncio
 import os
 import secrets
 import statistics
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -41,6 +44,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 REVOCATIONS = int(os.environ.get("BENCH_REVOCATIONS", "50"))
 SIZES = tuple(int(size) for size in os.environ.get("BENCH_SIZES", "1000,1000000").split(","))
 CONNECTIONS = 16
+FACTORY = "token_broker.server:app_from_env"
 FRESH_KEYS = 24
 UNLIMITED = ["999999999/minute"]
 CHEAPEST = HashingCost(time_cost=1, memory_kib=1024, parallelism=1)
@@ -99,15 +103,19 @@ def first_requests(base: str, presented: list[str]) -> tuple[float, float]:
     return len(presented) / elapsed, statistics.median(latencies)
 
 
-def throughput(base: str, key: str) -> float:
+def throughput(bases: list[str], key: str) -> list[float]:
+    """Median requests per second of each server, the servers taking turns round by round (so that a change in the
+    machine's load hits all of them alike)."""
     auth = {"Authorization": f"Bearer {key}"}
-    wrk(f"{base}/v1/me", 2, CONNECTIONS, auth)  # warm up
-    rates = []
+    for base in bases:
+        wrk(f"{base}/v1/me", 2, CONNECTIONS, auth)  # warm up
+    rates: list[list[float]] = [[] for _ in bases]
     for _ in range(ROUNDS):
-        run = wrk(f"{base}/v1/me", SECONDS, CONNECTIONS, auth)
-        assert run.non_2xx == 0, "the key was refused during the benchmark"
-        rates.append(run.requests_per_second)
-    return statistics.median(rates)
+        for index, base in enumerate(bases):
+            run = wrk(f"{base}/v1/me", SECONDS, CONNECTIONS, auth)
+            assert run.non_2xx == 0, "the key was refused during the benchmark"
+            rates[index].append(run.requests_per_second)
+    return [statistics.median(rate) for rate in rates]
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -116,15 +124,14 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def revoke_delays(env: dict[str, str], folder: Path, database: Database, account_id: str, label: str) -> list[float]:
-    """Milliseconds from B's answer to a revoke until the start of A's first refused request (0 when the first
-    request after the answer was already refused), for REVOCATIONS keys."""
+    """For REVOCATIONS keys cached by A: milliseconds from B's answer to a revoke until the start of A's first refused
+    request, with A asked in a tight loop from before the revoke is sent (negative: A refused before B answered)."""
     presented = new_keys(database, account_id, CHEAPEST, REVOCATIONS)
     ids = {key: key.split("_")[2] for key in presented}  # nim_key_<public id>_<secret and checksum>
     delays = []
-    factory = "token_broker.server:app_from_env"
     with ExitStack() as stack:
-        a = stack.enter_context(uvicorn_process(factory, env, folder / f"{label}-a.log"))
-        b = stack.enter_context(uvicorn_process(factory, env, folder / f"{label}-b.log"))
+        a = stack.enter_context(uvicorn_process(FACTORY, env, folder / f"{label}-a.log"))
+        b = stack.enter_context(uvicorn_process(FACTORY, env, folder / f"{label}-b.log"))
         with httpx.Client(base_url=a, timeout=30) as client_a, httpx.Client(base_url=b, timeout=30) as admin:
             page = admin.get("/login")
             csrf_form = page.text.split('name="csrf_token" value="')[1].split('"')[0]
@@ -137,17 +144,37 @@ def revoke_delays(env: dict[str, str], folder: Path, database: Database, account
                 assert warm.status_code == 200, warm.text
             for key in presented:
                 auth = {"Authorization": f"Bearer {key}"}
-                revoked = admin.post(f"/api/workspaces/{account_id}/keys/{ids[key]}/revoke", headers=csrf)
-                answered = time.perf_counter()
-                assert revoked.status_code == 200, revoked.text
-                tries = 0
+                answer: dict[str, float] = {}
+
+                def revoke(key: str = key, answer: dict[str, float] = answer) -> None:
+                    revoked = admin.post(f"/api/workspaces/{account_id}/keys/{ids[key]}/revoke", headers=csrf)
+                    answer["at"] = time.perf_counter()
+                    assert revoked.status_code == 200, revoked.text
+
+                revoker = threading.Thread(target=revoke)
+                began = time.perf_counter()
+                revoker.start()
                 while True:
-                    started, tries = time.perf_counter(), tries + 1
+                    started = time.perf_counter()
                     if client_a.get("/v1/me", headers=auth).status_code == 401:
                         break
-                    assert started - answered < 5, "A never refused the revoked key"
-                delays.append(0.0 if tries == 1 else (started - answered) * 1000)
+                    assert started - began < 5, "A never refused the revoked key"
+                revoker.join()
+                delays.append((started - answer["at"]) * 1000)
     return delays
+
+
+def lookup_ms(database: Database) -> float:
+    """Median time of the store lookup a first request makes: a credential row by public id."""
+    with database.read() as session:
+        ids = list(session.scalars(text("SELECT public_id FROM credentials ORDER BY random() LIMIT 200")))
+    timings = []
+    with database.read() as session:
+        for public_id in ids:
+            started = time.perf_counter()
+            session.execute(text("SELECT * FROM credentials WHERE public_id = :id"), {"id": public_id}).one()
+            timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings)
 
 
 def main() -> None:
@@ -177,22 +204,26 @@ def main() -> None:
         print(f"store filled to {size:,} credentials in {time.monotonic() - started:.1f} s", flush=True)
         production = new_keys(database, account_id, Settings.from_env({}).hashing, FRESH_KEYS)
         cheapest = new_keys(database, account_id, CHEAPEST, FRESH_KEYS)
-        with uvicorn_process("token_broker.server:app_from_env", base_env, folder / f"local-{size}.log") as base:
-            local = throughput(base, cached_key)
-            slow_rate, slow_ms = first_requests(base, production)
-            fast_rate, fast_ms = first_requests(base, cheapest)
-        quiet_env = {**base_env, "TOKEN_BROKER_LOG_LEVEL": "warning"}
-        with uvicorn_process("token_broker.server:app_from_env", quiet_env, folder / f"quiet-{size}.log") as base:
-            quiet = throughput(base, cached_key)
-        shared_env = {**base_env, "TOKEN_BROKER_REDIS_URL": redis_url}
-        with uvicorn_process("token_broker.server:app_from_env", shared_env, folder / f"redis-{size}.log") as base:
-            shared = throughput(base, cached_key)
+        variants = {
+            "local": base_env,
+            "quiet": {**base_env, "TOKEN_BROKER_LOG_LEVEL": "warning"},
+            "redis": {**base_env, "TOKEN_BROKER_REDIS_URL": redis_url},
+        }
+        with ExitStack() as stack:
+            bases = [
+                stack.enter_context(uvicorn_process(FACTORY, env, folder / f"{name}-{size}.log"))
+                for name, env in variants.items()
+            ]
+            local, quiet, shared = throughput(bases, cached_key)
+            slow_rate, slow_ms = first_requests(bases[0], production)
+            fast_rate, fast_ms = first_requests(bases[0], cheapest)
         measured = [
             (f"(1) {size:,}: GET /v1/me, cached key, local limits", f"{local:,.0f} req/s"),
             (f"(1q) {size:,}: (1) without the request log (level warning)", f"{quiet:,.0f} req/s"),
             (f"(1r) {size:,}: (1) with limits shared in Redis", f"{shared:,.0f} req/s"),
             (f"(2) {size:,}: first requests, production argon2", f"{slow_rate:,.1f} keys/s, {slow_ms:.0f} ms median"),
             (f"(2) {size:,}: first requests, cheapest argon2", f"{fast_rate:,.0f} keys/s, {fast_ms:.1f} ms median"),
+            (f"(2s) {size:,}: the store lookup of a first request", f"{lookup_ms(database):.2f} ms median"),
         ]
         print("\n".join(f"{label}: {value}" for label, value in measured), flush=True)
         rows += measured
@@ -204,8 +235,8 @@ def main() -> None:
             (
                 f"(3) revoke on B -> refused on A, {label}",
                 f"median {statistics.median(delays):.1f} ms, p90 {percentile(delays, 0.9):.1f} ms, "
-                f"p99 {percentile(delays, 0.99):.1f} ms, max {max(delays):.1f} ms; refused at the first request "
-                f"after the answer: {sum(delay == 0 for delay in delays)}/{len(delays)}",
+                f"p99 {percentile(delays, 0.99):.1f} ms, max {max(delays):.1f} ms after B answered; "
+                f"before B answered: {sum(delay < 0 for delay in delays)}/{len(delays)}",
             )
         )
     rows.append(("rounds x seconds", f"{ROUNDS} x {SECONDS}, {CONNECTIONS} connections, one worker"))
