@@ -42,8 +42,8 @@ def run_and_end(instances: Instances, secret: str, end: tuple[str, str]) -> tupl
 def check(answers: list[Answer], answered: float, refusal: str) -> None:
     before = [answer for answer in answers if answer.started < answered - 0.2]
     late = [answer for answer in answers if answer.started > answered + CONTRACT_SECONDS]
-    assert len(before) >= 40 and all(answer.status == 200 for answer in before)  # it worked, at rate, before
-    assert len(late) >= 60
+    assert len(before) >= 20 and all(answer.status == 200 for answer in before)  # it worked, at rate, before
+    assert len(late) >= 30  # about 70 when the machine keeps up
     assert [answer for answer in late if answer.status == 200] == []
     assert {(answer.status, answer.error) for answer in late} == {(401, refusal)}
     refused_at = min(answer.started for answer in answers if answer.status == 401)

@@ -108,6 +108,8 @@ class RequestLog:
         status = answer["status"]
         self.metrics.requests.labels(route, method, str(status), answer["error"]).inc()
         self.metrics.request_seconds.labels(route).observe(seconds)
+        if not log.isEnabledFor(logging.INFO):
+            return
         user = scope.get("user")
         credential = getattr(user, "identity", None) if getattr(user, "is_authenticated", False) else None
         client = scope.get("client")
