@@ -1,6 +1,8 @@
 """The request guard in front of the workspace API: finds and verifies the presented credential, cheaply.
 
 Modules: headers (which header holds the credential), cache (verification outcomes by keyed digest), throttle (failed
-verifications), ratelimits (per-credential limits), addresses (allow-lists), usage (batched last_used_at),
-guard (the Guard that composes them) and middleware (the ASGI side).
+verifications), ratelimits (per-credential moving windows in process), redis_windows (the same windows shared in
+Redis), limiter (which of the two decides), addresses (allow-lists), usage (batched last_used_at), changes (the polled
+change notes; `store.notifications` hears them at once on PostgreSQL), guard (the Guard that composes them) and
+middleware (the ASGI side).
 """
