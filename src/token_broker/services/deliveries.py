@@ -236,18 +236,23 @@ def claim(database: Database, worker_id: str, now: datetime, limit: int, lease: 
         return jobs
 
 
+def _claim_holds(session: Session, job: Job, now: datetime) -> bool:
+    """Is the claim still this worker's, and the hook (and its owner) still deliverable?"""
+    found = session.scalar(
+        _with_owner(select(WebhookDelivery.id).join(Hook, Hook.id == WebhookDelivery.hook_id)).where(
+            WebhookDelivery.id == job.delivery_id,
+            WebhookDelivery.status == "delivering",
+            WebhookDelivery.claimed_by == job.claimed_by,
+            _deliverable(now),
+        )
+    )
+    return found is not None
+
+
 def still_deliverable(database: Database, job: Job, now: datetime) -> bool:
     """Right before connecting: is the claim still this worker's, and the hook still deliverable?"""
     with database.read() as session:
-        found = session.scalar(
-            _with_owner(select(WebhookDelivery.id).join(Hook, Hook.id == WebhookDelivery.hook_id)).where(
-                WebhookDelivery.id == job.delivery_id,
-                WebhookDelivery.status == "delivering",
-                WebhookDelivery.claimed_by == job.claimed_by,
-                _deliverable(now),
-            )
-        )
-        return found is not None
+        return _claim_holds(session, job, now)
 
 
 @contextmanager
@@ -262,15 +267,7 @@ def send_gate(database: Database, job: Job, now: datetime) -> Iterator[bool]:
     with database.read() if postgres else database.write() as session:
         if postgres:
             session.execute(select(Hook.id).where(Hook.id == job.hook_id).with_for_update(read=True))
-        found = session.scalar(
-            _with_owner(select(WebhookDelivery.id).join(Hook, Hook.id == WebhookDelivery.hook_id)).where(
-                WebhookDelivery.id == job.delivery_id,
-                WebhookDelivery.status == "delivering",
-                WebhookDelivery.claimed_by == job.claimed_by,
-                _deliverable(now),
-            )
-        )
-        yield found is not None
+        yield _claim_holds(session, job, now)
 
 
 def release_claim(database: Database, job: Job, now: datetime) -> None:
