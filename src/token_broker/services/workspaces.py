@@ -141,6 +141,7 @@ class SignedInUser:
     id: int
     public_id: str
     email: str
+    generation: int = 1
 
 
 def authenticate(database: Database, hasher: SecretHasher, email: str, password: str) -> SignedInUser | None:
@@ -152,7 +153,7 @@ def authenticate(database: Database, hasher: SecretHasher, email: str, password:
         return None
     if not hasher.verify(user.password_hash, password):
         return None
-    return SignedInUser(id=user.id, public_id=user.public_id, email=user.email)
+    return _signed_in(user)
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,11 @@ def memberships_of(database: Database, user_id: int) -> list[MembershipView]:
         return [MembershipView(account_id=a, name=n, role=r) for a, n, r in rows]
 
 
+def _signed_in(user: User) -> SignedInUser:
+    return SignedInUser(id=user.id, public_id=user.public_id, email=user.email, generation=user.session_generation)
+
+
 def find_user(database: Database, user_id: int) -> SignedInUser | None:
     with database.read() as session:
         user = session.get(User, user_id)
-    return None if user is None else SignedInUser(id=user.id, public_id=user.public_id, email=user.email)
+    return None if user is None else _signed_in(user)

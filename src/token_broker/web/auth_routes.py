@@ -14,8 +14,8 @@ from token_broker.web.pages import render, security_headers
 from token_broker.web.sessions import (
     check_form_csrf,
     csrf_token,
+    end_session,
     sign_in,
-    sign_out,
     signed_in_user,
 )
 
@@ -57,7 +57,7 @@ async def login(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     await check_form_csrf(request)
-    sign_out(request)
+    await end_session(request)
     return RedirectResponse("/login", status_code=303, headers=security_headers())
 
 
