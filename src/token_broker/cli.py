@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from token_broker import cli_people, credentials
+from token_broker import cli_orgs, cli_people, credentials
 from token_broker.config import Settings, SettingsError
 from token_broker.credentials import SecretHasher
 from token_broker.errors import BrokerError, InvalidInput
@@ -209,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     user_create.add_argument("--workspace", required=True, metavar="ACCOUNT_ID")
     user_create.add_argument("--role", required=True, choices=ROLES)
     cli_people.add_commands(commands, user, command, _Parser)
+    cli_orgs.add_commands(commands, command, _Parser)
 
     key = commands.add_parser("key", help="workspace API keys and partner install tokens").add_subparsers(
         dest="action", required=True, parser_class=_Parser, metavar="ACTION"

@@ -73,7 +73,7 @@ def former_members(database: Database, labels: set[str]) -> dict[str, str]:
         return {}
     with database.read() as session:
         rows = session.execute(select(User.public_id, User.email).where(User.public_id.in_(wanted)))
-        return dict(rows.tuples().all())
+        return {row.public_id: row.email for row in rows}
 
 
 def _target(session: Session, workspace: Workspace, reference: str, entry: AuditEntry) -> tuple[User, Membership]:

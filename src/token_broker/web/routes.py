@@ -8,7 +8,17 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from token_broker.oauth.routes import AUTHORIZE_ROUTES
-from token_broker.web import account, activity, admin_api, audit_page, auth_routes, panel, people, switcher
+from token_broker.web import (
+    account,
+    activity,
+    admin_api,
+    audit_page,
+    auth_routes,
+    organizations,
+    panel,
+    people,
+    switcher,
+)
 
 STATIC = Path(__file__).parent / "static"
 WORKSPACE = "/workspaces/{account_id}"
@@ -31,6 +41,7 @@ ROUTES: list[BaseRoute] = [
     *people.ROUTES,
     *account.ROUTES,
     *activity.ROUTES,
+    *organizations.ROUTES,
     Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     *AUTHORIZE_ROUTES,
 ]
