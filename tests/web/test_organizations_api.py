@@ -44,27 +44,27 @@ def test_an_owner_creates_an_organization_places_a_workspace_and_names_an_admin(
                 owner.post("/api/organizations/org_nothing/workspaces", {"account_id": team.account_id}),
                 404,
                 "not_found",
-            ),  # fmt: skip
+            ),
             (
                 owner.post(f"/api/organizations/{org['id']}/workspaces", {"account_id": team.account_id}),
                 409,
                 "conflict",
-            ),  # fmt: skip
+            ),
             (
                 owner.post(f"/api/organizations/{org['id']}/roles", {"user": "nobody@x.example", "role": "admin"}),
                 404,
                 "not_found",
-            ),  # fmt: skip
+            ),
             (
                 owner.post(f"/api/organizations/{org['id']}/roles", {"user": "owner@acme.example", "role": "none"}),
                 409,
                 "conflict",
-            ),  # fmt: skip
+            ),
             (
                 owner.post(f"/api/organizations/{org['id']}/roles", {"user": "member@acme.example", "role": "boss"}),
                 422,
                 "invalid_request",
-            ),  # fmt: skip
+            ),
             (owner.post("/api/organizations", {"name": "X"}, csrf=False), 403, "csrf_failed"),
         ]
         for answer, status, code in cases:
