@@ -58,6 +58,12 @@ def test_an_organization_from_creation_to_governance(cli: Cli) -> None:
     assert cli.json("org", "list") == [{"id": org["id"], "name": "Acme Holdings"}]
     assert cli.json("org", "show", org["id"])["name"] == "Acme Holdings"
     cli.json("key", "create", "--workspace", labs, "--name", "Labs export")
+    born = cli.json("workspace", "create", "--name", "Acme Ventures", "--organization", org["id"])["account_id"]
+    assert born in {w["account_id"] for w in cli.json("org", "show", org["id"])["workspaces"]}
+    assert refused(cli, "workspace", "create", "--name", "Nowhere", "--organization", "org_unknown")[:2] == (
+        1,
+        "not_found",
+    )
     report = cli.json("org", "governance", org["id"], "--no-expiry", "--usage", "never_used")
     assert [(c["workspace"], c["name"]) for c in report["credentials"]] == [("Acme Labs", "Labs export")]
     assert outcomes(cli, "organization.created") == [("ok", None)]

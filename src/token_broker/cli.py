@@ -96,7 +96,8 @@ def cmd_migrate(ctx: Context) -> dict[str, Any]:
 
 
 def cmd_workspace_create(ctx: Context) -> dict[str, Any]:
-    return {"account_id": workspaces.create_workspace(ctx.database, ctx.actor, ctx.args.name)}
+    organization = getattr(ctx.args, "organization", None)
+    return {"account_id": workspaces.create_workspace(ctx.database, ctx.actor, ctx.args.name, organization)}
 
 
 def cmd_user_create(ctx: Context) -> dict[str, Any]:
@@ -199,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     workspace = commands.add_parser("workspace", help="workspaces").add_subparsers(
         dest="action", required=True, parser_class=_Parser, metavar="ACTION"
     )
-    command(workspace, "create", cmd_workspace_create, "create a workspace").add_argument("--name", required=True)
+    workspace_create = command(workspace, "create", cmd_workspace_create, "create a workspace")
+    workspace_create.add_argument("--name", required=True)
+    workspace_create.add_argument("--organization", metavar="ORG_ID", help="place it in this organization at once")
 
     user = commands.add_parser("user", help="dashboard users").add_subparsers(
         dest="action", required=True, parser_class=_Parser, metavar="ACTION"
