@@ -103,3 +103,25 @@ def test_a_demotion_ends_sessions_and_a_promotion_does_not(live: LiveServer, tea
         )
     rows = audit_rows(live, "membership.role_changed")
     assert [outcome for outcome, _, _ in rows] == ["ok", "ok", "ok", "ok"]
+
+
+def test_the_people_page_refuses_with_a_message_and_keeps_controls_from_viewers(live: LiveServer, team: Team) -> None:
+    page_path = f"/workspaces/{team.account_id}/people"
+    with signed_in(live, "admin") as admin:
+        page = admin.client.get(page_path)
+        assert page.status_code == 200 and "owner@acme.example" in page.text
+        form = {"csrf_token": admin.csrf_token}
+        refused = admin.client.post(f"{page_path}/{team.owner.label}/remove", data=form)
+        assert refused.status_code == 303 and refused.headers["location"] == page_path
+        shown = admin.client.get(page_path).text
+        assert "only an owner can remove, demote or appoint owners" in shown
+        stale = admin.client.post(f"{page_path}/{team.member.label}/remove", data={"csrf_token": "forged"})
+        assert stale.status_code == 403
+        elsewhere = admin.client.post(
+            f"/workspaces/{team.other_account_id}/people/{team.outsider.label}/remove", data=form
+        )
+        assert elsewhere.status_code == 404
+    with signed_in(live, "viewer") as viewer:
+        page = viewer.client.get(page_path)
+        assert page.status_code == 200 and "Change role" not in page.text and "/remove" not in page.text
+    assert [outcome for outcome, _, _ in audit_rows(live, "membership.removed")] == ["refused"]
