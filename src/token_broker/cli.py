@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from token_broker import credentials
+from token_broker import cli_orgs, cli_people, credentials
 from token_broker.config import Settings, SettingsError
 from token_broker.credentials import SecretHasher
 from token_broker.errors import BrokerError, InvalidInput
@@ -96,7 +96,8 @@ def cmd_migrate(ctx: Context) -> dict[str, Any]:
 
 
 def cmd_workspace_create(ctx: Context) -> dict[str, Any]:
-    return {"account_id": workspaces.create_workspace(ctx.database, ctx.actor, ctx.args.name)}
+    organization = getattr(ctx.args, "organization", None)
+    return {"account_id": workspaces.create_workspace(ctx.database, ctx.actor, ctx.args.name, organization)}
 
 
 def cmd_user_create(ctx: Context) -> dict[str, Any]:
@@ -199,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     workspace = commands.add_parser("workspace", help="workspaces").add_subparsers(
         dest="action", required=True, parser_class=_Parser, metavar="ACTION"
     )
-    command(workspace, "create", cmd_workspace_create, "create a workspace").add_argument("--name", required=True)
+    workspace_create = command(workspace, "create", cmd_workspace_create, "create a workspace")
+    workspace_create.add_argument("--name", required=True)
+    workspace_create.add_argument("--organization", metavar="ORG_ID", help="place it in this organization at once")
 
     user = commands.add_parser("user", help="dashboard users").add_subparsers(
         dest="action", required=True, parser_class=_Parser, metavar="ACTION"
@@ -208,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     user_create.add_argument("--email", required=True)
     user_create.add_argument("--workspace", required=True, metavar="ACCOUNT_ID")
     user_create.add_argument("--role", required=True, choices=ROLES)
+    cli_people.add_commands(commands, user, command, _Parser)
+    cli_orgs.add_commands(commands, command, _Parser)
 
     key = commands.add_parser("key", help="workspace API keys and partner install tokens").add_subparsers(
         dest="action", required=True, parser_class=_Parser, metavar="ACTION"

@@ -68,6 +68,7 @@ OPERATIONS = [
     "GET /v1/workspaces/{account_id}/hooks",
     "POST /v1/workspaces/{account_id}/hooks",
     "DELETE /v1/workspaces/{account_id}/hooks/{hook_id}",
+    "GET /r/{slug}",
 ]
 
 

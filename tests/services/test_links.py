@@ -228,7 +228,8 @@ def test_create_with_a_slug(database: Database, team: Team, acme: int) -> None:
     assert view.created_at.tzinfo is not None
     body = view.to_json()
     assert body["created_at"].endswith("Z") and body["updated_at"] == body["created_at"]
-    assert set(body) == {"id", "domain", "slug", "destination", "clicks", "created_at", "updated_at", "created_by"}
+    assert set(body) == {"id", "domain", "slug", "destination", "clicks", "created_at", "updated_at", "created_by",
+                         "expires_at", "status"}  # fmt: skip
     assert links.get_link(database, acme, view.id) == view
     with database.read() as session:
         row = session.scalars(select(Link)).one()

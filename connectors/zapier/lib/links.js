@@ -12,6 +12,8 @@ const LINK_FIELDS = [
   { key: 'created_at', label: 'Created At', type: 'datetime' },
   { key: 'updated_at', label: 'Updated At', type: 'datetime' },
   { key: 'created_by', label: 'Created By' },
+  { key: 'expires_at', label: 'Expires At (empty: never)', type: 'datetime' },
+  { key: 'status', label: 'Status (active or expired)' },
 ];
 
 const SAMPLE_LINK = {
@@ -23,6 +25,8 @@ const SAMPLE_LINK = {
   created_at: '2025-03-01T09:30:00Z',
   updated_at: '2025-03-01T09:30:00Z',
   created_by: 'zapier connection',
+  expires_at: null,
+  status: 'active',
 };
 
 const listLinks = (z, bundle, params = {}) =>

@@ -13,6 +13,10 @@ from token_broker.services import links
 from token_broker.services.verification import VerifiedCredential
 
 
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 def _link_id(request: Request) -> str:
     link_id: str = request.path_params["link_id"]
     return link_id
@@ -37,9 +41,9 @@ async def get_link(request: Request, credential: VerifiedCredential) -> Response
 async def create_link(request: Request, credential: VerifiedCredential) -> Response:
     database = resources(request).database
     body = await json_object(request)
-    unknown = sorted(set(body) - {"destination", "slug"})
+    unknown = sorted(set(body) - {"destination", "slug", "expires_at"})
     if unknown:
-        raise InvalidInput(unknown[0], f"Unknown field {unknown[0]!r}: a link takes destination and slug.")
+        raise InvalidInput(unknown[0], f"Unknown field {unknown[0]!r}: a link takes destination, slug and expires_at.")
     if "destination" not in body:
         raise InvalidInput("destination", "destination is required: the URL the short link should send people to.")
     link = await to_thread.run_sync(
@@ -50,6 +54,8 @@ async def create_link(request: Request, credential: VerifiedCredential) -> Respo
             body["destination"],
             body.get("slug"),
             source_credential_id=credential.id,
+            expires_at=body.get("expires_at"),
+            client_address=_address(request),
         )
     )
     return JSONResponse(link.to_json(), status_code=201)
@@ -60,7 +66,14 @@ async def update_link(request: Request, credential: VerifiedCredential) -> Respo
     body = await json_object(request)
     link_id = _link_id(request)
     link = await to_thread.run_sync(
-        lambda: links.update_link(database, credential.workspace_id, link_id, body, source_credential_id=credential.id)
+        lambda: links.update_link(
+            database,
+            credential.workspace_id,
+            link_id,
+            body,
+            source_credential_id=credential.id,
+            client_address=_address(request),
+        )
     )
     return JSONResponse(link.to_json())
 
@@ -69,7 +82,13 @@ async def delete_link(request: Request, credential: VerifiedCredential) -> Respo
     database = resources(request).database
     link_id = _link_id(request)
     await to_thread.run_sync(
-        lambda: links.delete_link(database, credential.workspace_id, link_id, source_credential_id=credential.id)
+        lambda: links.delete_link(
+            database,
+            credential.workspace_id,
+            link_id,
+            source_credential_id=credential.id,
+            client_address=_address(request),
+        )
     )
     return Response(status_code=204)
 

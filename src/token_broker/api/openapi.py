@@ -57,6 +57,16 @@ SCHEMAS: dict[str, Any] = {
             "updated_at": {"type": "string", "format": "date-time"},
             "created_by": {"type": "string"},
             "clicks": {"type": "integer", "minimum": 0},
+            "expires_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "when the link stops redirecting (its redirect answers 410 Gone); null: never",
+            },
+            "status": {
+                "type": "string",
+                "enum": ["active", "expired"],
+                "description": "expired once expires_at has passed; PATCH a later expires_at (or null) to reactivate",
+            },
         },
     },
     "LinkList": {
@@ -74,13 +84,26 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "destination": {"type": "string", "description": "an absolute http or https URL"},
             "slug": {"type": "string", "description": "1 to 64 letters, digits, - and _; random when left out"},
+            "expires_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "RFC 3339 with a zone, later than now and within ten years; null or left out: never",
+            },
         },
     },
     "LinkUpdate": {
         "type": "object",
         "minProperties": 1,
         "additionalProperties": False,
-        "properties": {"destination": {"type": "string"}, "slug": {"type": "string"}},
+        "properties": {
+            "destination": {"type": "string"},
+            "slug": {"type": "string"},
+            "expires_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "a new expiry later than now (reactivates an expired link), or null for none",
+            },
+        },
     },
     "Analytics": {
         "type": "object",
@@ -302,6 +325,18 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "/v1/workspaces/{account_id}/hooks/{hook_id}": {
                 "parameters": [account, _path("hook_id", "a hook id such as hook_...")],
                 "delete": _operation("Unsubscribe: delete a hook", "hooks:write", _ok("204", None, "deleted")),
+            },
+            "/r/{slug}": {
+                "parameters": [_path("slug", "the short link's slug, in any case")],
+                "get": {
+                    "summary": "The public redirect (no credential)",
+                    "security": [],
+                    "responses": {
+                        "302": {"description": "to the destination; the click is counted"},
+                        "404": {"description": "no such short link (plain text)"},
+                        "410": {"description": "the link has expired (plain text); no click is counted"},
+                    },
+                },
             },
         },
     }

@@ -31,11 +31,15 @@ async def follow(request: Request) -> Response:
     slug: str = request.path_params["slug"]
     referrer = _referrer_host(request)
     user_agent = request.headers.get("user-agent")
-    destination = await to_thread.run_sync(links.record_click, database, slug, referrer, user_agent)
-    if destination is None:
+    found = await to_thread.run_sync(links.visit, database, slug, referrer, user_agent)
+    if found.outcome == "expired":
+        return PlainTextResponse(
+            "This short link has expired.", status_code=410, headers={"Cache-Control": "private, max-age=0"}
+        )
+    if found.destination is None:
         return PlainTextResponse("No such short link.", status_code=404)
     return RedirectResponse(
-        quote(destination, safe=_URL_SAFE),
+        quote(found.destination, safe=_URL_SAFE),
         status_code=302,
         headers={"Cache-Control": "private, max-age=0", "Referrer-Policy": "no-referrer"},
     )

@@ -21,19 +21,22 @@ class WorkspaceChoice:
     name: str
     role: str
     organization: str | None
+    organization_id: str | None = None
 
 
 def workspace_choices(database: Database, user_id: int) -> list[WorkspaceChoice]:
     """The workspaces a user has a role in, oldest membership first, each with its organization's name if any."""
     with database.read() as session:
         rows = session.execute(
-            select(Workspace.account_id, Workspace.name, Membership.role, Organization.name)
+            select(Workspace.account_id, Workspace.name, Membership.role, Organization.name, Organization.public_id)
             .join(Membership, Membership.workspace_id == Workspace.id)
             .outerjoin(Organization, Organization.id == Workspace.organization_id)
             .where(Membership.user_id == user_id)
             .order_by(Membership.id)
         )
-        return [WorkspaceChoice(account_id=a, name=n, role=r, organization=o) for a, n, r, o in rows]
+        return [
+            WorkspaceChoice(account_id=a, name=n, role=r, organization=o, organization_id=i) for a, n, r, o, i in rows
+        ]
 
 
 @dataclass(frozen=True)

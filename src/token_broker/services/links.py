@@ -8,7 +8,10 @@ may act in that workspace. A link of another workspace is "not found", exactly l
 - Destinations are absolute http or https URLs. What is stored is plain printable ASCII: the scheme and host are
   lowercased, an international host name is stored in punycode, and characters outside RFC 3986 in the path, query
   and fragment are percent-encoded (UTF-8), so that a redirect's `Location` header never needs escaping.
-- Every change (create, update, delete, click) writes one outbox event in the transaction of the change.
+- Every change (create, update, delete, click) writes one outbox event in the transaction of the change; creations,
+  changes and deletions also write a row of recent activity (services/link_activity.py) naming the credential.
+- A link may expire (`expires_at`): past it the redirect answers 410 and counts no click; PATCHing a new
+  `expires_at` (or null) reactivates it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from token_broker.credentials import BASE62
 from token_broker.errors import Conflict, InvalidInput, NotFound
-from token_broker.services import outbox
+from token_broker.services import link_activity, outbox
 from token_broker.services.workspaces import new_public_id
 from token_broker.store.database import Database
 from token_broker.store.link_models import (
@@ -124,6 +127,11 @@ class LinkView:
     created_at: datetime
     updated_at: datetime
     created_by: str
+    expires_at: datetime | None = None
+
+    @property
+    def status(self) -> str:
+        return "expired" if self.expires_at is not None and self.expires_at <= utcnow() else "active"
 
     @classmethod
     def of(cls, row: Link) -> LinkView:
@@ -136,6 +144,7 @@ class LinkView:
             created_at=row.created_at,
             updated_at=row.updated_at,
             created_by=row.created_by,
+            expires_at=row.expires_at,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -148,6 +157,8 @@ class LinkView:
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
             "created_by": self.created_by,
+            "expires_at": rfc3339(self.expires_at),
+            "status": self.status,
         }
 
 
@@ -256,18 +267,47 @@ def _bounded(field: str, value: object, low: int, high: int) -> int:
     return value
 
 
-def _validate_changes(changes: object) -> tuple[str | None, str | None]:
+MAX_EXPIRY = timedelta(days=3660)
+
+
+def validate_expires_at(value: object) -> datetime | None:
+    """An RFC 3339 time with an offset, later than now and within ten years, or None (no expiry)."""
+    if value is None:
+        return None
+    message = "expires_at must be an RFC 3339 time with a zone (2027-01-31T12:00:00Z) later than now, or null."
+    if not isinstance(value, str) or len(value) > 40:
+        raise InvalidInput("expires_at", message)
+    try:
+        moment = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput("expires_at", message) from None
+    if moment.tzinfo is None or "T" not in value.upper():
+        raise InvalidInput("expires_at", message)
+    moment = moment.astimezone(UTC)
+    now = utcnow()
+    if moment <= now:
+        raise InvalidInput("expires_at", message)
+    if moment - now > MAX_EXPIRY:
+        raise InvalidInput("expires_at", "expires_at must be within ten years.")
+    return moment
+
+
+_UNCHANGED = object()
+
+
+def _validate_changes(changes: object) -> tuple[str | None, str | None, object]:
     if not isinstance(changes, Mapping):
-        raise InvalidInput("body", "Send an object with the fields to change: destination, slug or both.")
+        raise InvalidInput("body", "Send an object with the fields to change: destination, slug, expires_at.")
     for key in changes:
-        if key not in ("destination", "slug"):
+        if key not in ("destination", "slug", "expires_at"):
             shown = str(key)[:64]
-            raise InvalidInput(shown, f"{shown!r} cannot be changed; only destination and slug can.")
+            raise InvalidInput(shown, f"{shown!r} cannot be changed; only destination, slug and expires_at can.")
     if not changes:
-        raise InvalidInput("body", "Nothing to change: send destination, slug or both.")
+        raise InvalidInput("body", "Nothing to change: send destination, slug, expires_at or several.")
     destination = validate_destination(changes["destination"]) if "destination" in changes else None
     slug = validate_slug(changes["slug"]) if "slug" in changes else None
-    return destination, slug
+    expires_at = validate_expires_at(changes["expires_at"]) if "expires_at" in changes else _UNCHANGED
+    return destination, slug, expires_at
 
 
 # Reads and writes.
@@ -337,7 +377,14 @@ def random_slug() -> str:
     return "".join(secrets.choice(BASE62) for _ in range(RANDOM_SLUG_LENGTH))
 
 
-def _new_link(session: Session, workspace: Workspace, created_by: str, destination: str, slug: str | None) -> Link:
+def _new_link(
+    session: Session,
+    workspace: Workspace,
+    created_by: str,
+    destination: str,
+    slug: str | None,
+    expires_at: datetime | None = None,
+) -> Link:
     """Insert the link, with the slug given or a random free one; Conflict when the slug given is taken."""
     for _ in range(1 if slug is not None else RANDOM_SLUG_ATTEMPTS):
         candidate = slug if slug is not None else random_slug()
@@ -357,6 +404,7 @@ def _new_link(session: Session, workspace: Workspace, created_by: str, destinati
             updated_at=now,
             created_by=created_by,
             click_count=0,
+            expires_at=expires_at,
         )
         try:
             with session.begin_nested():  # a concurrent creator may take the slug between the check and the insert
@@ -379,16 +427,21 @@ def create_link(
     destination: object,
     slug: object = None,
     source_credential_id: str | None = None,
+    expires_at: object = None,
+    client_address: str | None = None,
 ) -> LinkView:
     """A new link on the default domain; a random 7-character slug when none is given. Writes link.created."""
     if not isinstance(created_by, str) or not 1 <= len(created_by) <= MAX_CREATED_BY_LENGTH:
         raise ValueError(f"created_by must be 1 to {MAX_CREATED_BY_LENGTH} characters")
     clean_destination = validate_destination(destination)
     clean_slug = None if slug is None else validate_slug(slug)
+    clean_expiry = validate_expires_at(expires_at)
     with database.write() as session:
         workspace = _workspace(session, workspace_id)
-        view = LinkView.of(_new_link(session, workspace, created_by, clean_destination, clean_slug))
+        row = _new_link(session, workspace, created_by, clean_destination, clean_slug, clean_expiry)
+        view = LinkView.of(row)
         outbox.add_event(session, workspace, "link.created", {"link": view.to_json()}, source_credential_id)
+        link_activity.record(session, "link.created", row, source_credential_id, client_address)
     return view
 
 
@@ -398,13 +451,18 @@ def update_link(
     link_id: str,
     changes: Mapping[str, object],
     source_credential_id: str | None = None,
+    client_address: str | None = None,
 ) -> LinkView:
-    """Change a link's destination, slug or both. Writes link.updated, unless nothing actually changed."""
-    destination, slug = _validate_changes(changes)
+    """Change a link's destination, slug, expiry or several. Writes link.updated, unless nothing actually changed."""
+    destination, slug, expires_at = _validate_changes(changes)
     with database.write() as session:
         workspace = _workspace(session, workspace_id)
         row = _find(session, workspace_id, link_id, lock=True)
+        previous = row.destination
         changed = False
+        if expires_at is not _UNCHANGED and expires_at != row.expires_at:
+            row.expires_at = expires_at if isinstance(expires_at, datetime) else None
+            changed = True
         if destination is not None and destination != row.destination:
             row.destination = destination
             changed = True
@@ -423,15 +481,25 @@ def update_link(
             raise _taken(slug or row.slug, row.domain) from None
         view = LinkView.of(row)
         outbox.add_event(session, workspace, "link.updated", {"link": view.to_json()}, source_credential_id)
+        if row.destination != previous or slug is not None:
+            shown_previous = previous if row.destination != previous else None
+            link_activity.record(session, "link.updated", row, source_credential_id, client_address, shown_previous)
     return view
 
 
-def delete_link(database: Database, workspace_id: int, link_id: str, source_credential_id: str | None = None) -> None:
+def delete_link(
+    database: Database,
+    workspace_id: int,
+    link_id: str,
+    source_credential_id: str | None = None,
+    client_address: str | None = None,
+) -> None:
     """Delete a link and its clicks; its slug becomes free. Writes link.deleted holding the link as it was."""
     with database.write() as session:
         workspace = _workspace(session, workspace_id)
         row = _find(session, workspace_id, link_id, lock=True)
         outbox.add_event(session, workspace, "link.deleted", {"link": LinkView.of(row).to_json()}, source_credential_id)
+        link_activity.record(session, "link.deleted", row, source_credential_id, client_address)
         session.delete(row)
 
 
@@ -464,23 +532,43 @@ def clean_user_agent(user_agent: object) -> str | None:
     return kept.strip()[:MAX_USER_AGENT_LENGTH] or None
 
 
+@dataclass(frozen=True)
+class Visit:
+    """What the redirect does for a slug: send the visitor on (destination), or answer expired or missing."""
+
+    outcome: str  # "found", "expired" or "missing"
+    destination: str | None = None
+
+
 def record_click(database: Database, slug: str, referrer: str | None, user_agent: str | None) -> str | None:
-    """The destination of the slug on the default domain, counting the click; None when there is no such link.
+    """The destination of the slug on the default domain, counting the click; None when there is no such link (or
+    it has expired).
 
     Never raises for any slug, referrer or user agent. The visitor's address is not recorded.
     """
+    return visit(database, slug, referrer, user_agent).destination
+
+
+def visit(database: Database, slug: str, referrer: str | None, user_agent: str | None) -> Visit:
+    """As record_click, telling an expired link (whose click is not counted) from a missing one."""
+    missing = Visit("missing")
     if not isinstance(slug, str) or _SLUG.fullmatch(slug) is None:
-        return None
+        return missing
     by_slug = select(Link).where(Link.domain == DEFAULT_DOMAIN, Link.slug_key == slug.lower())
     with database.read() as session:  # a miss takes no write lock: scanning for slugs does not queue writers
-        if session.scalar(by_slug.with_only_columns(Link.id)) is None:
-            return None
+        found = session.execute(by_slug.with_only_columns(Link.id, Link.expires_at)).first()
+    if found is None:
+        return missing
+    if found.expires_at is not None and found.expires_at <= utcnow():
+        return Visit("expired")
     host, agent = referrer_host(referrer), clean_user_agent(user_agent)
     with database.write() as session:
         row = session.scalar(by_slug.with_for_update())
         if row is None:  # deleted or renamed since the read
-            return None
+            return missing
         now = utcnow()
+        if row.expires_at is not None and row.expires_at <= now:
+            return Visit("expired")
         row.click_count += 1
         session.add(
             LinkClick(link_id=row.id, workspace_id=row.workspace_id, clicked_at=now, referrer=host, user_agent=agent)
@@ -491,7 +579,7 @@ def record_click(database: Database, slug: str, referrer: str | None, user_agent
             "link.clicked",
             {"link": LinkView.of(row).to_json(), "click": {"clicked_at": rfc3339(now), "referrer": host}},
         )
-        return row.destination
+        return Visit("found", row.destination)
 
 
 # Analytics.

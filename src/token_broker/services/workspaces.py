@@ -14,7 +14,8 @@ from token_broker.errors import Conflict, Forbidden, InvalidInput, NotFound
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
 from token_broker.store.database import Database
-from token_broker.store.models import ROLES, Membership, User, Workspace, utcnow
+from token_broker.store.models import ROLES, Membership, Organization, User, Workspace, utcnow
+from token_broker.store.org_models import OrganizationRole
 
 MANAGING_ROLES = ("owner", "admin")
 MIN_PASSWORD_LENGTH = 8
@@ -55,7 +56,8 @@ def authorize(session: Session, actor: Actor, workspace: Workspace, manage: bool
     return role
 
 
-def create_workspace(database: Database, actor: Actor, name: str) -> str:
+def create_workspace(database: Database, actor: Actor, name: str, organization_id: str | None = None) -> str:
+    """A new workspace, placed at once in the organization given (which the actor must own or administer)."""
     name = name.strip() if isinstance(name, str) else ""
     account_id = new_public_id("acc_")
 
@@ -63,13 +65,37 @@ def create_workspace(database: Database, actor: Actor, name: str) -> str:
         entry.target_id = account_id
         if not name or len(name) > 200:
             raise InvalidInput("name", "name is required and must be at most 200 characters")
-        workspace = Workspace(account_id=account_id, name=name, created_at=utcnow())
+        organization = None if organization_id is None else _organization_for(session, actor, organization_id)
+        if organization is not None:
+            entry.details = {"organization": organization.public_id}
+        workspace = Workspace(
+            account_id=account_id,
+            name=name,
+            created_at=utcnow(),
+            organization_id=None if organization is None else organization.id,
+        )
         session.add(workspace)
         session.flush()
         entry.workspace_id = workspace.id
         return account_id
 
     return run_audited(database, actor, "workspace.created", work)
+
+
+def _organization_for(session: Session, actor: Actor, organization_id: str) -> Organization:
+    organization = session.scalar(select(Organization).where(Organization.public_id == organization_id[:64]))
+    role = None
+    if organization is not None and actor.is_operator:
+        role = "owner"
+    elif organization is not None and actor.user_id is not None:
+        role = session.scalar(
+            select(OrganizationRole.role).where(
+                OrganizationRole.organization_id == organization.id, OrganizationRole.user_id == actor.user_id
+            )
+        )
+    if organization is None or role is None:
+        raise NotFound(f"No organization {organization_id[:64]!r} is visible to you.")
+    return organization
 
 
 def validate_password(password: str) -> str:
@@ -141,6 +167,7 @@ class SignedInUser:
     id: int
     public_id: str
     email: str
+    generation: int = 1
 
 
 def authenticate(database: Database, hasher: SecretHasher, email: str, password: str) -> SignedInUser | None:
@@ -152,7 +179,7 @@ def authenticate(database: Database, hasher: SecretHasher, email: str, password:
         return None
     if not hasher.verify(user.password_hash, password):
         return None
-    return SignedInUser(id=user.id, public_id=user.public_id, email=user.email)
+    return _signed_in(user)
 
 
 @dataclass(frozen=True)
@@ -177,7 +204,11 @@ def memberships_of(database: Database, user_id: int) -> list[MembershipView]:
         return [MembershipView(account_id=a, name=n, role=r) for a, n, r in rows]
 
 
+def _signed_in(user: User) -> SignedInUser:
+    return SignedInUser(id=user.id, public_id=user.public_id, email=user.email, generation=user.session_generation)
+
+
 def find_user(database: Database, user_id: int) -> SignedInUser | None:
     with database.read() as session:
         user = session.get(User, user_id)
-    return None if user is None else SignedInUser(id=user.id, public_id=user.public_id, email=user.email)
+    return None if user is None else _signed_in(user)

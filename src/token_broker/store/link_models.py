@@ -48,6 +48,7 @@ class Link(Base):
     updated_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(80))
     click_count: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime | None]
 
 
 class LinkClick(Base):

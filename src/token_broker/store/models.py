@@ -80,6 +80,9 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
+    # Carried in the signed session cookie and compared on every dashboard request: raising it (sign-out, a new
+    # password, a removal or demotion) ends every session issued before.
+    session_generation: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class Membership(Base):

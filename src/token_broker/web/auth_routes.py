@@ -14,8 +14,8 @@ from token_broker.web.pages import render, security_headers
 from token_broker.web.sessions import (
     check_form_csrf,
     csrf_token,
+    end_session,
     sign_in,
-    sign_out,
     signed_in_user,
 )
 
@@ -57,7 +57,7 @@ async def login(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     await check_form_csrf(request)
-    sign_out(request)
+    await end_session(request)
     return RedirectResponse("/login", status_code=303, headers=security_headers())
 
 
@@ -83,4 +83,6 @@ async def home(request: Request) -> Response:
     memberships = await to_thread.run_sync(workspaces.memberships_of, resources(request).database, user.id)
     if not memberships:
         return render(request, "no_workspace.html", {"user": user})
-    return RedirectResponse(f"/workspaces/{memberships[0].account_id}/api-access", status_code=303)
+    active = request.session.get("ws")  # the session's active workspace, while the user still has a role in it
+    chosen = next((m for m in memberships if m.account_id == active), memberships[0])
+    return RedirectResponse(f"/workspaces/{chosen.account_id}/api-access", status_code=303)

@@ -4,7 +4,7 @@ switcher's choices, and pending flashes; and how a page answers a refusal (a pag
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 from urllib.parse import quote
@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 
 from token_broker.app_state import resources
 from token_broker.errors import BrokerError, Forbidden, NotFound
-from token_broker.services import directory
+from token_broker.services import directory, organizations
 from token_broker.services.actors import Actor
 from token_broker.services.directory import WorkspaceChoice
 from token_broker.services.workspaces import MANAGING_ROLES, SignedInUser
@@ -32,6 +32,7 @@ class Frame:
     actor: Actor
     current: WorkspaceChoice
     choices: list[WorkspaceChoice]
+    organizations: list[organizations.OrganizationChoice] = field(default_factory=list)
 
     @property
     def account_id(self) -> str:
@@ -55,6 +56,7 @@ class Frame:
             "current": self.current,
             "workspace_groups": grouped,
             "can_manage": self.can_manage,
+            "organization_choices": self.organizations,
             "section": section,
             "flashes": pop_flashes(request),
         }
@@ -68,7 +70,18 @@ async def workspace_frame(request: Request) -> Frame:
     current = next((choice for choice in choices if choice.account_id == account_id), None)
     if current is None:
         raise NotFound(f"No workspace {account_id!r} is visible to you.")
-    return Frame(user=user, actor=actor_for(request, user), current=current, choices=choices)
+    actor = actor_for(request, user)
+    governed = await to_thread.run_sync(organizations.organizations_of, resources(request).database, actor)
+    remember_active(request, current.account_id, current.organization_id)
+    return Frame(user=user, actor=actor, current=current, choices=choices, organizations=governed)
+
+
+def remember_active(request: Request, account_id: str | None, organization_id: str | None) -> None:
+    """The session's active workspace and organization: the ones shown last, or chosen in the switcher."""
+    if account_id is not None:
+        request.session["ws"] = account_id
+    if organization_id is not None or account_id is not None:
+        request.session["org"] = organization_id
 
 
 def html_page(handler: PageHandler) -> PageHandler:

@@ -5,7 +5,7 @@ shown again)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from anyio import to_thread
@@ -16,7 +16,7 @@ from token_broker.app_state import resources
 from token_broker.errors import Conflict, InvalidInput
 from token_broker.policy import DEFAULT_GRACE_SECONDS
 from token_broker.scopes import SCOPE_DESCRIPTIONS
-from token_broker.services import clients, connections, directory, keys, notices, workspace_hooks
+from token_broker.services import clients, connections, directory, keys, members, notices, workspace_hooks
 from token_broker.services.actors import Actor
 from token_broker.services.clients import N8N_CALLBACK_PATH
 from token_broker.services.connections import PLATFORM_NAMES, ConnectionView
@@ -54,15 +54,27 @@ class PanelData:
     hooks: list[WorkspaceHook]
     notices: list[Notice]
     names: dict[str, str]
+    former: dict[str, str] = field(default_factory=dict)
+
+    def actor_labels(self) -> set[str]:
+        labels = {key.created_by for key in self.keys} | {client.created_by for client in self.clients}
+        for connection in self.connections:
+            labels |= {connection.created_by, connection.disconnected_by or ""}
+        return labels
 
     def who(self, label: str) -> str:
-        """A person's email for an actor label, where they are a member; the label itself otherwise."""
-        return self.names.get(label, label)
+        """A person's email for an actor label, where they are a member, marked when they no longer are; the label
+        itself otherwise."""
+        if label in self.names:
+            return self.names[label]
+        if label in self.former:
+            return f"{self.former[label]} (former member)"
+        return label
 
 
 def load_panel(database: Database, actor: Actor, account_id: str) -> PanelData:
     people = directory.people_of(database, actor, account_id)
-    return PanelData(
+    data = PanelData(
         keys=keys.list_keys(database, actor, account_id),
         connections=connections.list_connections(database, actor, account_id),
         clients=directory.workspace_clients(database, actor, account_id),
@@ -70,6 +82,7 @@ def load_panel(database: Database, actor: Actor, account_id: str) -> PanelData:
         notices=notices.recent_notices(database, account_id, limit=10),
         names={person.label: person.email for person in people},
     )
+    return replace(data, former=members.former_members(database, data.actor_labels() - set(data.names)))
 
 
 @dataclass(frozen=True)

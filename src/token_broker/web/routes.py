@@ -8,7 +8,17 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from token_broker.oauth.routes import AUTHORIZE_ROUTES
-from token_broker.web import admin_api, audit_page, auth_routes, panel, switcher
+from token_broker.web import (
+    account,
+    activity,
+    admin_api,
+    audit_page,
+    auth_routes,
+    organizations,
+    panel,
+    people,
+    switcher,
+)
 
 STATIC = Path(__file__).parent / "static"
 WORKSPACE = "/workspaces/{account_id}"
@@ -28,6 +38,10 @@ ROUTES: list[BaseRoute] = [
     Route(f"{WORKSPACE}/api-access/clients", panel.register_n8n, methods=["POST"]),
     Route(f"{WORKSPACE}/audit", audit_page.audit_page, methods=["GET"]),
     *admin_api.ROUTES,
+    *people.ROUTES,
+    *account.ROUTES,
+    *activity.ROUTES,
+    *organizations.ROUTES,
     Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     *AUTHORIZE_ROUTES,
 ]

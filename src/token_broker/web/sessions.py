@@ -1,8 +1,10 @@
 """Who is signed in, and the CSRF token of their session.
 
 The session is Starlette's signed cookie (itsdangerous, keyed by TOKEN_BROKER_SECRET_KEY): it holds the user's
-internal id, a CSRF token and when it was issued; nothing secret about the user. Signing in replaces the whole session,
-so a session fixed before sign-in is worthless after it.
+internal id, their session generation, a CSRF token and when it was issued; nothing secret about the user. Signing in
+replaces the whole session, so a session fixed before sign-in is worthless after it. A cookie is honoured only while
+its generation is the user's current one: signing out raises it (services/user_sessions.py), so a copy of the cookie
+taken before sign-out stops working at sign-out.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from starlette.requests import HTTPConnection, Request
 
 from token_broker.app_state import resources
 from token_broker.errors import BrokerError
-from token_broker.services import workspaces
+from token_broker.services import user_sessions, workspaces
 from token_broker.services.actors import Actor
 from token_broker.services.workspaces import SignedInUser
 
@@ -67,19 +69,41 @@ def check_header_csrf(request: Request) -> None:
 
 def sign_in(request: Request, user: SignedInUser) -> None:
     request.session.clear()
-    request.session.update({"uid": user.id, "at": int(time.time()), "csrf": secrets.token_urlsafe(32)})
+    request.session.update(
+        {"uid": user.id, "gen": user.generation, "at": int(time.time()), "csrf": secrets.token_urlsafe(32)}
+    )
 
 
 def sign_out(request: Request) -> None:
+    """Forget the session in this browser only; `end_session` also ends it on the server."""
     request.session.clear()
+
+
+async def end_session(request: Request) -> None:
+    """Sign out: end the user's sessions on the server (every copy of the cookie), then clear this one."""
+    uid = request.session.get("uid")
+    if isinstance(uid, int) and await signed_in_user(request) is not None:
+        await to_thread.run_sync(user_sessions.end_sessions, resources(request).database, uid)
+    request.session.clear()
+
+
+def keep_session(request: Request, generation: int) -> None:
+    """After raising the user's generation on purpose (a new password), keep this one session alive."""
+    request.session["gen"] = generation
 
 
 async def signed_in_user(connection: HTTPConnection) -> SignedInUser | None:
     uid = connection.session.get("uid")
     issued = connection.session.get("at")
+    generation = connection.session.get("gen")
     if not isinstance(uid, int) or not isinstance(issued, int) or time.time() - issued > SESSION_SECONDS:
         return None
-    return await to_thread.run_sync(workspaces.find_user, resources(connection).database, uid)
+    if not isinstance(generation, int):
+        return None
+    user = await to_thread.run_sync(workspaces.find_user, resources(connection).database, uid)
+    if user is None or user.generation != generation:
+        return None
+    return user
 
 
 async def require_user(connection: HTTPConnection) -> SignedInUser:

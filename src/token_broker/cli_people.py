@@ -1,0 +1,53 @@
+"""The command line's people commands: workspace members and password resets (the operator acts as an owner)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from token_broker.errors import InvalidInput
+from token_broker.services import members
+from token_broker.store.models import ROLES
+
+Command = Callable[[Any, str, Callable[[Any], object], str], Any]
+
+
+def cmd_member_list(ctx: Any) -> list[dict[str, Any]]:
+    return [view.to_json() for view in members.list_members(ctx.database, ctx.actor, ctx.args.workspace)]
+
+
+def cmd_member_remove(ctx: Any) -> dict[str, Any]:
+    view = members.remove_member(ctx.database, ctx.actor, ctx.args.workspace, ctx.args.user)
+    return {**view.to_json(), "status": "removed"}
+
+
+def cmd_member_role(ctx: Any) -> dict[str, Any]:
+    return members.change_role(ctx.database, ctx.actor, ctx.args.workspace, ctx.args.user, ctx.args.role).to_json()
+
+
+def cmd_user_reset_password(ctx: Any) -> dict[str, Any]:
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise InvalidInput("password", "give the new password on standard input")
+    user_id = members.reset_password(ctx.database, ctx.hasher(), ctx.actor, ctx.args.user, password)
+    return {"user_id": user_id, "status": "password reset", "sessions_ended": True}
+
+
+def add_commands(commands: Any, user: Any, command: Command, parser_class: type) -> None:
+    reset = command(user, "reset-password", cmd_user_reset_password, "set a user's password (stdin); ends sessions")
+    reset.add_argument("--user", required=True, metavar="USER_ID_OR_EMAIL")
+
+    member = commands.add_parser("member", help="the people of a workspace").add_subparsers(
+        dest="action", required=True, parser_class=parser_class, metavar="ACTION"
+    )
+    command(member, "list", cmd_member_list, "list a workspace's members").add_argument(
+        "--workspace", required=True, metavar="ACCOUNT_ID"
+    )
+    remove = command(member, "remove", cmd_member_remove, "remove a member; ends their dashboard sessions")
+    remove.add_argument("--workspace", required=True, metavar="ACCOUNT_ID")
+    remove.add_argument("--user", required=True, metavar="USER_ID_OR_EMAIL")
+    role = command(member, "role", cmd_member_role, "change a member's role; a demotion ends their sessions")
+    role.add_argument("--workspace", required=True, metavar="ACCOUNT_ID")
+    role.add_argument("--user", required=True, metavar="USER_ID_OR_EMAIL")
+    role.add_argument("--role", required=True, choices=ROLES)

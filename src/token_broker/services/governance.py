@@ -1,0 +1,216 @@
+"""The governance view: across an organization's workspaces, every credential (workspace keys and partner install
+tokens) and every platform connection, for the organization's owners and admins. Read-only: each row names its
+workspace, whose own owners and admins act on it in that workspace's panel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from token_broker.errors import InvalidInput
+from token_broker.scopes import PLATFORMS
+from token_broker.services.actors import Actor
+from token_broker.services.keys import KIND_NAMES, credential_status
+from token_broker.services.organizations import authorize_organization, find_organization
+from token_broker.store.database import Database
+from token_broker.store.models import Credential, User, Workspace, utcnow
+from token_broker.store.oauth_models import Connection
+from token_broker.times import rfc3339
+
+UNUSED_DAYS = 90
+USAGE_FILTERS = ("never_used", "unused_90_days")
+
+
+@dataclass(frozen=True)
+class GovernanceFilter:
+    usage: str | None = None  # never_used | unused_90_days
+    no_expiry: bool = False
+    no_ip_allow_list: bool = False
+    platform: str | None = None  # connections of this platform only; the other filters are for credentials
+
+    @classmethod
+    def read(cls, query: Any) -> GovernanceFilter:
+        """From query parameters: usage=never_used|unused_90_days, no_expiry=1, no_ip_allow_list=1, platform=P."""
+        usage = query.get("usage") or None
+        if usage is not None and usage not in USAGE_FILTERS:
+            raise InvalidInput("usage", f"usage must be one of {', '.join(USAGE_FILTERS)}")
+        platform = query.get("platform") or None
+        if platform is not None and platform not in PLATFORMS:
+            raise InvalidInput("platform", f"platform must be one of {', '.join(PLATFORMS)}")
+        flags = {}
+        for name in ("no_expiry", "no_ip_allow_list"):
+            value = query.get(name) or ""
+            if value not in ("", "1", "true", "on"):
+                raise InvalidInput(name, f"{name} is a flag: 1 or leave it out")
+            flags[name] = bool(value)
+        return cls(usage=usage, platform=platform, **flags)
+
+    def as_query(self) -> dict[str, str]:
+        found = {"usage": self.usage or "", "platform": self.platform or ""}
+        found.update(
+            {"no_expiry": "1" if self.no_expiry else "", "no_ip_allow_list": "1" if self.no_ip_allow_list else ""}
+        )
+        return {name: value for name, value in found.items() if value}
+
+
+@dataclass(frozen=True)
+class GovernedCredential:
+    id: str
+    account_id: str
+    workspace: str
+    name: str
+    kind: str
+    platform: str | None
+    status: str
+    created_by: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    scopes: list[str] | None
+    allowed_ips: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "account_id": self.account_id,
+            "workspace": self.workspace,
+            "name": self.name,
+            "kind": self.kind,
+            "platform": self.platform,
+            "status": self.status,
+            "created_by": self.created_by,
+            "created_at": rfc3339(self.created_at),
+            "last_used_at": rfc3339(self.last_used_at),
+            "expires_at": rfc3339(self.expires_at),
+            "scopes": self.scopes,
+            "allowed_ips": self.allowed_ips,
+        }
+
+
+@dataclass(frozen=True)
+class GovernedConnection:
+    id: str
+    account_id: str
+    workspace: str
+    platform: str
+    status: str
+    created_by: str
+    created_at: datetime
+    last_used_at: datetime | None
+    scopes: list[str]
+    credential_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "account_id": self.account_id,
+            "workspace": self.workspace,
+            "platform": self.platform,
+            "status": self.status,
+            "created_by": self.created_by,
+            "created_at": rfc3339(self.created_at),
+            "last_used_at": rfc3339(self.last_used_at),
+            "scopes": self.scopes,
+            "credential_id": self.credential_id,
+        }
+
+
+@dataclass(frozen=True)
+class GovernanceReport:
+    organization_id: str
+    organization: str
+    credentials: list[GovernedCredential]
+    connections: list[GovernedConnection]
+    names: dict[str, str]
+
+    def who(self, label: str) -> str:
+        return self.names.get(label, label)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "organization": {"id": self.organization_id, "name": self.organization},
+            "credentials": [item.to_json() for item in self.credentials],
+            "connections": [item.to_json() for item in self.connections],
+        }
+
+
+def governance_report(
+    database: Database, actor: Actor, organization_id: str, where: GovernanceFilter | None = None
+) -> GovernanceReport:
+    where = where or GovernanceFilter()
+    now = utcnow()
+    with database.read() as session:
+        organization = find_organization(session, organization_id)
+        authorize_organization(session, actor, organization)
+        query = (
+            select(Credential, Workspace.account_id, Workspace.name)
+            .join(Workspace, Workspace.id == Credential.workspace_id)
+            .where(Workspace.organization_id == organization.id)
+        )
+        if where.usage == "never_used":
+            query = query.where(Credential.last_used_at.is_(None))
+        elif where.usage == "unused_90_days":
+            cutoff = now - timedelta(days=UNUSED_DAYS)
+            query = query.where((Credential.last_used_at.is_(None)) | (Credential.last_used_at < cutoff))
+        if where.no_expiry:
+            query = query.where(Credential.expires_at.is_(None))
+        rows = session.execute(query.order_by(Workspace.name, Credential.created_at.desc(), Credential.id.desc()))
+        found = [
+            GovernedCredential(
+                id=row.public_id,
+                account_id=account_id,
+                workspace=workspace,
+                name=row.name,
+                kind=KIND_NAMES[row.kind],
+                platform=row.platform,
+                status=credential_status(row, now),
+                created_by=row.created_by,
+                created_at=row.created_at,
+                last_used_at=row.last_used_at,
+                expires_at=row.expires_at,
+                scopes=row.scopes,
+                allowed_ips=list(row.allowed_ips or []),
+            )
+            for row, account_id, workspace in rows
+        ]
+        if where.no_ip_allow_list:
+            found = [item for item in found if not item.allowed_ips]
+        links = (
+            select(Connection, Workspace.account_id, Workspace.name, Credential.public_id, Credential.last_used_at)
+            .join(Workspace, Workspace.id == Connection.workspace_id)
+            .outerjoin(Credential, Credential.connection_id == Connection.id)
+            .where(Workspace.organization_id == organization.id)
+        )
+        if where.platform is not None:
+            links = links.where(Connection.platform == where.platform)
+        connections = [
+            GovernedConnection(
+                id=connection.public_id,
+                account_id=account_id,
+                workspace=workspace,
+                platform=connection.platform,
+                status=connection.status,
+                created_by=connection.approved_by,
+                created_at=connection.created_at,
+                last_used_at=last_used,
+                scopes=list(connection.scopes),
+                credential_id=credential_id,
+            )
+            for connection, account_id, workspace, credential_id, last_used in session.execute(
+                links.order_by(Workspace.name, Connection.created_at.desc(), Connection.id.desc())
+            )
+        ]
+        labels = {item.created_by for item in found} | {item.created_by for item in connections}
+        users = sorted(label for label in labels if label.startswith("usr_"))
+        rows = session.execute(select(User.public_id, User.email).where(User.public_id.in_(users)))
+        names = {row.public_id: row.email for row in rows}
+    return GovernanceReport(
+        organization_id=organization.public_id,
+        organization=organization.name,
+        credentials=found,
+        connections=connections,
+        names=names,
+    )
