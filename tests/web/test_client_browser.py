@@ -30,6 +30,7 @@ def test_admin_rotates_then_revokes_an_n8n_instance(context: BrowserContext, sit
     screenshot(page, "reveal-client-secret", full_page=False)
     close_reveal(page, site)
     assert new_secret not in page.content()
+    expect(page.locator("#n8n tbody tr", has_text=platform.client_id)).to_contain_text("the old one works until")
     for secret in (platform.client_secret, new_secret):
         looked = httpx.post(f"{site.base_url}/oauth/introspect", data={"token": tokens["access_token"]},
                             auth=(platform.client_id, secret), timeout=30)  # fmt: skip
