@@ -129,7 +129,7 @@ def register_client(
 
 def secret_matches(client: OAuthClient, presented: str, now: datetime | None = None) -> bool:
     """Whether a presented client secret is the client's current one, or its previous one within the grace window
-    of the last rotation. Both hashes are always compared, so the answer takes the same time either way."""
+    of the last rotation. Both comparisons always run and are constant-time; only hashes are ever compared."""
     presented_hash = credentials.fast_hash(presented)
     current = hmac.compare_digest(client.secret_hash, presented_hash)
     previous_hash, valid_until = client.previous_secret_hash, client.previous_valid_until
