@@ -14,10 +14,13 @@ from tests.support import Team, make_team
 from token_broker import credentials
 from token_broker.credentials import SecretHasher
 from token_broker.errors import InvalidCredential
-from token_broker.services import keys, verification
+from token_broker.services import client_lifecycle, clients, keys, verification
+from token_broker.services.actors import Actor
 from token_broker.services.keys import KeyRequest
 from token_broker.store.database import Database
 from token_broker.store.models import Base
+
+N8N_CALLBACK = "https://n8n.example.com/rest/oauth2-credential/callback"
 
 
 def exercise(database: Database, hasher: SecretHasher, team: Team) -> list[str]:
@@ -31,7 +34,20 @@ def exercise(database: Database, hasher: SecretHasher, team: Team) -> list[str]:
     with pytest.raises(InvalidCredential):
         verification.verify(database, hasher, rotated.plaintext)
     shown = [created.plaintext, rotated.plaintext]
-    return shown + [plaintext.split("_")[3][: credentials.SECRET_LENGTH] for plaintext in shown]
+    return (
+        shown
+        + [plaintext.split("_")[3][: credentials.SECRET_LENGTH] for plaintext in shown]
+        + client_secrets(database, team)
+    )
+
+
+def client_secrets(database: Database, team: Team) -> list[str]:
+    """Register an OAuth client, rotate its secret twice (a grace window running) and revoke it; return its secrets."""
+    made = clients.register_client(database, team.admin, "n8n", [N8N_CALLBACK], account_id=team.account_id)
+    first = client_lifecycle.rotate_client_secret(database, team.admin, made.client_id, grace_seconds=3600)
+    second = client_lifecycle.rotate_client_secret(database, Actor.operator(), made.client_id)
+    client_lifecycle.revoke_client(database, team.owner, made.client_id, account_id=team.account_id)
+    return [made.client_secret, first.client_secret, second.client_secret]
 
 
 def test_nothing_secret_in_the_sqlite_files_or_the_logs(

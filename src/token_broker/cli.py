@@ -19,7 +19,7 @@ from token_broker.config import Settings, SettingsError
 from token_broker.credentials import SecretHasher
 from token_broker.errors import BrokerError, InvalidInput
 from token_broker.scopes import PLATFORMS
-from token_broker.services import clients, connections, keys, workspaces
+from token_broker.services import client_lifecycle, clients, connections, keys, workspaces
 from token_broker.services.actors import Actor
 from token_broker.store import migrate
 from token_broker.store.database import Database
@@ -145,6 +145,18 @@ def cmd_client_create(ctx: Context) -> dict[str, Any]:
     return {"client_id": made.client_id, "client_secret": made.client_secret}
 
 
+def cmd_client_list(ctx: Context) -> list[dict[str, Any]]:
+    return [view.to_json() for view in client_lifecycle.list_clients(ctx.database, ctx.actor, ctx.args.workspace)]
+
+
+def cmd_client_revoke(ctx: Context) -> dict[str, Any]:
+    return client_lifecycle.revoke_client(ctx.database, ctx.actor, ctx.args.client_id).to_json()
+
+
+def cmd_client_rotate(ctx: Context) -> dict[str, Any]:
+    return client_lifecycle.rotate_client_secret(ctx.database, ctx.actor, ctx.args.client_id, ctx.args.grace).to_json()
+
+
 def cmd_connection_list(ctx: Context) -> list[dict[str, Any]]:
     return [view.to_json() for view in connections.list_connections(ctx.database, ctx.actor, ctx.args.workspace)]
 
@@ -182,8 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="token-broker", description="Partner-integration token broker.", parents=[common])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
 
-    def command(group: Any, name: str, handler: Callable[[Context], object], help_text: str) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = group.add_parser(name, parents=[common], help=help_text, description=help_text)
+    def command(
+        group: Any, name: str, handler: Callable[[Context], object], help_text: str, aliases: Sequence[str] = ()
+    ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(
+            name, aliases=list(aliases), parents=[common], help=help_text, description=help_text
+        )
         sub.set_defaults(handler=handler)
         return sub
 
@@ -245,6 +261,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--redirect-uri", required=True, action="append", metavar="URI", help="exact callback URL (repeatable)"
     )
     client_create.add_argument("--workspace", metavar="ACCOUNT_ID", help="n8n only: the workspace of this instance")
+    command(client, "list", cmd_client_list, "list OAuth clients, newest first (never their secrets)").add_argument(
+        "--workspace", metavar="ACCOUNT_ID", help="only the clients this workspace registered"
+    )
+    command(
+        client, "revoke", cmd_client_revoke, "revoke a client at once, ending every connection it holds"
+    ).add_argument("client_id", metavar="CLIENT_ID")
+    client_rotate = command(
+        client,
+        "rotate",
+        cmd_client_rotate,
+        "give a client a new secret (shown once); the old one lasts the grace window",
+        aliases=["rotate-secret"],
+    )
+    client_rotate.add_argument("client_id", metavar="CLIENT_ID")
+    client_rotate.add_argument(
+        "--grace", type=_seconds, metavar="SECONDS", help="default 86400, 0 allowed, at most 604800"
+    )
 
     connection = commands.add_parser("connection", help="connections made by connect flows").add_subparsers(
         dest="action", required=True, parser_class=_Parser, metavar="ACTION"

@@ -24,6 +24,7 @@ from token_broker.scopes import SCOPE_DESCRIPTIONS
 from token_broker.services import workspaces
 from token_broker.services.connections import PLATFORM_NAMES
 from token_broker.services.workspaces import MANAGING_ROLES, MembershipView, SignedInUser
+from token_broker.store.models import Workspace
 from token_broker.web.pages import render
 from token_broker.web.sessions import check_form_csrf, signed_in_user
 
@@ -33,9 +34,18 @@ AUTHORIZE_PARAMETERS = ("response_type", "client_id", "redirect_uri", "scope", "
 
 @dataclass(frozen=True)
 class ConsentRequest:
+    """What the consent page tells the user: who asks, for what, where the code goes, and which workspaces it may
+    connect (a workspace's own client: that workspace alone)."""
+
     platform: str
     abilities: list[str]
     redirect_origin: str
+    redirect_host: str
+    registered_by: str | None  # the registering workspace's name, for a workspace's own (n8n) client
+    only_account_id: str | None
+
+    def allows(self, account_id: str) -> bool:
+        return self.only_account_id is None or account_id == self.only_account_id
 
 
 def _error_page(request: Request, description: str, status: int = 400) -> Response:
@@ -49,12 +59,33 @@ def _to_login(request: Request, parameters: list[tuple[str, str]]) -> Response:
 
 def _consent(server: BrokerAuthorizationServer, oauth_request: BrokerRequest, user: SignedInUser) -> ConsentRequest:
     server.get_consent_grant(oauth_request, end_user=user)
+    return _describe(oauth_request)
+
+
+def _describe(oauth_request: BrokerRequest) -> ConsentRequest:
+    """The consent request of a validated authorization request (its client known)."""
     client: BrokerClient = oauth_request.client
     parts = urlsplit(oauth_request.payload.redirect_uri)
+    owner = None if client.row.workspace_id is None else current_session().get_one(Workspace, client.row.workspace_id)
+    host = parts.hostname or ""
     return ConsentRequest(
         platform=PLATFORM_NAMES[client.row.platform],
         abilities=[SCOPE_DESCRIPTIONS[scope] for scope in oauth_request.scope.split()],
         redirect_origin=f"{parts.scheme}://{parts.netloc}",
+        redirect_host=host if parts.port is None else f"{host}:{parts.port}",
+        registered_by=None if owner is None else owner.name,
+        only_account_id=None if owner is None else owner.account_id,
+    )
+
+
+def _no_workspace_page(request: Request, consent: ConsentRequest) -> Response:
+    if consent.registered_by is None:
+        return _error_page(request, "Only a workspace owner or admin can connect a platform to a workspace.", 403)
+    return _error_page(
+        request,
+        f"This {consent.platform} instance was registered by the workspace “{consent.registered_by}” and can connect "
+        f"only to it: only an owner or admin of “{consent.registered_by}” can approve this request.",
+        403,
     )
 
 
@@ -79,14 +110,14 @@ async def authorize_page(request: Request) -> Response:
         )
     except OAuth2Error as error:
         return await _error_response(request, server, oauth_request, error)
-    managed = await _managed_workspaces(request, user)
-    if not managed:
-        return _error_page(request, "Only a workspace owner or admin can connect a platform to a workspace.", 403)
+    allowed = [m for m in await _managed_workspaces(request, user) if consent.allows(m.account_id)]
+    if not allowed:
+        return _no_workspace_page(request, consent)
     hidden = [(name, value) for name, value in parameters if name in AUTHORIZE_PARAMETERS]
     return render(
         request,
         "consent.html",
-        {"user": user, "consent": consent, "hidden": hidden, "workspaces": managed},
+        {"user": user, "consent": consent, "hidden": hidden, "workspaces": allowed},
         form_action=f"'self' {consent.redirect_origin}",
     )
 
@@ -119,10 +150,13 @@ async def authorize_decision(request: Request) -> Response:
         return _error_page(request, str(error) if isinstance(error, BadRequest) else "Use https.")
     server, issuer = server_of(request), issuer_of(request)
 
-    def decide() -> Response:
+    def decide() -> Response | ConsentRequest:
         grant = server.get_consent_grant(oauth_request, end_user=user)
         approval = None
         if approve:
+            consent = _describe(oauth_request)
+            if not consent.allows(account_id):
+                return consent  # a forged account_id for a workspace's own client: no code is made
             workspace = workspaces.find_workspace(current_session(), account_id)
             approval = Approval(user_id=user.id, label=user.public_id, workspace_id=workspace.id)
         response: Response = server.create_authorization_response(oauth_request, approval, grant)
@@ -132,6 +166,8 @@ async def authorize_decision(request: Request) -> Response:
         response = await to_thread.run_sync(lambda: server.run(issuer, decide))
     except OAuth2Error as error:
         return await _error_response(request, server, oauth_request, error)
+    if isinstance(response, ConsentRequest):
+        return _no_workspace_page(request, response)
     if response.status_code == 302:
         response.status_code = 303  # the answer to a form POST: the browser follows it with a GET
     return response

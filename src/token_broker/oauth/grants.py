@@ -8,6 +8,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import (
+    AccessDeniedError,
     InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
@@ -22,6 +23,8 @@ from token_broker.oauth.server import current_session
 from token_broker.services import tokens
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, record
+from token_broker.services.client_lifecycle import hold_active
+from token_broker.services.clients import serves_workspace
 from token_broker.services.tokens import InvalidScope, Refused
 from token_broker.store.models import User
 
@@ -60,11 +63,20 @@ class StrictClientAuthentication:
     def authenticate_token_endpoint_client(self) -> BrokerClient:
         client: BrokerClient = super().authenticate_token_endpoint_client()  # type: ignore[misc]
         _check_client_id_matches(self.request, client)
+        if client.revoked:  # its connections ended with it: the platform must reconnect (with a new client)
+            raise InvalidGrantError(description="The client was revoked: its grants no longer work.")
         return client
 
 
 class CodeGrant(StrictClientAuthentication, grants.AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request: Any, client: BrokerClient) -> str:
+        if client.revoked:  # refused like an unknown client: an error page, never a redirect
+            raise InvalidClientError(description="The client was revoked.")
+        uri: str = grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
+        return uri
 
     def generate_authorization_code(self) -> str:
         return secrets.token_urlsafe(32)
@@ -72,6 +84,8 @@ class CodeGrant(StrictClientAuthentication, grants.AuthorizationCodeGrant):  # t
     def save_authorization_code(self, code: str, request: Any) -> None:
         approval: Approval = request.user
         client: BrokerClient = request.client
+        if not serves_workspace(client.row, approval.workspace_id):
+            raise AccessDeniedError(description="This client may connect only the workspace that registered it.")
         payload = request.payload.data
         tokens.issue_code(
             current_session(),
@@ -99,6 +113,10 @@ class CodeGrant(StrictClientAuthentication, grants.AuthorizationCodeGrant):  # t
         session = current_session()
         client: BrokerClient = self.request.client
         code: BrokerCode = self.request.authorization_code
+        if not hold_active(session, client.row):  # revoked while this request was under way
+            raise InvalidGrantError(description="The client was revoked: its grants no longer work.")
+        if not serves_workspace(client.row, code.row.workspace_id):
+            raise InvalidGrantError(description="The code was issued for a workspace this client may not reach.")
         approved_by = session.scalar(select(User.public_id).where(User.id == code.row.user_id)) or "unknown"
         issued = tokens.redeem(session, client.row, code.row, approved_by, self.server.lifetimes)
         entry = AuditEntry(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin
 
-from token_broker import credentials
 from token_broker.scopes import Manifest
+from token_broker.services.clients import secret_matches
 from token_broker.store.oauth_models import AuthorizationCode, OAuthClient
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
@@ -20,6 +19,10 @@ class BrokerClient(ClientMixin):  # type: ignore[misc]
     def __init__(self, row: OAuthClient, manifest: Manifest | None) -> None:
         self.row = row
         self.manifest = manifest
+
+    @property
+    def revoked(self) -> bool:
+        return self.row.revoked_at is not None
 
     def get_client_id(self) -> str:
         return self.row.client_id
@@ -40,10 +43,12 @@ class BrokerClient(ClientMixin):  # type: ignore[misc]
         return redirect_uri in self.row.redirect_uris
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return hmac.compare_digest(self.row.secret_hash, credentials.fast_hash(client_secret))
+        return secret_matches(self.row, client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return method in AUTH_METHODS
+        # A revoked client still authenticates at the token endpoint, where its grant is then refused with
+        # invalid_grant; at revocation and introspection it is refused as invalid_client.
+        return method in AUTH_METHODS and (endpoint == "token" or not self.revoked)
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code"

@@ -56,9 +56,9 @@ class BrokerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             return call()
 
     def query_client(self, client_id: str) -> BrokerClient | None:
-        row = current_session().scalar(
-            select(OAuthClient).where(OAuthClient.client_id == client_id, OAuthClient.revoked_at.is_(None))
-        )
+        """The client, revoked or not: a revoked one is refused at each endpoint (BrokerClient.revoked), so that at
+        the token endpoint, after authenticating, it is told invalid_grant, the platforms' signal to reconnect."""
+        row = current_session().scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
         return None if row is None else BrokerClient(row, self.manifests.get(row.platform))
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:

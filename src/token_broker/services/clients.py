@@ -3,8 +3,10 @@ by a workspace admin with that instance's callback URL). Secrets are shown once 
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -123,6 +125,23 @@ def register_client(
         return RegisteredClient(client_id=client_id, client_secret=secret, platform=platform, redirect_uris=tuple(uris))
 
     return run_audited(database, actor, "client.created", work)
+
+
+def secret_matches(client: OAuthClient, presented: str, now: datetime | None = None) -> bool:
+    """Whether a presented client secret is the client's current one, or its previous one within the grace window
+    of the last rotation. Both comparisons always run and are constant-time; only hashes are ever compared."""
+    presented_hash = credentials.fast_hash(presented)
+    current = hmac.compare_digest(client.secret_hash, presented_hash)
+    previous_hash, valid_until = client.previous_secret_hash, client.previous_valid_until
+    previous = hmac.compare_digest(previous_hash or "", presented_hash) and previous_hash is not None
+    in_grace = valid_until is not None and valid_until > (now or utcnow())
+    return current or (previous and in_grace)
+
+
+def serves_workspace(client: OAuthClient, workspace_id: int) -> bool:
+    """Whether the client may yield tokens for the workspace: a workspace's own (n8n) client serves that workspace
+    alone; a platform-wide client (Zapier, Make) serves any. Checked at consent, code and token exchange alike."""
+    return client.workspace_id is None or client.workspace_id == workspace_id
 
 
 def find_client(session: Session, client_id: str) -> OAuthClient:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from token_broker.services.actors import Actor
 from token_broker.services.workspaces import authorize, find_workspace
 from token_broker.store.database import Database
-from token_broker.store.models import Membership, Organization, User, Workspace
+from token_broker.store.models import Membership, Organization, User, Workspace, utcnow
 from token_broker.store.oauth_models import OAuthClient
 
 
@@ -67,6 +67,7 @@ class ClientView:
     redirect_uris: tuple[str, ...]
     created_at: datetime
     created_by: str
+    grace_until: datetime | None  # while the secret replaced by a rotation still works
 
 
 def workspace_clients(database: Database, actor: Actor, account_id: str) -> list[ClientView]:
@@ -74,6 +75,7 @@ def workspace_clients(database: Database, actor: Actor, account_id: str) -> list
     with database.read() as session:
         workspace = find_workspace(session, account_id)
         authorize(session, actor, workspace, manage=False)
+        now = utcnow()
         rows = session.scalars(
             select(OAuthClient)
             .where(OAuthClient.workspace_id == workspace.id, OAuthClient.revoked_at.is_(None))
@@ -86,6 +88,9 @@ def workspace_clients(database: Database, actor: Actor, account_id: str) -> list
                 redirect_uris=tuple(row.redirect_uris),
                 created_at=row.created_at,
                 created_by=row.created_by,
+                grace_until=row.previous_valid_until
+                if row.previous_valid_until is not None and row.previous_valid_until > now
+                else None,
             )
             for row in rows
         ]

@@ -26,6 +26,7 @@ from token_broker import credentials
 from token_broker.credentials import CredentialKind
 from token_broker.errors import BrokerError, MalformedCredential
 from token_broker.services.changes import note_change
+from token_broker.services.clients import serves_workspace
 from token_broker.services.connections import IssuedTokens, end_connection, lock_connection, open_connection
 from token_broker.store.models import Credential, Workspace, utcnow
 from token_broker.store.oauth_models import AuthorizationCode, Connection, OAuthClient, RefreshToken
@@ -94,16 +95,15 @@ def consume_code(session: Session, client: OAuthClient, code: str) -> Authorizat
     A code presented again after its first redemption ends the connection that redemption opened (RFC 6749 4.1.2)."""
     now = utcnow()
     hashed = code_hash(code)
-    claimed = session.execute(
-        update(AuthorizationCode)
-        .where(
-            AuthorizationCode.code_hash == hashed,
-            AuthorizationCode.client_id == client.id,
-            AuthorizationCode.used_at.is_(None),
-            AuthorizationCode.expires_at > now,
-        )
-        .values(used_at=now)
-    )
+    redeemable = [
+        AuthorizationCode.code_hash == hashed,
+        AuthorizationCode.client_id == client.id,
+        AuthorizationCode.used_at.is_(None),
+        AuthorizationCode.expires_at > now,
+    ]
+    if client.workspace_id is not None:  # a workspace's own client: codes for that workspace only, however made
+        redeemable.append(AuthorizationCode.workspace_id == client.workspace_id)
+    claimed = session.execute(update(AuthorizationCode).where(*redeemable).values(used_at=now))
     row = session.scalar(select(AuthorizationCode).where(AuthorizationCode.code_hash == hashed))
     if claimed.rowcount == 1:  # type: ignore[attr-defined]
         return row
@@ -160,7 +160,7 @@ def refresh(
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
-    if connection.client_id != client.id:
+    if connection.client_id != client.id or not serves_workspace(client, connection.workspace_id):
         return Refused(InvalidGrant("The refresh token was issued to another client."))
     if connection.status != "active" or token.status == "revoked" or token.expires_at <= now:
         return invalid

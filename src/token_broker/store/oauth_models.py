@@ -15,7 +15,9 @@ REFRESH_STATUSES = ("active", "rotated", "revoked")
 
 
 class OAuthClient(Base):
-    """A platform's OAuth client: one operator-registered client each for Zapier and Make, one per n8n instance."""
+    """A platform's OAuth client: one operator-registered client each for Zapier and Make, one per n8n instance.
+
+    An n8n client (workspace_id set) yields tokens for its own workspace only."""
 
     __tablename__ = "oauth_clients"
     __table_args__ = (
@@ -32,6 +34,12 @@ class OAuthClient(Base):
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(80))
     revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(80))
+    rotated_at: Mapped[datetime | None]
+    # After a rotation, the previous secret's hash works until previous_valid_until (the grace window); then neither
+    # is kept. Revoking clears both.
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(200))
+    previous_valid_until: Mapped[datetime | None]
 
 
 class Connection(Base):

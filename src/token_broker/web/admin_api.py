@@ -18,7 +18,7 @@ from starlette.routing import Route
 from token_broker.api.endpoints import json_object
 from token_broker.app_state import resources
 from token_broker.errors import Forbidden, InvalidInput, NotFound
-from token_broker.services import audit_log, clients, connections, directory, keys
+from token_broker.services import audit_log, client_lifecycle, clients, connections, directory, keys
 from token_broker.services.actors import Actor
 from token_broker.services.keys import KeyRequest
 from token_broker.services.workspaces import MANAGING_ROLES
@@ -148,6 +148,36 @@ async def register_client(request: Request, actor: Actor, account_id: str) -> Re
     return answer(registered.to_json(), status_code=201)
 
 
+async def list_clients(request: Request, actor: Actor, account_id: str) -> Response:
+    database = resources(request).database
+    found = await to_thread.run_sync(client_lifecycle.list_clients, database, actor, account_id)
+    return answer({"data": [view.to_json() for view in found]})
+
+
+async def revoke_client(request: Request, actor: Actor, account_id: str) -> Response:
+    await json_body(request, ())
+    client_id = request.path_params["client_id"]
+    state = resources(request)
+    revoked = await to_thread.run_sync(
+        lambda: client_lifecycle.revoke_client(state.database, actor, client_id, account_id=account_id)
+    )
+    for credential_id in revoked.ended_credentials:
+        state.guard.forget(credential_id)
+    return answer(revoked.to_json())
+
+
+async def rotate_client(request: Request, actor: Actor, account_id: str) -> Response:
+    body = await json_body(request, ("grace_seconds",))
+    client_id = request.path_params["client_id"]
+    database = resources(request).database
+    rotated = await to_thread.run_sync(
+        lambda: client_lifecycle.rotate_client_secret(
+            database, actor, client_id, body.get("grace_seconds"), account_id=account_id
+        )
+    )
+    return answer(rotated.to_json())
+
+
 async def read_audit(request: Request, actor: Actor, account_id: str) -> Response:
     query = request.query_params
     where = audit_log.validate_filter(query.get("action"), query.get("outcome"), query.get("actor"))
@@ -166,5 +196,8 @@ ROUTES = [
     admin_route("GET", "/connections", list_connections, manage=False),
     admin_route("POST", "/connections/{connection_id}/disconnect", disconnect, manage=True),
     admin_route("POST", "/clients", register_client, manage=True),
+    admin_route("GET", "/clients", list_clients, manage=False),
+    admin_route("POST", "/clients/{client_id}/revoke", revoke_client, manage=True),
+    admin_route("POST", "/clients/{client_id}/rotate", rotate_client, manage=True),
     admin_route("GET", "/audit", read_audit, manage=True),
 ]

@@ -16,7 +16,16 @@ from token_broker.app_state import resources
 from token_broker.errors import Conflict, InvalidInput
 from token_broker.policy import DEFAULT_GRACE_SECONDS
 from token_broker.scopes import SCOPE_DESCRIPTIONS
-from token_broker.services import clients, connections, directory, keys, members, notices, workspace_hooks
+from token_broker.services import (
+    client_lifecycle,
+    clients,
+    connections,
+    directory,
+    keys,
+    members,
+    notices,
+    workspace_hooks,
+)
 from token_broker.services.actors import Actor
 from token_broker.services.clients import N8N_CALLBACK_PATH
 from token_broker.services.connections import PLATFORM_NAMES, ConnectionView
@@ -264,3 +273,58 @@ async def register_n8n(request: Request) -> Response:
         ),
     )
     return await render_panel(request, frame, reveal=reveal)
+
+
+@html_page
+async def rotate_client_secret(request: Request) -> Response:
+    frame = await workspace_frame(request)
+    await check_form_csrf(request)
+    client_id = request.path_params["client_id"]
+    database = resources(request).database
+    try:
+        grace = read_grace(await request.form())
+        rotated = await to_thread.run_sync(
+            lambda: client_lifecycle.rotate_client_secret(
+                database, frame.actor, client_id, grace, account_id=frame.account_id
+            )
+        )
+    except (InvalidInput, Conflict) as error:
+        flash(request, "error", error.message)
+        return back(frame, "n8n")
+    until = rotated.grace_until
+    later = f"keeps working until {rfc3339(until)}; then only this one does" if until else "stopped working now"
+    notes = (f"Enter it in the n8n OAuth2 credential now: the previous secret {later}. Connections stay connected.",)
+    reveal = Reveal(
+        title="The new secret of your n8n instance",
+        fields=(
+            Revealed("Client ID", rotated.client_id, secret=False),
+            Revealed("Client Secret", rotated.client_secret, secret=True),
+        ),
+        notes=notes,
+    )
+    return await render_panel(request, frame, reveal=reveal)
+
+
+@html_page
+async def revoke_client(request: Request) -> Response:
+    frame = await workspace_frame(request)
+    await check_form_csrf(request)
+    client_id = request.path_params["client_id"]
+    state = resources(request)
+    try:
+        revoked = await to_thread.run_sync(
+            lambda: client_lifecycle.revoke_client(state.database, frame.actor, client_id, account_id=frame.account_id)
+        )
+    except Conflict as error:
+        flash(request, "error", error.message)
+        return back(frame, "n8n")
+    for credential_id in revoked.ended_credentials:
+        state.guard.forget(credential_id)
+    ended = revoked.connections_ended
+    flash(
+        request,
+        "ok",
+        f"The n8n instance {client_id} was revoked; {ended} connection{'' if ended == 1 else 's'} ended. "
+        "Register it again to reconnect it.",
+    )
+    return back(frame, "n8n")

@@ -36,6 +36,8 @@ ROUTES: list[BaseRoute] = [
     Route(f"{WORKSPACE}/api-access/keys/{{credential_id}}/revoke", panel.revoke_key, methods=["POST"]),
     Route(f"{WORKSPACE}/api-access/connections/{{connection_id}}/disconnect", panel.disconnect, methods=["POST"]),
     Route(f"{WORKSPACE}/api-access/clients", panel.register_n8n, methods=["POST"]),
+    Route(f"{WORKSPACE}/api-access/clients/{{client_id}}/rotate", panel.rotate_client_secret, methods=["POST"]),
+    Route(f"{WORKSPACE}/api-access/clients/{{client_id}}/revoke", panel.revoke_client, methods=["POST"]),
     Route(f"{WORKSPACE}/audit", audit_page.audit_page, methods=["GET"]),
     *admin_api.ROUTES,
     *people.ROUTES,
