@@ -16,7 +16,7 @@ from token_broker.app_state import resources
 from token_broker.errors import Conflict, InvalidInput
 from token_broker.policy import DEFAULT_GRACE_SECONDS
 from token_broker.scopes import SCOPE_DESCRIPTIONS
-from token_broker.services import clients, connections, directory, keys, notices, workspace_hooks
+from token_broker.services import clients, connections, directory, keys, leak_settings, notices, workspace_hooks
 from token_broker.services.actors import Actor
 from token_broker.services.clients import N8N_CALLBACK_PATH
 from token_broker.services.connections import PLATFORM_NAMES, ConnectionView
@@ -54,6 +54,7 @@ class PanelData:
     hooks: list[WorkspaceHook]
     notices: list[Notice]
     names: dict[str, str]
+    leak_response: str
 
     def who(self, label: str) -> str:
         """A person's email for an actor label, where they are a member; the label itself otherwise."""
@@ -69,6 +70,7 @@ def load_panel(database: Database, actor: Actor, account_id: str) -> PanelData:
         hooks=workspace_hooks.hooks_of(database, actor, account_id),
         notices=notices.recent_notices(database, account_id, limit=10),
         names={person.label: person.email for person in people},
+        leak_response=leak_settings.leak_response(database, actor, account_id),
     )
 
 
@@ -118,6 +120,7 @@ async def render_panel(request: Request, frame: Frame, status_code: int = 200, *
         "hook_reasons": HOOK_END_REASONS,
         "issuer": issuer(request),
         "n8n_callback_path": N8N_CALLBACK_PATH,
+        "leak_responses": leak_settings.DESCRIPTIONS,
         **extra,
     }
     return render(request, "panel.html", context, status_code=status_code)
@@ -251,3 +254,22 @@ async def register_n8n(request: Request) -> Response:
         ),
     )
     return await render_panel(request, frame, reveal=reveal)
+
+
+@html_page
+async def change_leak_response(request: Request) -> Response:
+    frame = await workspace_frame(request)
+    form = await check_form_csrf(request)
+    choice = str(form.get("leak_response") or "")
+    database = resources(request).database
+    try:
+        await to_thread.run_sync(
+            lambda: leak_settings.set_leak_response(database, frame.actor, frame.account_id, choice)
+        )
+    except InvalidInput as error:
+        flash(request, "error", error.message)
+        return back(frame, "leaks")
+    flash(
+        request, "ok", f"When a secret scanner reports a key of this workspace: {leak_settings.DESCRIPTIONS[choice]}."
+    )
+    return back(frame, "leaks")

@@ -26,6 +26,7 @@ ROUTES: list[BaseRoute] = [
     Route(f"{WORKSPACE}/api-access/keys/{{credential_id}}/revoke", panel.revoke_key, methods=["POST"]),
     Route(f"{WORKSPACE}/api-access/connections/{{connection_id}}/disconnect", panel.disconnect, methods=["POST"]),
     Route(f"{WORKSPACE}/api-access/clients", panel.register_n8n, methods=["POST"]),
+    Route(f"{WORKSPACE}/api-access/leak-response", panel.change_leak_response, methods=["POST"]),
     Route(f"{WORKSPACE}/audit", audit_page.audit_page, methods=["GET"]),
     *admin_api.ROUTES,
     Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
