@@ -8,11 +8,12 @@ import time
 import httpx
 from sqlalchemy import select
 
+from tests.browser_forms import sign_in
 from tests.connect import connect, refresh, register
 from tests.live import LiveServer
 from tests.makers import Keys
 from tests.scanning.keysets import SigningKey, body_of, match, send, token_hash
-from tests.support import Team
+from tests.support import PASSWORD, Team
 from token_broker import credentials
 from token_broker.credentials import CredentialKind
 from token_broker.services import connections, keys, leak_settings, notices
@@ -150,3 +151,30 @@ def test_the_answer_is_githubs_documented_format(live: LiveServer, make: Keys, s
         assert set(item) == {"token_hash", "token_type", "label"}
         assert item == {"token_hash": token_hash(token), "token_type": kind, "label": label}
         assert len(item["token_hash"]) == 64 and item["token_hash"] == item["token_hash"].lower()
+
+
+def test_a_leaked_previous_secret_ends_the_grace_and_the_current_secret_keeps_working(
+    live: LiveServer, team: Team, make: Keys, signing_key: SigningKey
+) -> None:
+    old = make.workspace_key(name="Rotated")
+    assert old.plaintext is not None
+    new = keys.rotate_key(live.resources.database, make.hasher, team.admin, old.view.id, grace_seconds=3600)
+    assert new.plaintext is not None and me(live, old.plaintext).status_code == 200
+    answer = send(live.base_url, signing_key, body_of(match(old.plaintext)))
+    assert answer.json()[0]["label"] == "true_positive"
+    assert refused_within(live, old.plaintext).status_code == 401
+    assert me(live, new.plaintext).status_code == 200
+    [row] = leak_audit_rows(live)
+    assert row.details["response"] == "grace_ended" and row.details["secret"] == "previous"
+
+
+def test_the_panel_shows_the_leak_notice(live: LiveServer, team: Team, make: Keys, signing_key: SigningKey) -> None:
+    key = make.workspace_key(name="Pasted in a gist")
+    assert key.plaintext is not None
+    send(live.base_url, signing_key, body_of(match(key.plaintext, url=LEAK_URL, source="gist_content")))
+    with httpx.Client(base_url=live.base_url) as browser:
+        sign_in(browser, "viewer@acme.example", PASSWORD)
+        page = browser.get(f"/workspaces/{team.account_id}/api-access").text
+    shown = page[page.index('id="notices"') : page.index('id="hooks"')]
+    assert "Key “Pasted in a gist”" in shown and LEAK_URL in shown and "gist_content" in shown
+    assert "it was revoked" in shown and key.plaintext not in page
