@@ -103,7 +103,7 @@ def test_oversized_reports(live: LiveServer, team: Team, leaked: str, signing_ke
 @pytest.mark.parametrize(
     "body",
     [b"not json", b"\xff\xfe", b'{"token": "x"}', b"[1]", b'[{"type": "t"}]', b'[{"token": 7, "type": "t"}]',
-     b'[{"token": "nim_key_short", "type": "t"}]'],
+     b'[{"token": "nim_key_short", "type": "t"}]', b"[" * 100_000 + b"]" * 100_000],
 )  # fmt: skip
 def test_malformed_reports(live: LiveServer, team: Team, leaked: str, signing_key: SigningKey, body: bytes) -> None:
     refused(send(live.base_url, signing_key, body), 400, "malformed_report")

@@ -125,3 +125,16 @@ def _der(key: SigningKey, body: bytes) -> bytes:
     import base64
 
     return base64.b64decode(key.sign(body))
+
+
+def test_reports_wait_while_no_key_set_can_be_fetched(database_url: str, make: Keys) -> None:
+    key = SigningKey()
+    with key_set_server(key) as served, live_server(database_url, secret_scanning_key_urls=(served.url,)) as server:
+        served.failing = True
+        issued = make.workspace_key(name="Waiting")
+        assert issued.plaintext is not None
+        answer = send(server.base_url, key, body_of(match(issued.plaintext)))
+        assert answer.status_code == 503 and answer.json()["error"] == "service_unavailable"
+        assert answer.headers["retry-after"] == "60"
+        auth = {"Authorization": f"Bearer {issued.plaintext}"}
+        assert httpx.get(f"{server.base_url}/v1/me", headers=auth).status_code == 200

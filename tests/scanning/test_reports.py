@@ -165,7 +165,7 @@ def test_a_leaked_previous_secret_ends_the_grace_and_the_current_secret_keeps_wo
     assert refused_within(live, old.plaintext).status_code == 401
     assert me(live, new.plaintext).status_code == 200
     [row] = leak_audit_rows(live)
-    assert row.details["response"] == "grace_ended" and row.details["secret"] == "previous"
+    assert row.details["response"] == "grace_ended" and row.details["leaked"] == "previous_secret"
 
 
 def test_the_panel_shows_the_leak_notice(live: LiveServer, team: Team, make: Keys, signing_key: SigningKey) -> None:

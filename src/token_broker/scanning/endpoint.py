@@ -15,7 +15,13 @@ from starlette.responses import JSONResponse, Response
 
 from token_broker.api.errors import MethodNotAllowed, error_response
 from token_broker.app_state import resources
-from token_broker.errors import BadReportSignature, ReportTooLarge, UnknownReporterKey, UnsignedReport
+from token_broker.errors import (
+    BadReportSignature,
+    ReporterKeysUnavailable,
+    ReportTooLarge,
+    UnknownReporterKey,
+    UnsignedReport,
+)
 from token_broker.scanning.reports import MAX_BODY_BYTES, read_report
 from token_broker.scanning.signatures import MAX_KEY_IDENTIFIER_LENGTH, decode_signature, verifies
 from token_broker.services.leaks import Report, handle_report
@@ -36,7 +42,10 @@ async def report(request: Request) -> Response:
         raise BadReportSignature("Github-Public-Key-Signature is not a base64 DER signature.")
     if len(key_identifier) > MAX_KEY_IDENTIFIER_LENGTH:
         raise UnknownReporterKey("No trusted reporter publishes a key with this Github-Public-Key-Identifier.")
-    trusted = await state.reporter_keys.keys_for(key_identifier)
+    try:
+        trusted = await state.reporter_keys.keys_for(key_identifier)
+    except ReporterKeysUnavailable as error:
+        return error_response(error, {"Retry-After": "60"})
     reporter = next((key.reporter for key in trusted if verifies(key.key, body, signature)), None)
     if reporter is None:
         raise BadReportSignature("The signature does not verify over the request body with the named key.")
@@ -60,7 +69,7 @@ def _one_header(request: Request, name: str) -> str:
 async def _capped_body(request: Request) -> bytes:
     too_large = ReportTooLarge(f"A report's body may be at most {MAX_BODY_BYTES} bytes.")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared.isdigit() and (len(declared) > 12 or int(declared) > MAX_BODY_BYTES):
         raise too_large
     body = bytearray()
     async for chunk in request.stream():

@@ -26,7 +26,7 @@ _TOKEN_SHAPE = re.compile(CREDENTIAL_PATTERN)
 def read_report(body: bytes) -> tuple[ReportedToken, ...]:
     try:
         parsed = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise MalformedReport("The report is not JSON: send a JSON array of token matches.") from None
     if not isinstance(parsed, list):
         raise MalformedReport('The report must be a JSON array of {"token", "type", "url", "source"} objects.')

@@ -33,7 +33,7 @@ def parse_key_set(document: bytes) -> dict[str, PublicKey]:
     reporter adds cannot stop its other keys from working; a document without a public_keys list is refused."""
     try:
         parsed = json.loads(document)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise KeySetError("the key set is not JSON") from None
     entries = parsed.get("public_keys") if isinstance(parsed, dict) else None
     if not isinstance(entries, list):

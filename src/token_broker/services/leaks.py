@@ -235,7 +235,8 @@ def _tell(
         "type": match.reported.type,
         "reporter": reporter,
     }
-    details = {**found, "response": response, "secret": "previous" if match.previous_secret else "current", **extra}
+    which = "previous_secret" if match.previous_secret else "current_secret"
+    details = {**found, "response": response, "leaked": which, **extra}
     entry = AuditEntry(action="credential.leaked", workspace_id=workspace.id, target_id=view.id, details=details)
     record(session, actor, entry, "ok", None)
     payload = {"credential": view.to_json(), "report": found, "response": response}
