@@ -4,6 +4,7 @@ signed by an unknown key, replayed, oversized, not JSON, or naming tokens of the
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -13,6 +14,8 @@ from tests.live import LiveServer
 from tests.makers import Keys
 from tests.scanning.keysets import REPORT_PATH, KeySetServer, SigningKey, body_of, match, send
 from tests.support import Team
+from token_broker import credentials
+from token_broker.credentials import CredentialKind
 from token_broker.services import keys
 from token_broker.store.link_models import OutboxEvent
 from token_broker.store.models import AuditEvent
@@ -68,7 +71,8 @@ def test_bad_signatures(live: LiveServer, team: Team, leaked: str, signing_key: 
     assert_nothing_changed(live, team, leaked)
 
 
-def test_unknown_key_identifiers(live: LiveServer, team: Team, leaked: str, key_set: KeySetServer) -> None:
+def test_unknown_key_identifiers(live: LiveServer, team: Team, leaked: str, key_set: KeySetServer,
+                                signing_key: SigningKey) -> None:  # fmt: skip
     stranger = SigningKey()
     for _ in range(5):
         refused(send(live.base_url, stranger, body_of(match(leaked))), 401, "unknown_key_identifier")
@@ -77,6 +81,10 @@ def test_unknown_key_identifiers(live: LiveServer, team: Team, leaked: str, key_
     )
     assert key_set.fetches == 1  # made-up identifiers do not make the broker fetch the key set again and again
     assert_nothing_changed(live, team, leaked)
+    # GitHub's own reports still get through while someone sprays made-up identifiers.
+    unknown = credentials.generate(CredentialKind.WORKSPACE_KEY).plaintext
+    answer = send(live.base_url, signing_key, body_of(match(unknown)))
+    assert answer.status_code == 200 and answer.json()[0]["label"] == "false_positive"
 
 
 def test_a_replayed_report_is_refused(live: LiveServer, team: Team, make: Keys, signing_key: SigningKey) -> None:
@@ -97,6 +105,14 @@ def test_oversized_reports(live: LiveServer, team: Team, leaked: str, signing_ke
     refused(send(live.base_url, signing_key, big), 413, "payload_too_large")
     many = body_of(*[match(leaked)] * 1001)
     refused(send(live.base_url, signing_key, many), 413, "payload_too_large")
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the cap holds while reading
+        yield big[: len(big) // 2]
+        yield big[len(big) // 2 :]
+
+    streamed = httpx.post(live.base_url + REPORT_PATH, content=chunks(), headers=signing_key.headers(big), timeout=60)
+    assert "content-length" not in streamed.request.headers
+    refused(streamed, 413, "payload_too_large")
     assert_nothing_changed(live, team, leaked)
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from tests.browser_forms import sign_in
 from tests.connect import connect, refresh, register
-from tests.live import LiveServer
+from tests.live import LiveServer, live_server
 from tests.makers import Keys
 from tests.scanning.keysets import SigningKey, body_of, match, send, token_hash
 from tests.support import PASSWORD, Team
@@ -178,3 +178,14 @@ def test_the_panel_shows_the_leak_notice(live: LiveServer, team: Team, make: Key
     shown = page[page.index('id="notices"') : page.index('id="hooks"')]
     assert "Key “Pasted in a gist”" in shown and LEAK_URL in shown and "gist_content" in shown
     assert "it was revoked" in shown and key.plaintext not in page
+
+
+def test_another_instance_refuses_the_reported_key_too(live: LiveServer, database_url: str, make: Keys,
+                                                      signing_key: SigningKey) -> None:  # fmt: skip
+    key = make.workspace_key(name="Everywhere")
+    assert key.plaintext is not None
+    with live_server(database_url) as other:
+        assert me(other, key.plaintext).status_code == 200  # cached as good by the other instance's guard
+        answer = send(live.base_url, signing_key, body_of(match(key.plaintext)))
+        assert answer.json()[0]["label"] == "true_positive"
+        assert refused_within(other, key.plaintext).status_code == 401
