@@ -189,3 +189,13 @@ def test_another_instance_refuses_the_reported_key_too(live: LiveServer, databas
         answer = send(live.base_url, signing_key, body_of(match(key.plaintext)))
         assert answer.json()[0]["label"] == "true_positive"
         assert refused_within(other, key.plaintext).status_code == 401
+
+
+def test_a_token_reported_twice_in_one_report_is_acted_on_once(live: LiveServer, make: Keys,
+                                                              signing_key: SigningKey) -> None:  # fmt: skip
+    key = make.workspace_key(name="Twice")
+    assert key.plaintext is not None
+    body = body_of(match(key.plaintext, source="commit"), match(key.plaintext, source="issue_comment"))
+    answer = send(live.base_url, signing_key, body)
+    assert [item["label"] for item in answer.json()] == ["true_positive", "true_positive"]
+    assert [row.details["response"] for row in leak_audit_rows(live)] == ["revoked"]

@@ -97,16 +97,15 @@ def handle_report(database: Database, hasher: SecretHasher, report: Report, clie
     if _seen(database, report.body_digest):
         raise ReplayedReport("This report was received before; a replayed report is not acted on again.")
     now = utcnow()
-    matches: dict[str, _Match] = {}
+    checked: dict[str, _Match | None] = {}
     for reported in report.tokens:
-        if reported.token not in matches:
-            found = _identify(database, hasher, reported, now)
-            if found is not None:
-                matches[reported.token] = found
+        if reported.token not in checked:  # a token reported twice is checked, and acted on, once
+            checked[reported.token] = _identify(database, hasher, reported, now)
     verdicts = [
-        Verdict(item.token_hash, item.type, TRUE_POSITIVE if item.token in matches else FALSE_POSITIVE)
+        Verdict(item.token_hash, item.type, FALSE_POSITIVE if checked[item.token] is None else TRUE_POSITIVE)
         for item in report.tokens
     ]
+    matches = [match for match in checked.values() if match is not None]
     actor = Actor(label=ACTOR_LABEL, client_address=client_address)
     stopped: list[str] = []
     with database.write() as session:
@@ -116,7 +115,7 @@ def handle_report(database: Database, hasher: SecretHasher, report: Report, clie
         except IntegrityError:
             raise ReplayedReport("This report was received before; a replayed report is not acted on again.") from None
         session.execute(delete(ScanningReport).where(ScanningReport.received_at < now - REPLAY_WINDOW))
-        for match in matches.values():
+        for match in matches:
             if match.live:
                 stopped += _act(session, actor, match, report.reporter, now)
     return Outcome(verdicts=verdicts, stopped=stopped)
