@@ -64,3 +64,16 @@ def test_postgres_requires_a_secret_key() -> None:
         {"TOKEN_BROKER_DATABASE_URL": "postgresql://db.example/broker", "TOKEN_BROKER_SECRET_KEY": "k" * 40}
     )
     assert configured.with_secret_key().secret_key == "k" * 40
+
+
+def test_secret_scanning_key_urls() -> None:
+    github = "https://api.github.com/meta/public_keys/secret_scanning"
+    assert Settings.from_env({}).secret_scanning_key_urls == (github,)
+    assert Settings.from_env({"TOKEN_BROKER_SECRET_SCANNING_KEY_URLS": " "}).secret_scanning_key_urls == (github,)
+    both = f"{github}, http://127.0.0.1:9000/keys,http://[::1]:9/k,http://localhost/k"
+    assert Settings.from_env({"TOKEN_BROKER_SECRET_SCANNING_KEY_URLS": both}).secret_scanning_key_urls == (
+        github, "http://127.0.0.1:9000/keys", "http://[::1]:9/k", "http://localhost/k",
+    )  # fmt: skip
+    for bad in ("http://scanner.internal/keys", "ftp://127.0.0.1/k", "https://user:pw@host/k", "not a url", "https://"):
+        with pytest.raises(SettingsError, match="TOKEN_BROKER_SECRET_SCANNING_KEY_URLS"):
+            Settings.from_env({"TOKEN_BROKER_SECRET_SCANNING_KEY_URLS": bad})

@@ -39,6 +39,8 @@ from token_broker.oauth.routes import TOKEN_ROUTES
 from token_broker.observe.endpoint import metrics as metrics_endpoint
 from token_broker.observe.metrics import LiveState, Metrics
 from token_broker.observe.requests import RequestLog
+from token_broker.scanning import reporters
+from token_broker.scanning.endpoint import report as secret_scanning_report
 from token_broker.scopes import load_manifests
 from token_broker.services.tokens import TokenLifetimes
 from token_broker.store.database import Database
@@ -51,7 +53,7 @@ from token_broker.webhooks.worker import DeliveryWorker
 
 log = logging.getLogger("token_broker")
 USAGE_FLUSH_SECONDS = 2.0
-JSON_PREFIXES = ("/v1/", "/api/", "/oauth/", "/openapi.json", "/.well-known/")
+JSON_PREFIXES = ("/v1/", "/api/", "/oauth/", "/openapi.json", "/.well-known/", "/secret-scanning/")
 
 
 async def health(request: Request) -> JSONResponse:
@@ -130,6 +132,7 @@ def create_app(settings: Settings) -> Starlette:
         hasher = await to_thread.run_sync(SecretHasher, settings.hashing)
         limiter = RateLimiter(RedisWindows.from_url(settings.redis_url) if settings.redis_url else None)
         guard = Guard(database, hasher, limiter)
+        key_set_client = reporters.make_client()
         # Handlers reach these through request.state; app.state holds them too, for operators' tooling and tests.
         app.state.resources = Resources(
             settings=settings,
@@ -140,6 +143,7 @@ def create_app(settings: Settings) -> Starlette:
             lifetimes=lifetimes,
             oauth=build_server(database, manifests, lifetimes),
             metrics=metrics,
+            reporter_keys=reporters.ReporterKeys(settings.secret_scanning_key_urls, key_set_client),
         )
         webhook_client = make_webhook_client()
         listener = None
@@ -164,6 +168,7 @@ def create_app(settings: Settings) -> Starlette:
             metrics.unwatch()
             await limiter.close()
             await webhook_client.aclose()
+            await key_set_client.aclose()
             database.dispose()
 
     dashboard = SessionMiddleware(
@@ -179,6 +184,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi),
         Route("/r/{slug}", follow, methods=["GET"]),
+        Route("/secret-scanning/github", secret_scanning_report, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         Mount("/v1", app=GuardMiddleware(Router(ROUTES))),
         *TOKEN_ROUTES,
         Mount("", app=dashboard),

@@ -12,6 +12,7 @@ from token_broker.guard.guard import Guard
 from token_broker.guard.throttle import FailureThrottle
 from token_broker.oauth.server import BrokerAuthorizationServer
 from token_broker.observe.metrics import Metrics
+from token_broker.scanning.reporters import ReporterKeys
 from token_broker.scopes import Manifest
 from token_broker.services.tokens import TokenLifetimes
 from token_broker.store.database import Database
@@ -27,6 +28,7 @@ class Resources:
     lifetimes: TokenLifetimes
     oauth: BrokerAuthorizationServer
     metrics: Metrics
+    reporter_keys: ReporterKeys
     # Failed sign-ins: per email 5, then one a minute; per address 20, then one each 10 seconds.
     sign_in_failures: FailureThrottle = field(
         default_factory=lambda: FailureThrottle(per_credential=(5, 1 / 60), per_address=(20, 1 / 10))

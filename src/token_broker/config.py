@@ -9,10 +9,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 
 DEFAULT_DATABASE_URL = "sqlite:///./token-broker.db"
+GITHUB_SECRET_SCANNING_KEYS_URL = "https://api.github.com/meta/public_keys/secret_scanning"  # noqa: S105 - a URL
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -49,6 +52,7 @@ class Settings:
     db_max_overflow: int = 10
     metrics_token: str | None = None
     log_level: str = "info"
+    secret_scanning_key_urls: tuple[str, ...] = (GITHUB_SECRET_SCANNING_KEYS_URL,)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -75,6 +79,7 @@ class Settings:
             db_max_overflow=_whole_number(env, "TOKEN_BROKER_DB_MAX_OVERFLOW", 10),
             metrics_token=_metrics_token(env.get("TOKEN_BROKER_METRICS_TOKEN")),
             log_level=_log_level(env.get("TOKEN_BROKER_LOG_LEVEL")),
+            secret_scanning_key_urls=_key_set_urls(env.get("TOKEN_BROKER_SECRET_SCANNING_KEY_URLS")),
         )
         return replace(settings, **overrides) if overrides else settings
 
@@ -159,6 +164,22 @@ def _log_level(value: str | None) -> str:
     if level not in LOG_LEVELS:
         raise SettingsError(f"TOKEN_BROKER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
     return level
+
+
+def _key_set_urls(value: str | None) -> tuple[str, ...]:
+    """Where trusted secret-scanning reporters publish their public keys: https, or http to a loopback address (an
+    internal scanner beside the broker, and tests). The operator names them, so they are trusted as given."""
+    name = "TOKEN_BROKER_SECRET_SCANNING_KEY_URLS"
+    urls = _split(name, value)
+    if not urls:
+        return (GITHUB_SECRET_SCANNING_KEYS_URL,)
+    for url in urls:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        loopback_http = parts.scheme == "http" and host in LOOPBACK_HOSTS
+        if not host or parts.username or parts.password or not (parts.scheme == "https" or loopback_http):
+            raise SettingsError(f"{name}: {url!r} must be an https URL (http only to 127.0.0.1, ::1 or localhost)")
+    return urls
 
 
 def _rate_limit(env: Mapping[str, str], name: str, default: str) -> str:

@@ -5,6 +5,14 @@
     ├── NotFound                     404 not_found: no such object here, or not visible to the actor
     ├── Forbidden                    403 forbidden: the actor's role may not do this
     ├── Conflict                     409 conflict: the object's state does not allow it (already revoked)
+    ├── ReportRefused                a secret-scanning report is not acted on (changes nothing)
+    │   ├── MalformedReport          400 malformed_report: not JSON, not an array of matches, a token of the wrong shape
+    │   ├── ReportTooLarge           413 payload_too_large: over the body or match-count cap
+    │   ├── UnsignedReport           401 missing_signature: a signature header is missing or unreadable
+    │   ├── UnknownReporterKey       401 unknown_key_identifier: no trusted key set holds the key identifier
+    │   ├── BadReportSignature       401 invalid_signature: the signature does not verify over the raw body
+    │   ├── ReplayedReport           401 replayed_report: this exact body was acted on recently
+    │   └── ReporterKeysUnavailable  503 service_unavailable: no trusted key set could be fetched
     └── CredentialRefused            401 unless noted: a presented credential is not accepted
         ├── MissingCredential        401 missing_api_key
         ├── MalformedCredential      401 malformed_api_key: not a credential of ours (prefix, checksum, length)
@@ -53,6 +61,45 @@ class Forbidden(BrokerError):
 class Conflict(BrokerError):
     code = "conflict"
     status = 409
+
+
+class ReportRefused(BrokerError):
+    pass
+
+
+class MalformedReport(ReportRefused):
+    code = "malformed_report"
+    status = 400
+
+
+class ReportTooLarge(ReportRefused):
+    code = "payload_too_large"
+    status = 413
+
+
+class UnsignedReport(ReportRefused):
+    code = "missing_signature"
+    status = 401
+
+
+class UnknownReporterKey(ReportRefused):
+    code = "unknown_key_identifier"
+    status = 401
+
+
+class BadReportSignature(ReportRefused):
+    code = "invalid_signature"
+    status = 401
+
+
+class ReplayedReport(ReportRefused):
+    code = "replayed_report"
+    status = 401
+
+
+class ReporterKeysUnavailable(ReportRefused):
+    code = "service_unavailable"
+    status = 503
 
 
 class CredentialRefused(BrokerError):

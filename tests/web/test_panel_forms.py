@@ -80,14 +80,14 @@ def test_every_form_needs_the_csrf_token(live: LiveServer, team: Team, make: Key
         actions = post_forms(page.text)
         base = panel(team)
         expected = {f"{base}/keys", f"{base}/keys/{key.view.id}/rotate", f"{base}/keys/{key.view.id}/revoke",
-                    f"{base}/clients", "/logout"}  # fmt: skip
+                    f"{base}/clients", f"{base}/leak-response", "/logout"}  # fmt: skip
         assert set(actions) == expected
         for form in forms(page.text):
             if form["method"] == "post":
                 assert form["inputs"]["csrf_token"]  # type: ignore[index]
         for action in actions:
             for token in (None, "forged"):
-                data = {"name": "Forged", "grace_seconds": "0", "base_url": N8N_BASE}
+                data = {"name": "Forged", "grace_seconds": "0", "base_url": N8N_BASE, "leak_response": "notify"}
                 if token is not None:
                     data["csrf_token"] = token
                 answer = client.post(action, data=data)

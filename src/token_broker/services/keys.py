@@ -270,17 +270,24 @@ def revoke_key(database: Database, actor: Actor, credential_id: str, account_id:
         if connection is not None:
             _end_partner_connection(session, actor, entry, connection, "token_revoked")
             return CredentialView.of(row, workspace.account_id, utcnow())
-        now = utcnow()
-        hooks.disable_hooks_for_credential(session, row.id, now)
-        row.status = "revoked"
-        row.revoked_at = now
-        row.revoked_by = actor.label
-        row.previous_secret_hash = None
-        row.previous_valid_until = None
-        row.version += 1
-        note_change(session, row.public_id)
-        view = CredentialView.of(row, workspace.account_id, now)
-        notices.credential_changed(session, workspace, "credential.revoked", view.to_json())
-        return view
+        return revoke_workspace_key(session, row, workspace, actor.label, utcnow())
 
     return run_audited(database, actor, "credential.revoked", work)
+
+
+def revoke_workspace_key(
+    session: Session, row: Credential, workspace: Workspace, by: str, now: datetime
+) -> CredentialView:
+    """Revoke a workspace key whose row the caller has locked, in the caller's transaction: every secret of it stops,
+    its hooks are disabled, and the admins are told."""
+    hooks.disable_hooks_for_credential(session, row.id, now)
+    row.status = "revoked"
+    row.revoked_at = now
+    row.revoked_by = by
+    row.previous_secret_hash = None
+    row.previous_valid_until = None
+    row.version += 1
+    note_change(session, row.public_id)
+    view = CredentialView.of(row, workspace.account_id, now)
+    notices.credential_changed(session, workspace, "credential.revoked", view.to_json())
+    return view

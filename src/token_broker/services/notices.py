@@ -1,7 +1,7 @@
 """What a workspace's admins are told about its credentials and connections: `integration.disconnected`,
-`credential.revoked`, `credential.rotated` and `credential.expiring`. Each is an outbox event written in the
-transaction of its change, so the dashboard lists it and any admin hook of the workspace receives it. Only
-workspace API keys may subscribe to them: a platform never hears about the workspace's other credentials.
+`credential.revoked`, `credential.rotated`, `credential.expiring` and `credential.leaked`. Each is an outbox event
+written in the transaction of its change, so the dashboard lists it and any admin hook of the workspace receives
+it. Only workspace API keys may subscribe to them: a platform never hears about the workspace's other credentials.
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ EXPIRING_WITHIN = timedelta(days=3)
 def credential_changed(session: Session, workspace: Workspace, event: str, credential: dict[str, Any]) -> None:
     """credential.revoked or credential.rotated, with the credential as lists show it (no secret material)."""
     add_event(session, workspace, event, {"credential": credential})
+
+
+def add_leaked(session: Session, workspace: Workspace, payload: dict[str, Any]) -> None:
+    """credential.leaked: a secret scanner found one of the workspace's live credentials in public, with what was
+    done about it (`response`: revoked, disconnected, grace_ended or notified) and where it was found."""
+    add_event(session, workspace, "credential.leaked", payload)
 
 
 def connection_ended(session: Session, connection: Connection) -> None:

@@ -18,7 +18,13 @@ from token_broker.store.models import Base, _in
 DEFAULT_DOMAIN = "nim.link"
 LINK_EVENT_TYPES = ("link.created", "link.updated", "link.deleted", "link.clicked")
 # For the workspace's admins: what happened to its credentials and connections.
-ADMIN_EVENT_TYPES = ("integration.disconnected", "credential.revoked", "credential.rotated", "credential.expiring")
+ADMIN_EVENT_TYPES = (
+    "integration.disconnected",
+    "credential.revoked",
+    "credential.rotated",
+    "credential.expiring",
+    "credential.leaked",
+)
 EVENT_TYPES = LINK_EVENT_TYPES + ADMIN_EVENT_TYPES
 MAX_SLUG_LENGTH = 64
 MAX_DESTINATION_LENGTH = 2048

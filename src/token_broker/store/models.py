@@ -14,6 +14,8 @@ ROLES = ("owner", "admin", "member", "viewer")
 CREDENTIAL_KINDS = ("key", "pat")
 CREDENTIAL_STATUSES = ("active", "revoked")
 AUDIT_OUTCOMES = ("ok", "refused")
+# What a secret-scanning report of a live credential does: revoke it at once, or only tell the admins.
+LEAK_RESPONSES = ("revoke", "notify")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -64,12 +66,14 @@ class Organization(Base):
 
 class Workspace(Base):
     __tablename__ = "workspaces"
+    __table_args__ = (CheckConstraint(_in("leak_response", LEAK_RESPONSES), name="leak_response_known"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     organization_id: Mapped[int | None] = mapped_column(ForeignKey("organizations.id"))
     created_at: Mapped[datetime]
+    leak_response: Mapped[str] = mapped_column(String(16), default="revoke", server_default="revoke")
 
 
 class User(Base):

@@ -4,7 +4,15 @@ them) takes `metadata` from here rather than `Base.metadata` from one module."""
 
 from __future__ import annotations
 
-from token_broker.store import activity_models, hook_models, link_models, models, oauth_models, org_models
+from token_broker.store import (
+    activity_models,
+    hook_models,
+    link_models,
+    models,
+    oauth_models,
+    org_models,
+    scanning_models,
+)
 
-MODULES = (models, link_models, oauth_models, hook_models, org_models, activity_models)
+MODULES = (models, link_models, oauth_models, hook_models, org_models, activity_models, scanning_models)
 metadata = models.Base.metadata

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from token_broker.api.endpoints import json_object
 from token_broker.app_state import resources
 from token_broker.errors import Forbidden, InvalidInput, NotFound
-from token_broker.services import audit_log, client_lifecycle, clients, connections, directory, keys
+from token_broker.services import audit_log, client_lifecycle, clients, connections, directory, keys, leak_settings
 from token_broker.services.actors import Actor
 from token_broker.services.keys import KeyRequest
 from token_broker.services.workspaces import MANAGING_ROLES
@@ -188,6 +188,20 @@ async def read_audit(request: Request, actor: Actor, account_id: str) -> Respons
     return answer({"data": [event.to_json() for event in page.events], "has_more": page.has_more})
 
 
+async def read_settings(request: Request, actor: Actor, account_id: str) -> Response:
+    choice = await to_thread.run_sync(leak_settings.leak_response, resources(request).database, actor, account_id)
+    return answer({"leak_response": choice})
+
+
+async def change_settings(request: Request, actor: Actor, account_id: str) -> Response:
+    body = await json_body(request, ("leak_response",))
+    database = resources(request).database
+    choice = await to_thread.run_sync(
+        lambda: leak_settings.set_leak_response(database, actor, account_id, body.get("leak_response"))
+    )
+    return answer({"leak_response": choice})
+
+
 ROUTES = [
     admin_route("GET", "/keys", list_keys, manage=False),
     admin_route("POST", "/keys", create_key, manage=True),
@@ -200,4 +214,6 @@ ROUTES = [
     admin_route("POST", "/clients/{client_id}/revoke", revoke_client, manage=True),
     admin_route("POST", "/clients/{client_id}/rotate", rotate_client, manage=True),
     admin_route("GET", "/audit", read_audit, manage=True),
+    admin_route("GET", "/settings", read_settings, manage=False),
+    admin_route("PATCH", "/settings", change_settings, manage=True),
 ]

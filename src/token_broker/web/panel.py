@@ -22,6 +22,7 @@ from token_broker.services import (
     connections,
     directory,
     keys,
+    leak_settings,
     members,
     notices,
     workspace_hooks,
@@ -63,6 +64,7 @@ class PanelData:
     hooks: list[WorkspaceHook]
     notices: list[Notice]
     names: dict[str, str]
+    leak_response: str
     former: dict[str, str] = field(default_factory=dict)
 
     def actor_labels(self) -> set[str]:
@@ -90,6 +92,7 @@ def load_panel(database: Database, actor: Actor, account_id: str) -> PanelData:
         hooks=workspace_hooks.hooks_of(database, actor, account_id),
         notices=notices.recent_notices(database, account_id, limit=10),
         names={person.label: person.email for person in people},
+        leak_response=leak_settings.leak_response(database, actor, account_id),
     )
     return replace(data, former=members.former_members(database, data.actor_labels() - set(data.names)))
 
@@ -140,6 +143,7 @@ async def render_panel(request: Request, frame: Frame, status_code: int = 200, *
         "hook_reasons": HOOK_END_REASONS,
         "issuer": issuer(request),
         "n8n_callback_path": N8N_CALLBACK_PATH,
+        "leak_responses": leak_settings.DESCRIPTIONS,
         **extra,
     }
     return render(request, "panel.html", context, status_code=status_code)
@@ -328,3 +332,22 @@ async def revoke_client(request: Request) -> Response:
         "Register it again to reconnect it.",
     )
     return back(frame, "n8n")
+
+
+@html_page
+async def change_leak_response(request: Request) -> Response:
+    frame = await workspace_frame(request)
+    form = await check_form_csrf(request)
+    choice = str(form.get("leak_response") or "")
+    database = resources(request).database
+    try:
+        await to_thread.run_sync(
+            lambda: leak_settings.set_leak_response(database, frame.actor, frame.account_id, choice)
+        )
+    except InvalidInput as error:
+        flash(request, "error", error.message)
+        return back(frame, "leaks")
+    flash(
+        request, "ok", f"When a secret scanner reports a key of this workspace: {leak_settings.DESCRIPTIONS[choice]}."
+    )
+    return back(frame, "leaks")

@@ -38,6 +38,7 @@ ROUTES: list[BaseRoute] = [
     Route(f"{WORKSPACE}/api-access/clients", panel.register_n8n, methods=["POST"]),
     Route(f"{WORKSPACE}/api-access/clients/{{client_id}}/rotate", panel.rotate_client_secret, methods=["POST"]),
     Route(f"{WORKSPACE}/api-access/clients/{{client_id}}/revoke", panel.revoke_client, methods=["POST"]),
+    Route(f"{WORKSPACE}/api-access/leak-response", panel.change_leak_response, methods=["POST"]),
     Route(f"{WORKSPACE}/audit", audit_page.audit_page, methods=["GET"]),
     *admin_api.ROUTES,
     *people.ROUTES,
