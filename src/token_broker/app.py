@@ -130,6 +130,7 @@ def create_app(settings: Settings) -> Starlette:
         hasher = await to_thread.run_sync(SecretHasher, settings.hashing)
         limiter = RateLimiter(RedisWindows.from_url(settings.redis_url) if settings.redis_url else None)
         guard = Guard(database, hasher, limiter)
+        stop_hearing_commits = database.on_credential_change(guard.forget)
         # Handlers reach these through request.state; app.state holds them too, for operators' tooling and tests.
         app.state.resources = Resources(
             settings=settings,
@@ -161,6 +162,9 @@ def create_app(settings: Settings) -> Starlette:
                 tasks.cancel_scope.cancel()
             await to_thread.run_sync(guard.usage.flush, database)
         finally:
+            stop_hearing_commits()
+            guard.pool.close()
+            app.state.resources.password_pool.close()
             metrics.unwatch()
             await limiter.close()
             await webhook_client.aclose()

@@ -166,7 +166,6 @@ async def rotate_key(request: Request) -> Response:
     except (InvalidInput, Conflict) as error:
         flash(request, "error", error.message)
         return back(frame, "keys")
-    state.guard.forget(credential_id)
     if issued.plaintext is None:
         flash(request, "ok", f"The partner install token {credential_id} was rotated: its connection is disconnected.")
         return back(frame, "connections")
@@ -197,7 +196,6 @@ async def revoke_key(request: Request) -> Response:
     except Conflict as error:
         flash(request, "error", error.message)
         return back(frame, "keys")
-    state.guard.forget(credential_id)
     if view.kind == "partner_install_token":
         flash(request, "ok", f"“{view.name}” was revoked and its connection disconnected.")
     else:
@@ -218,8 +216,6 @@ async def disconnect(request: Request) -> Response:
     except Conflict as error:
         flash(request, "error", error.message)
         return back(frame, "connections")
-    if view.credential_id is not None:
-        state.guard.forget(view.credential_id)
     flash(request, "ok", f"{PLATFORM_NAMES[view.platform]} was disconnected. {RECONNECT_HINTS[view.platform]}")
     return back(frame, "connections")
 
