@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+CLEAN, SUSPECT = 0, 1
+CLEAN_PER_SUSPECT = 3
 
 
 class HashingBusy(Exception):
@@ -39,6 +41,7 @@ class _Job(Generic[T]):
     loop: asyncio.AbstractEventLoop
     source: str
     abandoned: bool = field(default=False)
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -51,12 +54,18 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 
 class HashingPool:
-    def __init__(self, name: str, threads: int = 2, max_queued: int = 32, max_per_source: int = 4) -> None:
+    def __init__(
+        self, name: str, threads: int = 2, max_queued: int = 32, max_per_source: int = 4, max_wait: float = 10.0
+    ) -> None:
         self.name = name
+        self._max_wait = max_wait
         self._threads = threads
         self._max_queued = max_queued
         self._max_per_source = max_per_source
-        self._queues: OrderedDict[str, deque[_Job[Any]]] = OrderedDict()
+        # Two rings of per-source queues: sources with no recent failure, then suspects (served one job in
+        # CLEAN_PER_SUSPECT + 1 while clean ones wait, so that they are slowed, never starved).
+        self._rings: tuple[OrderedDict[str, deque[_Job[Any]]], ...] = (OrderedDict(), OrderedDict())
+        self._clean_in_a_row = 0
         self._queued = 0
         self._cond = threading.Condition()
         self._workers: list[threading.Thread] = []
@@ -69,11 +78,12 @@ class HashingPool:
     def queued(self) -> int:
         return self._queued
 
-    async def run(self, source: str, call: Callable[[], T]) -> T:
-        """call() in one of the pool's threads, in `source`'s turn; HashingBusy when it cannot be queued."""
+    async def run(self, source: str, call: Callable[[], T], suspect: bool = False) -> T:
+        """call() in one of the pool's threads, in `source`'s turn; HashingBusy when it cannot be queued. A `suspect`
+        source (one whose recent verifications failed) waits behind sources that are not."""
         loop = asyncio.get_running_loop()
         job = _Job(call, loop.create_future(), loop, source)
-        self._submit(job)
+        self._submit(job, suspect)
         try:
             result: T = await job.future
             return result
@@ -84,43 +94,53 @@ class HashingPool:
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            for queue in self._queues.values():
-                for job in queue:
-                    with contextlib.suppress(RuntimeError):  # its event loop may be gone
-                        job.loop.call_soon_threadsafe(_settle, job.future, None, HashingBusy(1))
-            self._queues.clear()
+            for ring in self._rings:
+                for queue in ring.values():
+                    for job in queue:
+                        with contextlib.suppress(RuntimeError):  # its event loop may be gone
+                            job.loop.call_soon_threadsafe(_settle, job.future, None, HashingBusy(1))
+                ring.clear()
             self._queued = 0
             self._cond.notify_all()
 
     def _retry_after(self) -> int:
         return max(1, math.ceil(self._queued * self._seconds_per_job / self._threads))
 
-    def _submit(self, job: _Job[Any]) -> None:
+    def _waiting(self, source: str) -> int:
+        return sum(len(ring[source]) for ring in self._rings if source in ring)
+
+    def _submit(self, job: _Job[Any], suspect: bool) -> None:
         with self._cond:
             if self._closed:
                 raise HashingBusy(1)
             self._start_workers()
-            queue = self._queues.get(job.source)
-            waiting = len(queue) if queue is not None else 0
+            waiting = self._waiting(job.source)
             if waiting >= self._max_per_source:
                 self.shed += 1
                 raise HashingBusy(self._retry_after())
             if self._queued >= self._max_queued:
-                hog = max(self._queues, key=lambda source: len(self._queues[source]))
-                if len(self._queues[hog]) <= waiting + 1:
-                    self.shed += 1
-                    raise HashingBusy(self._retry_after())
-                victim = self._queues[hog].pop()
-                if not self._queues[hog]:
-                    del self._queues[hog]
+                self._make_room(waiting, suspect)
+            ring = self._rings[SUSPECT if suspect else CLEAN]
+            ring.setdefault(job.source, deque()).append(job)
+            self._queued += 1
+            self._cond.notify()
+
+    def _make_room(self, waiting: int, suspect: bool) -> None:
+        """Shed the newest job of the source with most waiting, suspects first; or the newcomer, if it has as many."""
+        for index, ring in enumerate(self._rings[::-1]):
+            if not ring or (suspect and index == 1):
+                continue
+            hog = max(ring, key=lambda source: len(ring[source]))
+            if (index == 0 and not suspect) or len(ring[hog]) > waiting + 1:  # a clean newcomer displaces a suspect
+                victim = ring[hog].pop()
+                if not ring[hog]:
+                    del ring[hog]
                 self._queued -= 1
                 self.shed += 1
                 victim.loop.call_soon_threadsafe(_settle, victim.future, None, HashingBusy(self._retry_after()))
-            if queue is None:
-                queue = self._queues[job.source] = deque()
-            queue.append(job)
-            self._queued += 1
-            self._cond.notify()
+                return
+        self.shed += 1
+        raise HashingBusy(self._retry_after())
 
     def _start_workers(self) -> None:
         while len(self._workers) < self._threads:
@@ -130,20 +150,30 @@ class HashingPool:
 
     def _next_job(self) -> _Job[Any] | None:
         with self._cond:
-            while not self._queues and not self._closed:
+            while not self._queued and not self._closed:
                 self._cond.wait()
             if self._closed:
                 return None
-            source, queue = self._queues.popitem(last=False)
+            clean, suspect = self._rings
+            if suspect and (not clean or self._clean_in_a_row >= CLEAN_PER_SUSPECT):
+                ring, self._clean_in_a_row = suspect, 0
+            else:
+                ring, self._clean_in_a_row = clean, self._clean_in_a_row + 1
+            source, queue = ring.popitem(last=False)
             job = queue.popleft()
             if queue:
-                self._queues[source] = queue  # back of the line: each source in turn
+                ring[source] = queue  # back of the line: each source in turn
             self._queued -= 1
             return job
 
     def _work(self) -> None:
         while (job := self._next_job()) is not None:
             if job.abandoned:
+                continue
+            if time.monotonic() - job.queued_at > self._max_wait:  # its caller has likely given up: spend nothing
+                self.shed += 1
+                with contextlib.suppress(RuntimeError):
+                    job.loop.call_soon_threadsafe(_settle, job.future, None, HashingBusy(self._retry_after()))
                 continue
             started = time.monotonic()
             result: Any = None

@@ -17,6 +17,13 @@ def source_of(address: str | None) -> str:
     """The bucket name of a client address: the IPv4 address itself, the IPv6 /64 network, or "unknown"."""
     if not address:
         return UNKNOWN
+    if "/" in address:  # already a source: the same again
+        try:
+            return (
+                str(ipaddress.ip_network(address, strict=False).supernet(new_prefix=64)) if ":" in address else UNKNOWN
+            )
+        except ValueError:
+            return UNKNOWN
     try:
         parsed = ipaddress.ip_address(address)
     except ValueError:

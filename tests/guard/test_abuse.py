@@ -60,14 +60,17 @@ def test_a_flood_of_wrong_secrets_on_an_id_does_not_keep_the_real_key_out(
             Flood(served.base_url, ATTACKERS, wrong_secret_for_a_victim, seconds=60) as flood,
             client_from(served.base_url, "127.0.0.1") as legitimate,
         ):
-            time.sleep(2)  # every attacker has spent its ids' budgets by now
+            deadline = time.monotonic() + 60
+            while len(flood.statuses) < 2 * len(ATTACKERS) and time.monotonic() < deadline:
+                time.sleep(0.1)  # the flood is in its stride: every attacker has been refused
+            in_stride = len(flood.statuses)
             waits = []
             for victim in victims:  # each never seen by the server: first use, as after a restart or rotation
                 waits.append(accepted_within(legitimate, victim.plaintext, 10))
                 time.sleep(0.5)
             during_flood = len(flood.statuses)
         assert all(wait is not None for wait in waits), waits
-        assert during_flood > 50  # the attack really ran meanwhile
+        assert during_flood > in_stride >= 2 * len(ATTACKERS)  # the attack really ran meanwhile
         assert set(flood.statuses) <= {401, 503, 0}
 
 
@@ -89,17 +92,17 @@ def test_sign_in_floods_keep_memory_bounded_and_cached_keys_fast(
             return client.post("/login", data={**form, "email": email, "password": "guess-guess"}).status_code
 
         latencies = []
-        with Flood(served.base_url, ATTACKERS, sign_in_as_nobody, seconds=20, count=300) as flood:
-            time.sleep(1)
-            for _ in range(40):
+        with Flood(served.base_url, ATTACKERS * 6, sign_in_as_nobody, seconds=40, count=100) as flood:
+            began_flood = time.monotonic()
+            while time.monotonic() - began_flood < 15:
                 began = time.monotonic()
                 assert legitimate.get("/v1/me", headers=bearer(issued.plaintext)).status_code == 200
                 latencies.append(time.monotonic() - began)
                 time.sleep(0.1)
             answered = len(flood.statuses)
         peak_kib = served.memory_kib("VmHWM")
-    assert answered > 40  # the flood ran meanwhile
-    assert set(flood.statuses) <= {401, 429, 503, 0}
+    assert answered >= len(ATTACKERS)  # the flood ran meanwhile: 48 sign-ins at once from 8 addresses
+    assert set(flood.statuses) <= {401, 429, 503, 0} and 503 in flood.statuses  # the excess was shed
     # argon2id takes 64 MiB a run: at most the pool's threads run at once, not one per request
     assert (peak_kib - baseline_kib) / 1024 < 512, (baseline_kib, peak_kib)
     assert statistics.median(latencies) < 2.0, latencies

@@ -16,6 +16,7 @@ def test_sources_are_ipv4_addresses_and_ipv6_networks_of_64() -> None:
     assert source_of("2001:db8:1:2:aaaa::1") == source_of("2001:db8:1:2:ffff:ffff:ffff:ffff") == "2001:db8:1:2::/64"
     assert source_of("2001:db8:1:3::1") != source_of("2001:db8:1:2::1")
     assert source_of("::ffff:192.0.2.7") == "192.0.2.7"
+    assert source_of(source_of("2001:db8:1:2::1")) == "2001:db8:1:2::/64"  # a source is its own source
     assert source_of(None) == source_of("") == source_of("not an address") == "unknown"
 
 
@@ -86,3 +87,31 @@ def test_errors_reach_the_caller_and_the_pool_keeps_working() -> None:
         assert asyncio.run(scenario()) == 7
     finally:
         pool.close()
+
+
+def test_suspect_sources_wait_behind_clean_ones_and_make_room_for_them() -> None:
+    pool = HashingPool("test", threads=1, max_queued=6, max_per_source=4)
+    gate = threading.Event()
+    order: list[str] = []
+
+    async def scenario() -> list[object]:
+        blocker = asyncio.ensure_future(pool.run("x", gate.wait))
+        await asyncio.sleep(0.05)
+        suspects = [
+            asyncio.ensure_future(pool.run(name, lambda name=name: order.append(name), suspect=True))  # type: ignore[misc]
+            for name in ("s1", "s2", "s3", "s4", "s5", "s6")
+        ]
+        await asyncio.sleep(0)
+        clean = asyncio.ensure_future(pool.run("clean", lambda: order.append("clean")))  # the queue is full
+        await asyncio.sleep(0)
+        gate.set()
+        await blocker
+        await clean
+        return await asyncio.gather(*suspects, return_exceptions=True)
+
+    try:
+        outcomes = asyncio.run(scenario())
+    finally:
+        pool.close()
+    assert order[0] == "clean"  # ahead of every suspect, though it came last
+    assert sum(isinstance(outcome, HashingBusy) for outcome in outcomes) == 1  # one suspect made room for it

@@ -123,13 +123,16 @@ class Guard:
             if not self.throttle.admit(parsed.public_id, source):
                 pending.outcome = InvalidCredential(INVALID_MESSAGE)
                 return pending
-            outcome = pending.outcome = await self.pool.run(source, lambda: self._check(parsed.plaintext))
+            suspect = self.throttle.suspect(source)
+            outcome = pending.outcome = await self.pool.run(source, lambda: self._check(parsed.plaintext), suspect)
         finally:  # on an error or a shed job the waiters find no outcome and verify for themselves
             if self._pending.get(digest) is pending:
                 del self._pending[digest]
             pending.done.set()
         if isinstance(outcome, VerifiedCredential):
             self.throttle.succeeded(parsed.public_id, source)
+        else:
+            self.throttle.failed(source)
         self.cache.put(digest, outcome, pending.since)
         return pending
 

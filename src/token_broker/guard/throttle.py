@@ -60,6 +60,10 @@ class TokenBuckets:
                 bucket.tokens = min(self._capacity, bucket.tokens + 1)
 
 
+SUSPECT_SECONDS = 60.0
+MAX_SUSPECTS = 100_000
+
+
 class FailureThrottle:
     """Failures per name (a credential id, or an email at sign-in) and per client source.
 
@@ -79,6 +83,8 @@ class FailureThrottle:
         self.by_credential = TokenBuckets(*per_credential)
         self.by_address = TokenBuckets(*per_address)
         self._name_per_source = name_per_source
+        self._failures: OrderedDict[str, float] = OrderedDict()  # source -> time of its last failure
+        self._lock = threading.Lock()
         self.refused = 0
 
     def _name_key(self, name: str, source: str) -> str:
@@ -89,12 +95,28 @@ class FailureThrottle:
         name = self._name_key(credential_id, source)
         if not self.by_credential.take(name):
             self.refused += 1
+            self.failed(address)
             return False
         if not self.by_address.take(source):
             self.by_credential.give_back(name)
             self.refused += 1
+            self.failed(address)
             return False
         return True
+
+    def failed(self, address: str) -> None:
+        """A verification from this address failed (or was refused unhashed): it is suspect for a while."""
+        source = source_of(address)
+        with self._lock:
+            self._failures[source] = time.monotonic()
+            self._failures.move_to_end(source)
+            while len(self._failures) > MAX_SUSPECTS:
+                self._failures.popitem(last=False)
+
+    def suspect(self, address: str) -> bool:
+        """Whether a verification from this address failed in the last SUSPECT_SECONDS."""
+        failed_at = self._failures.get(source_of(address))
+        return failed_at is not None and time.monotonic() - failed_at < SUSPECT_SECONDS
 
     def succeeded(self, credential_id: str, address: str) -> None:
         source = source_of(address)
