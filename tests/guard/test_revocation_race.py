@@ -30,7 +30,8 @@ from token_broker.store.models import utcnow
 from token_broker.store.oauth_models import RefreshToken
 
 ROUNDS = 8
-CALLERS = 4
+SPACING = 0.02
+MAX_REQUESTS = 1500
 AFTER_REVOKE_SECONDS = 0.6
 
 
@@ -60,16 +61,23 @@ async def race(
     revoked_at: list[float] = []
     sent: list[Sent] = []
 
-    async def caller(client: httpx.AsyncClient) -> None:
-        deadline, sent_late = time.monotonic() + 60, 0
-        while time.monotonic() < deadline:
-            if revoked_at and time.monotonic() > revoked_at[0] + AFTER_REVOKE_SECONDS and sent_late >= 3:
-                return
-            at = time.monotonic()
-            answer = await client.get("/v1/me", headers={"Authorization": f"Bearer {key}"})
-            sent.append(Sent(at, answer.status_code))
-            sent_late += bool(revoked_at and at > revoked_at[0])
-            await asyncio.sleep(0.002)
+    async def one(client: httpx.AsyncClient) -> None:
+        at = time.monotonic()
+        answer = await client.get("/v1/me", headers={"Authorization": f"Bearer {key}"})
+        sent.append(Sent(at, answer.status_code))
+
+    async def callers(client: httpx.AsyncClient) -> None:
+        """A new request every SPACING seconds, whether or not earlier ones were answered, so that some arrive while
+        a verification that began before the revocation is still running."""
+        in_flight: list[asyncio.Task[None]] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(in_flight) < MAX_REQUESTS:
+            late = revoked_at and time.monotonic() > revoked_at[0] + AFTER_REVOKE_SECONDS
+            if late and sum(answer.at > revoked_at[0] for answer in sent) >= 10:
+                break
+            in_flight.append(asyncio.create_task(one(client)))
+            await asyncio.sleep(SPACING)
+        await asyncio.gather(*in_flight)
 
     async def revoker(client: httpx.AsyncClient) -> None:
         deadline = time.monotonic() + 30
@@ -83,10 +91,10 @@ async def race(
         revoked_at.append(time.monotonic())
 
     async with (
-        httpx.AsyncClient(base_url=live.base_url, timeout=60) as api,
+        httpx.AsyncClient(base_url=live.base_url, timeout=60, limits=httpx.Limits(max_connections=None)) as api,
         httpx.AsyncClient(base_url=live.base_url, timeout=60, cookies=admin.cookies) as dashboard,
     ):
-        await asyncio.gather(revoker(dashboard), *(caller(api) for _ in range(CALLERS)))
+        await asyncio.gather(revoker(dashboard), callers(api))
     return sent, revoked_at[0]
 
 
