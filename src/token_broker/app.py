@@ -148,7 +148,7 @@ def create_app(settings: Settings) -> Starlette:
             listener = ChangeListener(settings.database_url, guard.forget)
         app.state.change_listener = listener
         worker = DeliveryWorker(database, settings, webhook_client) if settings.webhook_worker else None
-        metrics.watch(LiveState(guard, limiter, database, listener, worker))
+        metrics.watch(LiveState(guard, limiter, database, listener, worker, (app.state.resources.password_pool,)))
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_flush_usage_forever, guard, database)

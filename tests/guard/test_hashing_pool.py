@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from tests.live import LiveServer
 from token_broker.hashing_pool import HashingBusy, HashingPool
 from token_broker.sources import source_of
 
@@ -115,3 +116,11 @@ def test_suspect_sources_wait_behind_clean_ones_and_make_room_for_them() -> None
         pool.close()
     assert order[0] == "clean"  # ahead of every suspect, though it came last
     assert sum(isinstance(outcome, HashingBusy) for outcome in outcomes) == 1  # one suspect made room for it
+
+
+def test_the_pools_show_in_the_metrics(live: LiveServer) -> None:
+    with live.client() as client:
+        text = client.get("/metrics").text
+    for pool in ("verify-secrets", "verify-passwords"):
+        assert f'token_broker_hashing_shed_total{{pool="{pool}"}} 0.0' in text
+        assert f'token_broker_hashing_queued{{pool="{pool}"}} 0.0' in text
