@@ -124,7 +124,12 @@ class Guard:
                 pending.outcome = InvalidCredential(INVALID_MESSAGE)
                 return pending
             suspect = self.throttle.suspect(source)
-            outcome = pending.outcome = await self.pool.run(source, lambda: self._check(parsed.plaintext), suspect)
+            try:
+                outcome = await self.pool.run(source, lambda: self._check(parsed.plaintext), suspect)
+            except HashingBusy:
+                self.throttle.succeeded(parsed.public_id, source)  # nothing was checked: the attempt costs nothing
+                raise
+            pending.outcome = outcome
         finally:  # on an error or a shed job the waiters find no outcome and verify for themselves
             if self._pending.get(digest) is pending:
                 del self._pending[digest]

@@ -119,6 +119,7 @@ class FailureThrottle:
         return failed_at is not None and time.monotonic() - failed_at < SUSPECT_SECONDS
 
     def succeeded(self, credential_id: str, address: str) -> None:
+        """A verification succeeded, or never ran (shed): its tokens are given back."""
         source = source_of(address)
         self.by_credential.give_back(self._name_key(credential_id, source))
         self.by_address.give_back(source)

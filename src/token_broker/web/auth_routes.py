@@ -53,6 +53,7 @@ async def login(request: Request) -> Response:
             source_of(address), lambda: workspaces.authenticate(state.database, state.hasher, email, password)
         )
     except HashingBusy as busy:
+        state.sign_in_failures.succeeded(email, address)  # nothing was checked: the attempt costs nothing
         message = "Too many sign-ins at once: wait a few seconds, then try again."
         page = render(request, "login.html", {"next": target, "error": message, "email": email}, status_code=503)
         page.headers["Retry-After"] = str(busy.retry_after)
