@@ -118,11 +118,13 @@ class Guard:
 
     async def _lead(self, parsed: credentials.ParsedCredential, digest: bytes, source: str) -> _Pending:
         """Verify in the pool, as the one verification of this digest that others wait for; its _Pending, done."""
+        if not self.throttle.admit(parsed.public_id, source):
+            # This source's budget, not the secret's verdict: not shared with requests from other sources waiting.
+            refused = _Pending(since=self.cache.generation, outcome=InvalidCredential(INVALID_MESSAGE))
+            refused.done.set()
+            return refused
         pending = self._pending[digest] = _Pending(since=self.cache.generation)
         try:
-            if not self.throttle.admit(parsed.public_id, source):
-                pending.outcome = InvalidCredential(INVALID_MESSAGE)
-                return pending
             suspect = self.throttle.suspect(source)
             try:
                 outcome = await self.pool.run(source, lambda: self._check(parsed.plaintext), suspect)
