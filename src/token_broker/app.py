@@ -133,6 +133,7 @@ def create_app(settings: Settings) -> Starlette:
         limiter = RateLimiter(RedisWindows.from_url(settings.redis_url) if settings.redis_url else None)
         guard = Guard(database, hasher, limiter)
         key_set_client = reporters.make_client()
+        stop_hearing_commits = database.on_credential_change(guard.forget)
         # Handlers reach these through request.state; app.state holds them too, for operators' tooling and tests.
         app.state.resources = Resources(
             settings=settings,
@@ -151,7 +152,7 @@ def create_app(settings: Settings) -> Starlette:
             listener = ChangeListener(settings.database_url, guard.forget)
         app.state.change_listener = listener
         worker = DeliveryWorker(database, settings, webhook_client) if settings.webhook_worker else None
-        metrics.watch(LiveState(guard, limiter, database, listener, worker))
+        metrics.watch(LiveState(guard, limiter, database, listener, worker, (app.state.resources.password_pool,)))
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_flush_usage_forever, guard, database)
@@ -165,6 +166,9 @@ def create_app(settings: Settings) -> Starlette:
                 tasks.cancel_scope.cancel()
             await to_thread.run_sync(guard.usage.flush, database)
         finally:
+            stop_hearing_commits()
+            guard.pool.close()
+            app.state.resources.password_pool.close()
             metrics.unwatch()
             await limiter.close()
             await webhook_client.aclose()

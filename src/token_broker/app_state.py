@@ -10,6 +10,7 @@ from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
 from token_broker.guard.guard import Guard
 from token_broker.guard.throttle import FailureThrottle
+from token_broker.hashing_pool import HashingPool
 from token_broker.oauth.server import BrokerAuthorizationServer
 from token_broker.observe.metrics import Metrics
 from token_broker.scanning.reporters import ReporterKeys
@@ -30,6 +31,8 @@ class Resources:
     metrics: Metrics
     reporter_keys: ReporterKeys
     # Failed sign-ins: per email 5, then one a minute; per address 20, then one each 10 seconds.
+    # Password checks (argon2id, 64 MiB each) run here, never in the thread pool the database calls share.
+    password_pool: HashingPool = field(default_factory=lambda: HashingPool("verify-passwords", threads=2))
     sign_in_failures: FailureThrottle = field(
         default_factory=lambda: FailureThrottle(per_credential=(5, 1 / 60), per_address=(20, 1 / 10))
     )

@@ -74,11 +74,7 @@ class VerificationCache:
             if outcome.valid_until is not None:
                 deadline = min(deadline, outcome.valid_until.timestamp())
         with self._lock:
-            if (
-                credential_id is not None
-                and since is not None
-                and self._forgotten.get(credential_id, self._floor) > since
-            ):
+            if credential_id is not None and since is not None and self._changed_since(credential_id, since):
                 return
             self._entries[digest] = Entry(outcome, credential_id, deadline)
             self._entries.move_to_end(digest)
@@ -87,6 +83,14 @@ class VerificationCache:
             while len(self._entries) > self._max_entries:
                 oldest, entry = self._entries.popitem(last=False)
                 self._forget_digest(entry.credential_id, oldest)
+
+    def changed_since(self, credential_id: str, since: int) -> bool:
+        """Whether the credential was invalidated (or the cache cleared) after generation `since`."""
+        with self._lock:
+            return self._changed_since(credential_id, since)
+
+    def _changed_since(self, credential_id: str, since: int) -> bool:
+        return self._forgotten.get(credential_id, self._floor) > since
 
     def invalidate(self, credential_id: str) -> None:
         with self._lock:

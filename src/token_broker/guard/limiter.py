@@ -22,10 +22,18 @@ log = logging.getLogger("token_broker.guard")
 RETRY_SECONDS = 1.0
 
 
+# In process, names of the form "kind:rest" (the token endpoint's "client:<client id>") are kept in a container of
+# their kind, apart from credential ids (no colon) and bounded on its own, so that junk names of one kind (client ids
+# are public, and anyone may send any) cannot evict the windows of another.
+OTHER_KINDS_WINDOWS = 50_000
+MAX_KINDS = 8
+
+
 class RateLimiter:
     def __init__(self, shared: RedisWindows | None = None, local: CredentialRateLimiter | None = None) -> None:
         self.shared = shared
         self.local = local or CredentialRateLimiter()
+        self.local_by_kind: dict[str, CredentialRateLimiter] = {}
         self.shared_active = shared is not None
         self.redis_errors = 0
         self.outages = 0
@@ -42,7 +50,19 @@ class RateLimiter:
                 return await self.shared.hit(name, limits)
             except SharedLimitsUnavailable as error:
                 self._went_away(str(error))
-        return self.local.hit(name, limits)
+        return self.local_for(name).hit(name, limits)
+
+    def local_for(self, name: str) -> CredentialRateLimiter:
+        """The in-process container that keeps `name`'s windows."""
+        kind, colon, _ = name.partition(":")
+        if not colon:
+            return self.local
+        found = self.local_by_kind.get(kind)
+        if found is None:
+            if len(self.local_by_kind) >= MAX_KINDS:
+                kind = "other"
+            found = self.local_by_kind.setdefault(kind, CredentialRateLimiter(max_windows=OTHER_KINDS_WINDOWS))
+        return found
 
     def _went_away(self, reason: str) -> None:
         self.redis_errors += 1

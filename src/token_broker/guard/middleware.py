@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from token_broker.api.errors import RateLimited, Unavailable, error_response
 from token_broker.errors import CredentialRefused
 from token_broker.guard.guard import Guard
+from token_broker.hashing_pool import HashingBusy
 from token_broker.scopes import ALL_SCOPES
 from token_broker.services.verification import VerifiedCredential
 
@@ -31,6 +32,7 @@ class CredentialUser(BaseUser):
         return self.credential.id
 
 
+BUSY_MESSAGE = "Too many new keys are being verified at once: retry after the number of seconds in Retry-After."
 RATE_LIMITED_MESSAGE = "Too many requests for this key: wait for the number of seconds in Retry-After, then retry."
 
 
@@ -52,6 +54,10 @@ class GuardMiddleware:
         except SQLAlchemyError:
             unavailable = Unavailable("The key store is unavailable for a moment; retry shortly.")
             await error_response(unavailable, {"Retry-After": "1"})(scope, receive, send)
+            return
+        except HashingBusy as busy:
+            unavailable = Unavailable(BUSY_MESSAGE)
+            await error_response(unavailable, {"Retry-After": str(busy.retry_after)})(scope, receive, send)
             return
         scope["user"] = CredentialUser(credential)  # set before the rate limit, so a 429 is logged with its key
         decision = await guard.rate_limit(credential)

@@ -1,10 +1,12 @@
-"""Per-credential rate limits, as exact moving windows; one credential's limits never touch another's.
+"""Per-credential rate limits, as moving windows; one credential's limits never touch another's.
 
-A limit "N/period" allows a request when fewer than N requests were accepted in the period before it. In process, each
-(credential, limit) keeps the times of its last N accepted requests in a deque, so a check is O(1) whatever N is.
-(The `limits` package's in-memory moving window inserts at the front of a list, O(N) per request, which cost more
-than the rest of the guard together on a busy key.) The decision carries what the RateLimit-* headers report:
-the limit closest to running out.
+A limit "N/period" allows a request when fewer than N requests were accepted in the period before it. In process, a
+(credential, limit) with N up to EXACT_UP_TO keeps the times of its last N accepted requests in a deque, exact and
+O(1) per check. (The `limits` package's in-memory moving window inserts at the front of a list, O(N) per request,
+which cost more than the rest of the guard together on a busy key.) Above that, one time per admission would let a
+key with a huge limit hold memory for a whole day, so the window counts admissions per 1/64 of its period instead:
+never more than N in any period, a slot released at most period/64 late. The decision carries what the RateLimit-*
+headers report: the limit closest to running out.
 
 `guard.redis_windows` keeps the same windows in Redis, for limits shared by every instance; `guard.limiter` chooses.
 """
@@ -39,6 +41,11 @@ class Decision:
         return headers
 
 
+# Limits up to this count keep exact moving windows; larger ones count admissions per 1/SLICES of their period.
+EXACT_UP_TO = 1000
+SLICES = 64
+
+
 @lru_cache(maxsize=256)
 def parsed_limit(limit: str) -> tuple[int, int]:
     """(count, period in seconds) of a limit written N/period."""
@@ -46,13 +53,78 @@ def parsed_limit(limit: str) -> tuple[int, int]:
     return parsed.count, parsed.period_seconds
 
 
+class _ExactWindow:
+    """The times of the admissions within the period, oldest first: at most `count` of them."""
+
+    __slots__ = ("period", "times")
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self.times: deque[float] = deque()
+
+    def expire(self, now: float) -> None:
+        times = self.times
+        while times and times[0] <= now - self.period:
+            times.popleft()
+
+    @property
+    def used(self) -> int:
+        return len(self.times)
+
+    def frees_at(self) -> float:
+        return self.times[0] + self.period
+
+    def add(self, now: float) -> None:
+        self.times.append(now)
+
+
+class _SlicedWindow:
+    """Admissions counted per slice of period/SLICES: at most SLICES + 1 (slice, count) pairs, whatever the count.
+
+    An admission counts until its whole slice has left the period, so the window never admits more than `count` in
+    any period; a slot is released at most one slice (period/64) later than an exact window would release it."""
+
+    __slots__ = ("period", "slice", "slices", "used")
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self.slice = period / SLICES
+        self.slices: deque[list[int]] = deque()
+        self.used = 0
+
+    def expire(self, now: float) -> None:
+        oldest_counted = math.floor(now / self.slice) - SLICES
+        slices = self.slices
+        while slices and slices[0][0] < oldest_counted:
+            self.used -= slices.popleft()[1]
+
+    def frees_at(self) -> float:
+        return (self.slices[0][0] + SLICES + 1) * self.slice
+
+    def add(self, now: float) -> None:
+        index = math.floor(now / self.slice)
+        if self.slices and self.slices[-1][0] == index:
+            self.slices[-1][1] += 1
+        else:
+            self.slices.append([index, 1])
+        self.used += 1
+
+
+_Window = _ExactWindow | _SlicedWindow
+
+
 class CredentialRateLimiter:
-    """In-process moving windows, bounded to `max_windows` (the least recently used are dropped first)."""
+    """In-process moving windows for one kind of name, bounded to `max_windows` (the least recently used are dropped
+    first). A window holds at most EXACT_UP_TO times, or SLICES + 1 counters: its memory does not grow with its
+    limit."""
 
     def __init__(self, max_windows: int = 200_000) -> None:
-        self._windows: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        self._windows: OrderedDict[tuple[str, str], _Window] = OrderedDict()
         self._max = max_windows
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._windows)
 
     def hit(self, credential_id: str, limits: tuple[str, ...], now: float | None = None) -> Decision:
         """Count one request against every limit; refused when any is full, and then counted against none."""
@@ -62,26 +134,26 @@ class CredentialRateLimiter:
             tightest: Decision | None = None
             for limit in limits:
                 count, period = parsed_limit(limit)
-                window = self._window(credential_id, limit)
-                while window and window[0] <= now - period:
-                    window.popleft()
-                if len(window) >= count:
-                    reset = math.ceil(window[0] + period - now)
+                window = self._window(credential_id, limit, count, period)
+                window.expire(now)
+                used = window.used
+                if used >= count:
+                    reset = math.ceil(window.frees_at() - now)
                     return Decision(False, count, 0, max(1, reset))
-                remaining = count - len(window) - 1
-                reset = math.ceil(window[0] + period - now) if window else period
+                remaining = count - used - 1
+                reset = math.ceil(window.frees_at() - now) if used else period
                 windows.append(window)
                 if tightest is None or remaining < tightest.remaining:
                     tightest = Decision(True, count, remaining, max(0, reset))
             for window in windows:
-                window.append(now)
+                window.add(now)
         return tightest or Decision(True, 0, 0, 0)
 
-    def _window(self, credential_id: str, limit: str) -> deque[float]:
+    def _window(self, credential_id: str, limit: str, count: int, period: int) -> _Window:
         key = (credential_id, limit)
         window = self._windows.get(key)
         if window is None:
-            window = self._windows[key] = deque()
+            window = self._windows[key] = _ExactWindow(period) if count <= EXACT_UP_TO else _SlicedWindow(period)
             if len(self._windows) > self._max:
                 self._windows.popitem(last=False)
         else:

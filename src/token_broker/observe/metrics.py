@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from token_broker.guard.guard import Guard
 from token_broker.guard.limiter import RateLimiter
+from token_broker.hashing_pool import HashingPool
 from token_broker.services.monitoring import QueueDepth, queue_depth
 from token_broker.store.database import Database
 from token_broker.store.notifications import ChangeListener
@@ -80,6 +81,7 @@ class LiveState(Collector):
     database: Database
     listener: ChangeListener | None = None
     worker: DeliveryWorker | None = None
+    pools: tuple[HashingPool, ...] = ()  # besides the guard's own
 
     def __post_init__(self) -> None:
         self._depth: QueueDepth | None = None
@@ -100,6 +102,14 @@ class LiveState(Collector):
                        "workspace keys)", guard.argon2_verifications)  # fmt: skip
         yield _counter("token_broker_verification_throttled", "Verifications refused by the failure throttle",
                        guard.throttle.refused)  # fmt: skip
+        shed = CounterMetricFamily("token_broker_hashing_shed", "Hashing jobs refused with 503 (queue full or "
+                                   "waited too long), by pool", labels=["pool"])  # fmt: skip
+        waiting = GaugeMetricFamily("token_broker_hashing_queued", "Hashing jobs waiting, by pool", labels=["pool"])
+        for pool in (guard.pool, *self.pools):
+            shed.add_metric([pool.name], pool.shed)
+            waiting.add_metric([pool.name], pool.queued)
+        yield shed
+        yield waiting
         mode = GaugeMetricFamily("token_broker_rate_limiter_mode", "1 for the mode rate limits are in", labels=["mode"])
         mode.add_metric(["shared"], 1.0 if limiter.mode == "shared" else 0.0)
         mode.add_metric(["local"], 1.0 if limiter.mode == "local" else 0.0)

@@ -52,8 +52,6 @@ async def report(request: Request) -> Response:
     verified = Report(tokens=read_report(body), body_digest=hashlib.sha256(body).hexdigest(), reporter=reporter)
     address = request.client.host if request.client else None
     outcome = await to_thread.run_sync(handle_report, state.database, state.hasher, verified, address)
-    for credential_id in outcome.stopped:
-        state.guard.forget(credential_id)
     return JSONResponse([verdict.to_json() for verdict in outcome.verdicts], headers={"Cache-Control": "no-store"})
 
 

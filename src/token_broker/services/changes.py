@@ -1,5 +1,8 @@
 """Credential change notes: written beside each rotation, revocation or disconnect, read by every instance.
 
+The instance that commits the change hears it first, from the store's after-commit hook (`store.database`), before
+its handler answers; the others hear it through NOTIFY or the polled notes.
+
 On PostgreSQL the same transaction also sends `NOTIFY token_broker_changes, '<credential id>'`, which PostgreSQL
 delivers to every listening instance when (and only if) the transaction commits; the notes stay the fallback for a
 notification that is lost (a listener reconnecting, a proxy that drops LISTEN).
@@ -12,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
-from token_broker.store.database import Database
+from token_broker.store.database import Database, changed_credential
 from token_broker.store.models import CredentialChange, utcnow
 from token_broker.store.notifications import CHANGES_CHANNEL
 
@@ -23,6 +26,7 @@ OVERLAP_IDS = 500
 
 def note_change(session: Session, credential_id: str) -> None:
     session.add(CredentialChange(credential_id=credential_id, changed_at=utcnow()))
+    changed_credential(session, credential_id)  # this instance hears it at commit, before the answer leaves
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
             text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANGES_CHANNEL, "payload": credential_id}

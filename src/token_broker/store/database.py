@@ -2,20 +2,28 @@
 
 SQLite runs in WAL mode with a busy timeout, and every write transaction starts with BEGIN IMMEDIATE, so two writers
 queue for the lock instead of one failing with "database is locked". PostgreSQL uses row locks where requests race.
+
+A write transaction that changed a credential says so with `changed_credential(session, id)`; once (and only if) it
+commits, every hook given to `on_credential_change` is called with each such id, in the committing thread, before
+`write()` returns. So whatever answers after the write (a revocation's 200) is sent after this instance's guard forgot
+the credential, whichever path made the change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+log = logging.getLogger("token_broker.store")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITE_OPTION = "token_broker_write"
+_CHANGED = "token_broker_changed_credentials"
 
 
 def normalize_url(url: str) -> URL:
@@ -60,6 +68,10 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_options)
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
+        self._writes = sessionmaker(self._write_engine, expire_on_commit=False)
+        self._change_hooks: list[Callable[[str], None]] = []
+        event.listen(self._writes, "after_commit", self._announce_changes)
+        event.listen(self._writes, "after_rollback", _drop_changes)
 
     @property
     def dialect(self) -> str:
@@ -73,8 +85,31 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that holds the write lock from its start on SQLite; commits on success, rolls back on error."""
-        with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
+        with self._writes() as session, session.begin():
             yield session
+
+    def on_credential_change(self, hook: Callable[[str], None]) -> Callable[[], None]:
+        """Call `hook(credential id)` after each commit that changed that credential; returns how to stop."""
+        self._change_hooks.append(hook)
+        return lambda: self._change_hooks.remove(hook)
+
+    def _announce_changes(self, session: Session) -> None:
+        changed: list[str] = session.info.pop(_CHANGED, [])
+        for credential_id in dict.fromkeys(changed):
+            for hook in list(self._change_hooks):
+                try:
+                    hook(credential_id)
+                except Exception:  # the commit stands; the polled change notes still reach the hook's owner
+                    log.exception("a credential change hook failed")
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def changed_credential(session: Session, credential_id: str) -> None:
+    """Note, in a write transaction, that it changes this credential: announced to the hooks once it commits."""
+    session.info.setdefault(_CHANGED, []).append(credential_id)
+
+
+def _drop_changes(session: Session) -> None:
+    session.info.pop(_CHANGED, None)

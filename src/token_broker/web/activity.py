@@ -88,8 +88,6 @@ async def disconnect_from_activity(request: Request) -> Response:
     except Conflict as error:
         flash(request, "error", error.message)
     else:
-        if view.credential_id is not None:
-            state.guard.forget(view.credential_id)
         flash(request, "ok", f"{PLATFORM_NAMES[view.platform]} was disconnected: its token stops working now.")
     credential = form.get("credential")
     target = f"/workspaces/{frame.account_id}/activity"

@@ -103,7 +103,6 @@ async def rotate_key(request: Request, actor: Actor, account_id: str) -> Respons
             state.database, state.hasher, actor, credential_id, body.get("grace_seconds"), account_id=account_id
         )
     )
-    state.guard.forget(credential_id)
     return answer(issued.to_json())
 
 
@@ -114,7 +113,6 @@ async def revoke_key(request: Request, actor: Actor, account_id: str) -> Respons
     view = await to_thread.run_sync(
         lambda: keys.revoke_key(state.database, actor, credential_id, account_id=account_id)
     )
-    state.guard.forget(credential_id)
     return answer(view.to_json())
 
 
@@ -130,8 +128,6 @@ async def disconnect(request: Request, actor: Actor, account_id: str) -> Respons
     view = await to_thread.run_sync(
         lambda: connections.disconnect(state.database, actor, connection_id, account_id=account_id)
     )
-    if view.credential_id is not None:
-        state.guard.forget(view.credential_id)
     return answer(view.to_json())
 
 
@@ -161,8 +157,6 @@ async def revoke_client(request: Request, actor: Actor, account_id: str) -> Resp
     revoked = await to_thread.run_sync(
         lambda: client_lifecycle.revoke_client(state.database, actor, client_id, account_id=account_id)
     )
-    for credential_id in revoked.ended_credentials:
-        state.guard.forget(credential_id)
     return answer(revoked.to_json())
 
 

@@ -9,7 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from token_broker.app_state import resources
+from token_broker.hashing_pool import HashingBusy
 from token_broker.services import workspaces
+from token_broker.sources import source_of
 from token_broker.web.pages import render, security_headers
 from token_broker.web.sessions import (
     check_form_csrf,
@@ -46,7 +48,16 @@ async def login(request: Request) -> Response:
     if not state.sign_in_failures.admit(email, address):
         message = "Too many failed sign-ins: wait a minute, then try again."
         return render(request, "login.html", {"next": target, "error": message, "email": email}, status_code=429)
-    user = await to_thread.run_sync(workspaces.authenticate, state.database, state.hasher, email, password)
+    try:
+        user = await state.password_pool.run(
+            source_of(address), lambda: workspaces.authenticate(state.database, state.hasher, email, password)
+        )
+    except HashingBusy as busy:
+        state.sign_in_failures.succeeded(email, address)  # nothing was checked: the attempt costs nothing
+        message = "Too many sign-ins at once: wait a few seconds, then try again."
+        page = render(request, "login.html", {"next": target, "error": message, "email": email}, status_code=503)
+        page.headers["Retry-After"] = str(busy.retry_after)
+        return page
     if user is None:
         message = "That email and password do not match an account."
         return render(request, "login.html", {"next": target, "error": message, "email": email}, status_code=401)

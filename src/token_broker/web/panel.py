@@ -192,7 +192,6 @@ async def rotate_key(request: Request) -> Response:
     except (InvalidInput, Conflict) as error:
         flash(request, "error", error.message)
         return back(frame, "keys")
-    state.guard.forget(credential_id)
     if issued.plaintext is None:
         flash(request, "ok", f"The partner install token {credential_id} was rotated: its connection is disconnected.")
         return back(frame, "connections")
@@ -223,7 +222,6 @@ async def revoke_key(request: Request) -> Response:
     except Conflict as error:
         flash(request, "error", error.message)
         return back(frame, "keys")
-    state.guard.forget(credential_id)
     if view.kind == "partner_install_token":
         flash(request, "ok", f"“{view.name}” was revoked and its connection disconnected.")
     else:
@@ -244,8 +242,6 @@ async def disconnect(request: Request) -> Response:
     except Conflict as error:
         flash(request, "error", error.message)
         return back(frame, "connections")
-    if view.credential_id is not None:
-        state.guard.forget(view.credential_id)
     flash(request, "ok", f"{PLATFORM_NAMES[view.platform]} was disconnected. {RECONNECT_HINTS[view.platform]}")
     return back(frame, "connections")
 
@@ -322,8 +318,6 @@ async def revoke_client(request: Request) -> Response:
     except Conflict as error:
         flash(request, "error", error.message)
         return back(frame, "n8n")
-    for credential_id in revoked.ended_credentials:
-        state.guard.forget(credential_id)
     ended = revoked.connections_ended
     flash(
         request,

@@ -1,0 +1,126 @@
+"""The bounded hashing pool: a few threads, a bounded queue served one source at a time in turn, excess shed."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from tests.live import LiveServer
+from token_broker.hashing_pool import HashingBusy, HashingPool
+from token_broker.sources import source_of
+
+
+def test_sources_are_ipv4_addresses_and_ipv6_networks_of_64() -> None:
+    assert source_of("192.0.2.7") == "192.0.2.7"
+    assert source_of("2001:db8:1:2:aaaa::1") == source_of("2001:db8:1:2:ffff:ffff:ffff:ffff") == "2001:db8:1:2::/64"
+    assert source_of("2001:db8:1:3::1") != source_of("2001:db8:1:2::1")
+    assert source_of("::ffff:192.0.2.7") == "192.0.2.7"
+    assert source_of(source_of("2001:db8:1:2::1")) == "2001:db8:1:2::/64"  # a source is its own source
+    assert source_of(None) == source_of("") == source_of("not an address") == "unknown"
+
+
+def test_sources_take_turns_and_a_busy_source_does_not_delay_a_new_one() -> None:
+    pool = HashingPool("test", threads=1, max_queued=32, max_per_source=8)
+    gate = threading.Event()
+    order: list[str] = []
+
+    async def scenario() -> None:
+        blocker = asyncio.ensure_future(pool.run("hog", gate.wait))
+        await asyncio.sleep(0.05)  # the only thread is busy: what follows queues
+        hog = [asyncio.ensure_future(pool.run("hog", lambda: order.append("hog"))) for _ in range(6)]
+        await asyncio.sleep(0)
+        newcomer = asyncio.ensure_future(pool.run("newcomer", lambda: order.append("newcomer")))
+        await asyncio.sleep(0)
+        gate.set()
+        await asyncio.gather(blocker, *hog, newcomer)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        pool.close()
+    assert order.index("newcomer") <= 1  # served after at most one of the hog's queued jobs, not after all six
+
+
+def test_excess_is_shed_per_source_and_a_full_queue_sheds_the_biggest_source_first() -> None:
+    pool = HashingPool("test", threads=1, max_queued=4, max_per_source=3)
+    gate = threading.Event()
+
+    async def scenario() -> tuple[list[object], object]:
+        blocker = asyncio.ensure_future(pool.run("a", gate.wait))  # the only thread is busy with it
+        await asyncio.sleep(0.05)
+        queued = [asyncio.ensure_future(pool.run("a", lambda: "a")) for _ in range(3)]
+        await asyncio.sleep(0)
+        with pytest.raises(HashingBusy) as too_many:  # a's fourth waiting job
+            await pool.run("a", lambda: "a")
+        assert too_many.value.retry_after >= 1
+        b = asyncio.ensure_future(pool.run("b", lambda: "b"))  # the queue is at its bound: 3 of a's, and b's
+        await asyncio.sleep(0)
+        c = asyncio.ensure_future(pool.run("c", lambda: "c"))  # full: the newest of a's jobs makes room
+        await asyncio.sleep(0)
+        gate.set()
+        outcomes = await asyncio.gather(*queued, return_exceptions=True)
+        await blocker
+        return outcomes, await asyncio.gather(b, c)
+
+    try:
+        outcomes, others = asyncio.run(scenario())
+    finally:
+        pool.close()
+    assert outcomes[:2] == ["a", "a"] and isinstance(outcomes[2], HashingBusy)
+    assert others == ["b", "c"]
+    assert pool.shed == 2
+
+
+def test_errors_reach_the_caller_and_the_pool_keeps_working() -> None:
+    pool = HashingPool("test", threads=2)
+
+    def fails() -> None:
+        raise ValueError("boom")
+
+    async def scenario() -> int:
+        with pytest.raises(ValueError, match="boom"):
+            await pool.run("a", fails)
+        return await pool.run("a", lambda: 7)
+
+    try:
+        assert asyncio.run(scenario()) == 7
+    finally:
+        pool.close()
+
+
+def test_suspect_sources_wait_behind_clean_ones_and_make_room_for_them() -> None:
+    pool = HashingPool("test", threads=1, max_queued=6, max_per_source=4)
+    gate = threading.Event()
+    order: list[str] = []
+
+    async def scenario() -> list[object]:
+        blocker = asyncio.ensure_future(pool.run("x", gate.wait))
+        await asyncio.sleep(0.05)
+        suspects = [
+            asyncio.ensure_future(pool.run(name, lambda name=name: order.append(name), suspect=True))  # type: ignore[misc]
+            for name in ("s1", "s2", "s3", "s4", "s5", "s6")
+        ]
+        await asyncio.sleep(0)
+        clean = asyncio.ensure_future(pool.run("clean", lambda: order.append("clean")))  # the queue is full
+        await asyncio.sleep(0)
+        gate.set()
+        await blocker
+        await clean
+        return await asyncio.gather(*suspects, return_exceptions=True)
+
+    try:
+        outcomes = asyncio.run(scenario())
+    finally:
+        pool.close()
+    assert order[0] == "clean"  # ahead of every suspect, though it came last
+    assert sum(isinstance(outcome, HashingBusy) for outcome in outcomes) == 1  # one suspect made room for it
+
+
+def test_the_pools_show_in_the_metrics(live: LiveServer) -> None:
+    with live.client() as client:
+        text = client.get("/metrics").text
+    for pool in ("verify-secrets", "verify-passwords"):
+        assert f'token_broker_hashing_shed_total{{pool="{pool}"}} 0.0' in text
+        assert f'token_broker_hashing_queued{{pool="{pool}"}} 0.0' in text
