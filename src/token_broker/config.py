@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 
@@ -56,7 +57,7 @@ class Settings:
         settings = cls(
             database_url=env.get("TOKEN_BROKER_DATABASE_URL") or DEFAULT_DATABASE_URL,
             secret_key=env.get("TOKEN_BROKER_SECRET_KEY") or None,
-            issuer=(env.get("TOKEN_BROKER_ISSUER") or "").rstrip("/") or None,
+            issuer=_issuer(env.get("TOKEN_BROKER_ISSUER")),
             redis_url=_redis_url(env.get("TOKEN_BROKER_REDIS_URL")),
             trusted_proxies=_parse_networks("TOKEN_BROKER_TRUSTED_PROXIES", env.get("TOKEN_BROKER_TRUSTED_PROXIES")),
             webhook_allow_hosts=_split("TOKEN_BROKER_WEBHOOK_ALLOW_HOSTS", env.get("TOKEN_BROKER_WEBHOOK_ALLOW_HOSTS")),
@@ -89,6 +90,14 @@ class Settings:
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    def require_issuer(self) -> str:
+        """The configured issuer: the broker never takes it from a request's Host header, so it must be set."""
+        if not self.issuer:
+            raise SettingsError(
+                "TOKEN_BROKER_ISSUER is required: set it to the broker's public base URL, e.g. https://broker.example"
+            )
+        return self.issuer
+
     def with_secret_key(self) -> Settings:
         """These settings with a secret key: the configured one, or with SQLite one kept beside the database."""
         if self.secret_key:
@@ -114,6 +123,20 @@ def _secret_key_beside(database_url: str) -> str:
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(key + "\n")
     return key
+
+
+def _issuer(value: str | None) -> str | None:
+    """RFC 8414 2: an https URL (http only on a loopback host) with no query or fragment, kept without a final /."""
+    raw = (value or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not loopback) or not parts.hostname:
+        raise SettingsError(f"TOKEN_BROKER_ISSUER must be an https:// URL (http only for localhost), not {raw!r}")
+    if parts.query or parts.fragment or "?" in raw or "#" in raw or any(ch.isspace() for ch in raw):
+        raise SettingsError(f"TOKEN_BROKER_ISSUER must have no query, fragment or spaces, not {raw!r}")
+    return raw.rstrip("/")
 
 
 def _access_token_seconds(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:

@@ -19,10 +19,11 @@ from sqlalchemy import select
 
 from token_broker.oauth.models import AUTH_METHODS, Approval, BrokerClient, BrokerCode
 from token_broker.oauth.server import current_session
+from token_broker.oauth.token_audit import code_replay_event, refresh_event
 from token_broker.services import tokens
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, record
-from token_broker.services.tokens import InvalidScope, Refused
+from token_broker.services.tokens import CodeReplay, InvalidScope, Refused
 from token_broker.store.models import User
 
 TokenResponse = tuple[int, dict[str, Any], list[tuple[str, str]]]
@@ -86,8 +87,12 @@ class CodeGrant(StrictClientAuthentication, grants.AuthorizationCodeGrant):  # t
         )
 
     def query_authorization_code(self, code: str, client: BrokerClient) -> BrokerCode | None:
-        row = tokens.consume_code(current_session(), client.row, code)
-        return None if row is None else BrokerCode(row)
+        session = current_session()
+        found = tokens.consume_code(session, client.row, code)
+        if isinstance(found, CodeReplay):
+            code_replay_event(session, client_actor(client, self.request), found)
+            return None
+        return None if found is None else BrokerCode(found)
 
     def delete_authorization_code(self, authorization_code: BrokerCode) -> None:
         return None  # consumed when it was looked up
@@ -133,15 +138,12 @@ class RefreshGrant(StrictClientAuthentication, grants.RefreshTokenGrant):  # typ
         client: BrokerClient = self.request.client
         form = self.request.form
         outcome = tokens.refresh(session, client.row, form["refresh_token"], form.get("scope"), self.server.lifetimes)
-        actor = client_actor(client, self.request)
+        refresh_event(session, client_actor(client, self.request), outcome)
         if isinstance(outcome, Refused):
-            record(session, actor, AuditEntry(action="token.refreshed"), "refused", outcome.error.code)
             if isinstance(outcome.error, InvalidScope):
                 raise InvalidScopeError(description=outcome.error.message)
             raise InvalidGrantError(description=outcome.error.message)
-        entry = AuditEntry(action="token.refreshed", target_id=outcome.connection_id)
-        record(session, actor, entry, "ok", None)
-        return 200, outcome.to_json(), self.TOKEN_RESPONSE_HEADER
+        return 200, outcome.tokens.to_json(), self.TOKEN_RESPONSE_HEADER
 
     def authenticate_refresh_token(self, refresh_token: str) -> None:
         raise NotImplementedError("refresh requests are decided in create_token_response")

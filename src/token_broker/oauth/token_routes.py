@@ -25,8 +25,8 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def issuer_of(request: Request) -> str:
-    """The configured issuer; without one (development), the address this request reached."""
-    return resources(request).settings.issuer or str(request.base_url).rstrip("/")
+    """The configured issuer, never the Host this request named: create_app refuses to start without one."""
+    return resources(request).settings.require_issuer()
 
 
 def oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
