@@ -358,7 +358,7 @@ def revoke(session: Session, client: OAuthClient, presented: str) -> Connection 
     try:
         parsed = credentials.parse(presented)
     except MalformedCredential:
-        return False
+        return None
     connection_id: int | None = None
     if parsed.kind is CredentialKind.PARTNER_ACCESS:
         row = session.scalar(select(Credential).where(Credential.public_id == parsed.public_id))
