@@ -139,7 +139,7 @@ def create_app(settings: Settings) -> Starlette:
             guard=guard,
             manifests=manifests,
             lifetimes=lifetimes,
-            oauth=build_server(database, manifests, lifetimes),
+            oauth=build_server(database, manifests, lifetimes, settings.client_auth_failure_limit),
             metrics=metrics,
         )
         webhook_client = make_webhook_client()

@@ -3,6 +3,7 @@ authenticates the client; the services decide and issue."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -26,6 +27,7 @@ from token_broker.services.audit import AuditEntry, record
 from token_broker.services.tokens import CodeReplay, InvalidScope, Refused
 from token_broker.store.models import User
 
+S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 TokenResponse = tuple[int, dict[str, Any], list[tuple[str, str]]]
 
 
@@ -48,9 +50,15 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
 
     def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
         data = grant.request.payload.data
-        if data.get("code_challenge") and data.get("code_challenge_method") != "S256":
+        challenge = data.get("code_challenge")
+        if challenge and data.get("code_challenge_method") != "S256":
             raise InvalidRequestError("code_challenge_method must be S256", redirect_uri=redirect_uri)
         super().validate_code_challenge(grant, redirect_uri)
+        if challenge and not S256_CHALLENGE.fullmatch(challenge):
+            # RFC 7636 4.2: BASE64URL(SHA256(verifier)) is always 43 characters; any other could never be redeemed.
+            raise InvalidRequestError(
+                "code_challenge must be 43 base64url characters (S256 of the verifier)", redirect_uri=redirect_uri
+            )
 
 
 class StrictClientAuthentication:
