@@ -44,6 +44,7 @@ def junk_requests(platform: Platform) -> list[tuple[str, dict[str, str], dict[st
         ("/oauth/token", {"grant_type": "authorization_code", "code": "x"}, {"Authorization": f"Basic {wrong_basic}"}),
         ("/oauth/revoke", {**token, "client_id": platform.client_id, "client_secret": "wrong"}, {}),
         ("/oauth/introspect", token, {"Authorization": f"Basic {wrong_basic}"}),
+        ("/oauth/token", {"grant_type": "refresh_token", "refresh_token": "x"}, {"Authorization": "Basic %%%"}),
     ]
 
 

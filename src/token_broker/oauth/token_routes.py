@@ -45,8 +45,26 @@ def server_of(request: Request) -> BrokerAuthorizationServer:
     return server
 
 
+def _address_refused(request: Request) -> Response | None:
+    """429 for an address (an IPv6 /64) that failed client authentication too often, before its request is read."""
+    address = request.client.host if request.client else None
+    wait = server_of(request).auth_failures.retry_after(address_bucket(address))
+    if wait is None:
+        return None
+    description = "Too many failed client authentications from this address: retry after Retry-After seconds."
+    return oauth_error(429, "rate_limited", description, {"Retry-After": str(wait)})
+
+
+def _charge_failure(request: Request) -> None:
+    """One failed client authentication of the request's address."""
+    server_of(request).auth_failures.charge(address_bucket(request.client.host if request.client else None))
+
+
 async def _form_request(request: Request, path: str) -> BrokerRequest | Response:
     """authlib's request for a form POST, or the error response that ends it here."""
+    refused = _address_refused(request)
+    if refused is not None:
+        return refused
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != FORM_TYPE:
         return oauth_error(400, "invalid_request", f"Send the parameters as {FORM_TYPE}.")
     declared = request.headers.get("content-length", "")
@@ -56,6 +74,7 @@ async def _form_request(request: Request, path: str) -> BrokerRequest | Response
         form = await request.form()
         oauth_request = build_request("POST", issuer_of(request), path, request.headers, form_pairs(form), True)
     except BadClientCredentials as error:
+        _charge_failure(request)
         return oauth_error(401, "invalid_client", str(error), {"WWW-Authenticate": 'Basic realm="token-broker"'})
     except BadRequest as error:
         return oauth_error(400, "invalid_request", str(error))
@@ -76,15 +95,10 @@ def _answered(oauth_request: BrokerRequest, response: Response) -> Response:
 
 
 async def _admit(request: Request, oauth_request: BrokerRequest) -> Response | None:
-    """None when the request may go on; else its answer. An address with too many failed client authentications
-    is refused first; then the client must authenticate; only then is its budget charged, so that requests naming a
-    client (ids are public) without its secret cost that client nothing, and cost their own address a failure."""
+    """None when the request may go on; else its answer. The client must authenticate first, and only then is its
+    budget charged: requests naming a client (ids are public) without its secret cost that client nothing, and cost
+    their own address a failure (_address_refused stops an address that has too many)."""
     state, server, issuer = resources(request), server_of(request), issuer_of(request)
-    bucket = address_bucket(oauth_request.client_address)
-    wait = server.auth_failures.retry_after(bucket)
-    if wait is not None:
-        description = "Too many failed client authentications from this address: retry after Retry-After seconds."
-        return oauth_error(429, "rate_limited", description, {"Retry-After": str(wait)})
 
     def authenticate() -> str | Response:
         try:
@@ -95,7 +109,7 @@ async def _admit(request: Request, oauth_request: BrokerRequest) -> Response | N
 
     outcome = await to_thread.run_sync(lambda: server.run(issuer, authenticate, write=False))
     if isinstance(outcome, Response):
-        server.auth_failures.charge(bucket)
+        _charge_failure(request)
         return _answered(oauth_request, outcome)
     decision = await state.guard.rate_limiter.hit(f"client:{outcome}", (state.settings.token_rate_limit,))
     if not decision.allowed:
