@@ -102,7 +102,7 @@ def test_a_43_character_challenge_is_accepted(live: LiveServer, team: Team, brow
 @pytest.mark.parametrize(
     ("path", "allowed", "methods"),
     [
-        ("/oauth/token", "POST", ["GET", "PUT", "DELETE", "PATCH", "OPTIONS"]),
+        ("/oauth/token", "POST", ["GET", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"]),
         ("/oauth/revoke", "POST", ["GET", "PUT", "DELETE"]),
         ("/oauth/introspect", "POST", ["GET", "PUT", "DELETE"]),
         ("/.well-known/oauth-authorization-server", "GET, HEAD", ["POST", "PUT", "DELETE"]),
@@ -114,6 +114,11 @@ def test_a_wrong_method_is_405_with_allow(live: LiveServer, path: str, allowed: 
         assert answer.status_code == 405, (method, answer.text)
         assert answer.headers["allow"] == allowed
         assert oauth_error_of(answer)[1] == "invalid_request"
+
+
+def test_the_metadata_answers_head(live: LiveServer) -> None:
+    answer = httpx.head(f"{live.base_url}/.well-known/oauth-authorization-server")
+    assert answer.status_code == 200 and answer.content == b""
 
 
 def test_a_request_without_grant_type_is_invalid_request(live: LiveServer, team: Team) -> None:
