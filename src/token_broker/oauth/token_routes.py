@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from anyio import to_thread
+from anyio import from_thread, to_thread
 from authlib.oauth2.rfc6749.errors import InsecureTransportError, OAuth2Error
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -94,42 +94,42 @@ def _answered(oauth_request: BrokerRequest, response: Response) -> Response:
     return response
 
 
-async def _admit(request: Request, oauth_request: BrokerRequest) -> Response | None:
-    """None when the request may go on; else its answer. The client must authenticate first, and only then is its
-    budget charged: requests naming a client (ids are public) without its secret cost that client nothing, and cost
-    their own address a failure (_address_refused stops an address that has too many)."""
-    state, server, issuer = resources(request), server_of(request), issuer_of(request)
-
-    def authenticate() -> str | Response:
-        try:
-            return server.authenticate_client(oauth_request, list(AUTH_METHODS)).get_client_id()
-        except OAuth2Error as error:
-            refused: Response = server.handle_error_response(oauth_request, error)
-            return refused
-
-    outcome = await to_thread.run_sync(lambda: server.run(issuer, authenticate, write=False))
-    if isinstance(outcome, Response):
-        _charge_failure(request)
-        return _answered(oauth_request, outcome)
-    decision = await state.guard.rate_limiter.hit(f"client:{outcome}", (state.settings.token_rate_limit,))
-    if not decision.allowed:
-        headers = {name.decode(): value.decode() for name, value in decision.headers()}
-        return oauth_error(429, "rate_limited", "Too many token requests: retry after Retry-After seconds.", headers)
-    return None
-
-
 async def _run(
     request: Request,
     oauth_request: BrokerRequest,
     call: Callable[[BrokerAuthorizationServer], Any],
     write: bool = True,
 ) -> Response:
-    refused = await _admit(request, oauth_request)
-    if refused is not None:
-        return refused
-    server = server_of(request)
-    issuer = issuer_of(request)
-    response: Response = await to_thread.run_sync(lambda: server.run(issuer, lambda: call(server), write))
+    """Authenticate the client, charge its budget, then run `call`; all in one worker thread.
+
+    The client is charged only once it has authenticated: requests naming a client (ids are public) without its
+    secret cost that client nothing, and cost their own address a failure (_address_refused stops an address that
+    has too many). Authentication runs in a read transaction; a read-only call (introspection) continues in it, a
+    write gets its own transaction afterwards, so no write lock is held while the budget is charged."""
+    state, server, issuer = resources(request), server_of(request), issuer_of(request)
+    limiter, limit = state.guard.rate_limiter, state.settings.token_rate_limit
+
+    def admitted() -> tuple[Response, bool]:
+        """The response, and whether client authentication failed."""
+        with server.transaction(issuer, write=False):
+            try:
+                client_id = server.authenticate_client(oauth_request, list(AUTH_METHODS)).get_client_id()
+            except OAuth2Error as error:
+                refused: Response = server.handle_error_response(oauth_request, error)
+                return refused, True
+            decision = from_thread.run(limiter.hit, f"client:{client_id}", (limit,))
+            if not decision.allowed:
+                headers = {name.decode(): value.decode() for name, value in decision.headers()}
+                description = "Too many token requests: retry after Retry-After seconds."
+                return oauth_error(429, "rate_limited", description, headers), False
+            if not write:
+                answered: Response = call(server)
+                return answered, False
+        return server.run(issuer, lambda: call(server), write), False
+
+    response, failed = await to_thread.run_sync(admitted)
+    if failed:
+        _charge_failure(request)
     return _answered(oauth_request, response)
 
 
