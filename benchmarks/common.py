@@ -41,7 +41,8 @@ def uvicorn_process(app: str, env: dict[str, str], log: Path) -> Iterator[str]:
                "--no-access-log", "--no-server-header"]  # fmt: skip
     if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
         command = ["taskset", "-c", "0", *command]
-    with log.open("w") as output, subprocess.Popen(command, env={**os.environ, **env}, stdout=output,
+    env = {"TOKEN_BROKER_ISSUER": f"http://127.0.0.1:{port}", **os.environ, **env}
+    with log.open("w") as output, subprocess.Popen(command, env=env, stdout=output,
                                                     stderr=subprocess.STDOUT) as server:  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:

@@ -43,9 +43,10 @@ def live_server(database_url: str, **settings: object) -> Iterator[LiveServer]:
     settings.setdefault("secret_key", secrets.token_urlsafe(32))
     if os.environ.get("TOKEN_BROKER_TEST_CONNECTORS_DIR"):  # to try manifests other than connectors/'s
         settings.setdefault("connectors_dir", Path(os.environ["TOKEN_BROKER_TEST_CONNECTORS_DIR"]))
+    port = free_port()
+    settings.setdefault("issuer", f"http://127.0.0.1:{port}")
     config_settings = replace(Settings.from_env({}), database_url=database_url, hashing=CHEAP_HASHING, **settings)
     app = create_app(config_settings)
-    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

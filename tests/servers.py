@@ -40,11 +40,12 @@ def console_script() -> str:
 def running_server(env: Mapping[str, str], log_path: Path, *extra_args: str) -> Iterator[str]:
     """`token-broker serve` on a free port; yields its base URL. Its output goes to log_path."""
     port = free_port()
+    env = {"TOKEN_BROKER_ISSUER": f"http://127.0.0.1:{port}", **env}
     with (
         log_path.open("w") as log,
         subprocess.Popen(
             [console_script(), "serve", "--port", str(port), *extra_args],
-            env=dict(env),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         ) as server,

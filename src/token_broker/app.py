@@ -68,7 +68,7 @@ async def health(request: Request) -> JSONResponse:
 
 
 async def openapi(request: Request) -> JSONResponse:
-    return JSONResponse(openapi_document(resources(request).settings.issuer or str(request.base_url).rstrip("/")))
+    return JSONResponse(openapi_document(resources(request).settings.require_issuer()))
 
 
 def _wants_json(request: Request) -> bool:
@@ -120,6 +120,7 @@ def connectors_dir(settings: Settings) -> Path:
 
 
 def create_app(settings: Settings) -> Starlette:
+    settings.require_issuer()
     settings = settings.with_secret_key()
     manifests = load_manifests(connectors_dir(settings), endpoint_scopes(ROUTES))
     lifetimes = TokenLifetimes.of(settings.access_seconds(), settings.refresh_token_days, settings.secret_key or "")
@@ -142,7 +143,7 @@ def create_app(settings: Settings) -> Starlette:
             guard=guard,
             manifests=manifests,
             lifetimes=lifetimes,
-            oauth=build_server(database, manifests, lifetimes),
+            oauth=build_server(database, manifests, lifetimes, settings.client_auth_failure_limit),
             metrics=metrics,
             reporter_keys=reporters.ReporterKeys(settings.secret_scanning_key_urls, key_set_client),
         )
@@ -181,7 +182,7 @@ def create_app(settings: Settings) -> Starlette:
         session_cookie=SESSION_COOKIE,
         max_age=SESSION_SECONDS,
         same_site="lax",
-        https_only=(settings.issuer or "").startswith("https://"),
+        https_only=settings.require_issuer().startswith("https://"),
     )
     routes = [
         Route("/healthz", health),

@@ -18,6 +18,8 @@ GITHUB_SECRET_SCANNING_KEYS_URL = "https://api.github.com/meta/public_keys/secre
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+DEFAULT_TOKEN_RATE_LIMIT = "60000/minute"  # noqa: S105 - a rate, not a secret
+DEFAULT_CLIENT_AUTH_FAILURE_LIMIT = "30/minute"
 
 
 class SettingsError(ValueError):
@@ -46,7 +48,10 @@ class Settings:
     connectors_dir: Path | None = None
     access_token_seconds: tuple[tuple[str, int], ...] = (("zapier", 3600), ("make", 3600), ("n8n", 3600))
     refresh_token_days: int = 90
-    token_rate_limit: str = "1200/minute"  # noqa: S105 - a rate, not a secret
+    # A platform-wide client with a million connections refreshing hourly averages ~16,700 a minute: 60,000 leaves
+    # 3.6x for bursts and retries (README: sizing the token endpoint's budget).
+    token_rate_limit: str = DEFAULT_TOKEN_RATE_LIMIT
+    client_auth_failure_limit: str = DEFAULT_CLIENT_AUTH_FAILURE_LIMIT
     listen_notify: bool = True
     db_pool_size: int = 5
     db_max_overflow: int = 10
@@ -60,7 +65,7 @@ class Settings:
         settings = cls(
             database_url=env.get("TOKEN_BROKER_DATABASE_URL") or DEFAULT_DATABASE_URL,
             secret_key=env.get("TOKEN_BROKER_SECRET_KEY") or None,
-            issuer=(env.get("TOKEN_BROKER_ISSUER") or "").rstrip("/") or None,
+            issuer=_issuer(env.get("TOKEN_BROKER_ISSUER")),
             redis_url=_redis_url(env.get("TOKEN_BROKER_REDIS_URL")),
             trusted_proxies=_parse_networks("TOKEN_BROKER_TRUSTED_PROXIES", env.get("TOKEN_BROKER_TRUSTED_PROXIES")),
             webhook_allow_hosts=_split("TOKEN_BROKER_WEBHOOK_ALLOW_HOSTS", env.get("TOKEN_BROKER_WEBHOOK_ALLOW_HOSTS")),
@@ -73,7 +78,10 @@ class Settings:
             connectors_dir=Path(env["TOKEN_BROKER_CONNECTORS_DIR"]) if env.get("TOKEN_BROKER_CONNECTORS_DIR") else None,
             access_token_seconds=_access_token_seconds(env),
             refresh_token_days=_positive_int(env, "TOKEN_BROKER_REFRESH_TOKEN_DAYS", 90),
-            token_rate_limit=_rate_limit(env, "TOKEN_BROKER_TOKEN_RATE_LIMIT", "1200/minute"),
+            token_rate_limit=_rate_limit(env, "TOKEN_BROKER_TOKEN_RATE_LIMIT", DEFAULT_TOKEN_RATE_LIMIT),
+            client_auth_failure_limit=_rate_limit(
+                env, "TOKEN_BROKER_CLIENT_AUTH_FAILURE_LIMIT", DEFAULT_CLIENT_AUTH_FAILURE_LIMIT
+            ),
             listen_notify=_switch(env, "TOKEN_BROKER_LISTEN_NOTIFY", default=True),
             db_pool_size=_positive_int(env, "TOKEN_BROKER_DB_POOL_SIZE", 5),
             db_max_overflow=_whole_number(env, "TOKEN_BROKER_DB_MAX_OVERFLOW", 10),
@@ -93,6 +101,14 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def require_issuer(self) -> str:
+        """The configured issuer: the broker never takes it from a request's Host header, so it must be set."""
+        if not self.issuer:
+            raise SettingsError(
+                "TOKEN_BROKER_ISSUER is required: set it to the broker's public base URL, e.g. https://broker.example"
+            )
+        return self.issuer
 
     def with_secret_key(self) -> Settings:
         """These settings with a secret key: the configured one, or with SQLite one kept beside the database."""
@@ -119,6 +135,20 @@ def _secret_key_beside(database_url: str) -> str:
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(key + "\n")
     return key
+
+
+def _issuer(value: str | None) -> str | None:
+    """RFC 8414 2: an https URL (http only on a loopback host) with no query or fragment, kept without a final /."""
+    raw = (value or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not loopback) or not parts.hostname:
+        raise SettingsError(f"TOKEN_BROKER_ISSUER must be an https:// URL (http only for localhost), not {raw!r}")
+    if parts.query or parts.fragment or "?" in raw or "#" in raw or any(ch.isspace() for ch in raw):
+        raise SettingsError(f"TOKEN_BROKER_ISSUER must have no query, fragment or spaces, not {raw!r}")
+    return raw.rstrip("/")
 
 
 def _access_token_seconds(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:

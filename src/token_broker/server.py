@@ -60,6 +60,7 @@ def app_from_env() -> Starlette:
 
 
 def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    settings.require_issuer()  # before migrating: a server that cannot start must change nothing
     logs.configure(settings.log_level)
     migrate_store(settings)
     # Forwarded headers are handled inside the app, from TOKEN_BROKER_TRUSTED_PROXIES only; uvicorn's access log is

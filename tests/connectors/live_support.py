@@ -48,7 +48,9 @@ def _paths(routes: list[BaseRoute], prefix: str = "") -> Iterator[str]:
 
 def broker_serves(path: str) -> bool:
     """Whether the broker's app, as create_app builds it, has a route for this path."""
-    app = create_app(Settings(database_url="sqlite:///:memory:", secret_key="route-table-probe"))
+    app = create_app(
+        Settings(database_url="sqlite:///:memory:", secret_key="route-table-probe", issuer="https://broker.example")
+    )
     return path in set(_paths(app.routes))
 
 

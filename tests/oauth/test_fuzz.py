@@ -66,7 +66,7 @@ def fuzzing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzing]:
     migrate.upgrade(database)
     make_team(database, SecretHasher(CHEAP_HASHING))
     platform = register(database, "zapier")
-    with live_server(url, token_rate_limit="1000000/minute") as server:
+    with live_server(url, token_rate_limit="1000000/minute", client_auth_failure_limit="1000000/minute") as server:
         yield Fuzzing(server, platform)
     database.dispose()
 

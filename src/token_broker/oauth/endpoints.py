@@ -12,8 +12,8 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from token_broker.oauth.grants import client_actor
 from token_broker.oauth.models import AUTH_METHODS, BrokerClient
 from token_broker.oauth.server import current_session
+from token_broker.oauth.token_audit import revoke_event
 from token_broker.services import tokens
-from token_broker.services.audit import AuditEntry, record
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,9 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
     def revoke_token(self, token: Presented, request: Any) -> None:
         session = current_session()
         client: BrokerClient = request.client
-        if tokens.revoke(session, client.row, token.value):
-            record(session, client_actor(client, request), AuditEntry(action="token.revoked"), "ok", None)
+        ended = tokens.revoke(session, client.row, token.value)
+        if ended is not None:
+            revoke_event(session, client_actor(client, request), ended)
 
 
 class Introspection(IntrospectionEndpoint):  # type: ignore[misc]

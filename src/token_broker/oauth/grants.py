@@ -3,6 +3,7 @@ authenticates the client; the services decide and issue."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
@@ -20,14 +21,16 @@ from sqlalchemy import select
 
 from token_broker.oauth.models import AUTH_METHODS, Approval, BrokerClient, BrokerCode
 from token_broker.oauth.server import current_session
+from token_broker.oauth.token_audit import code_replay_event, refresh_event
 from token_broker.services import tokens
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, record
 from token_broker.services.client_lifecycle import hold_active
 from token_broker.services.clients import serves_workspace
-from token_broker.services.tokens import InvalidScope, Refused
+from token_broker.services.tokens import CodeReplay, InvalidScope, Refused
 from token_broker.store.models import User
 
+S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 TokenResponse = tuple[int, dict[str, Any], list[tuple[str, str]]]
 
 
@@ -50,9 +53,15 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
 
     def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
         data = grant.request.payload.data
-        if data.get("code_challenge") and data.get("code_challenge_method") != "S256":
+        challenge = data.get("code_challenge")
+        if challenge and data.get("code_challenge_method") != "S256":
             raise InvalidRequestError("code_challenge_method must be S256", redirect_uri=redirect_uri)
         super().validate_code_challenge(grant, redirect_uri)
+        if challenge and not S256_CHALLENGE.fullmatch(challenge):
+            # RFC 7636 4.2: BASE64URL(SHA256(verifier)) is always 43 characters; any other could never be redeemed.
+            raise InvalidRequestError(
+                "code_challenge must be 43 base64url characters (S256 of the verifier)", redirect_uri=redirect_uri
+            )
 
 
 class StrictClientAuthentication:
@@ -100,8 +109,12 @@ class CodeGrant(StrictClientAuthentication, grants.AuthorizationCodeGrant):  # t
         )
 
     def query_authorization_code(self, code: str, client: BrokerClient) -> BrokerCode | None:
-        row = tokens.consume_code(current_session(), client.row, code)
-        return None if row is None else BrokerCode(row)
+        session = current_session()
+        found = tokens.consume_code(session, client.row, code)
+        if isinstance(found, CodeReplay):
+            code_replay_event(session, client_actor(client, self.request), found)
+            return None
+        return None if found is None else BrokerCode(found)
 
     def delete_authorization_code(self, authorization_code: BrokerCode) -> None:
         return None  # consumed when it was looked up
@@ -151,15 +164,12 @@ class RefreshGrant(StrictClientAuthentication, grants.RefreshTokenGrant):  # typ
         client: BrokerClient = self.request.client
         form = self.request.form
         outcome = tokens.refresh(session, client.row, form["refresh_token"], form.get("scope"), self.server.lifetimes)
-        actor = client_actor(client, self.request)
+        refresh_event(session, client_actor(client, self.request), outcome)
         if isinstance(outcome, Refused):
-            record(session, actor, AuditEntry(action="token.refreshed"), "refused", outcome.error.code)
             if isinstance(outcome.error, InvalidScope):
                 raise InvalidScopeError(description=outcome.error.message)
             raise InvalidGrantError(description=outcome.error.message)
-        entry = AuditEntry(action="token.refreshed", target_id=outcome.connection_id)
-        record(session, actor, entry, "ok", None)
-        return 200, outcome.to_json(), self.TOKEN_RESPONSE_HEADER
+        return 200, outcome.tokens.to_json(), self.TOKEN_RESPONSE_HEADER
 
     def authenticate_refresh_token(self, refresh_token: str) -> None:
         raise NotImplementedError("refresh requests are decided in create_token_response")

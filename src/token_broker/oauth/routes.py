@@ -5,14 +5,16 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Route
 
 from token_broker.oauth import consent, token_routes
+from token_broker.oauth.token_routes import AllowOnly
 
 AUTHORIZE_ROUTES: list[BaseRoute] = [
     Route("/oauth/authorize", consent.authorize_page, methods=["GET"]),
     Route("/oauth/authorize", consent.authorize_decision, methods=["POST"]),
 ]
+# Each takes every method and answers those it does not serve with 405 and Allow, before the dashboard's mount.
 TOKEN_ROUTES: list[BaseRoute] = [
-    Route("/oauth/token", token_routes.token, methods=["POST"]),
-    Route("/oauth/revoke", token_routes.revoke, methods=["POST"]),
-    Route("/oauth/introspect", token_routes.introspect, methods=["POST"]),
-    Route("/.well-known/oauth-authorization-server", token_routes.metadata, methods=["GET"]),
+    Route("/oauth/token", AllowOnly(("POST",), token_routes.token)),
+    Route("/oauth/revoke", AllowOnly(("POST",), token_routes.revoke)),
+    Route("/oauth/introspect", AllowOnly(("POST",), token_routes.introspect)),
+    Route("/.well-known/oauth-authorization-server", AllowOnly(("GET", "HEAD"), token_routes.metadata)),
 ]

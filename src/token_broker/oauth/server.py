@@ -14,10 +14,13 @@ from typing import Any, TypeVar
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.errors import OAuth2Error
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse, Response
 
+from token_broker.oauth import client_auth
+from token_broker.oauth.auth_failures import AuthFailures
 from token_broker.oauth.models import BrokerClient
 from token_broker.scopes import ALL_SCOPES, Manifest
 from token_broker.services.tokens import TokenLifetimes
@@ -25,6 +28,17 @@ from token_broker.store.database import Database
 from token_broker.store.oauth_models import OAuthClient
 
 T = TypeVar("T")
+DEFAULT_DESCRIPTIONS = {
+    "invalid_request": "The request is missing a parameter or is malformed.",
+    "invalid_client": "Client authentication failed.",
+    "invalid_grant": "The grant is invalid, expired or revoked.",
+    "unauthorized_client": "This client may not use this grant type.",
+    "unsupported_grant_type": "Use grant_type authorization_code or refresh_token.",
+    "unsupported_response_type": "Use response_type code.",
+    "invalid_scope": "The requested scope is invalid or wider than allowed.",
+    "access_denied": "The user denied the request.",
+    "unsupported_token_type": "This token type cannot be revoked.",
+}
 _session: contextvars.ContextVar[Session] = contextvars.ContextVar("oauth_session")
 _issuer: contextvars.ContextVar[str] = contextvars.ContextVar("oauth_issuer")
 
@@ -34,11 +48,14 @@ def current_session() -> Session:
 
 
 class BrokerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
-    def __init__(self, database: Database, manifests: dict[str, Manifest], lifetimes: TokenLifetimes) -> None:
+    def __init__(
+        self, database: Database, manifests: dict[str, Manifest], lifetimes: TokenLifetimes, failures: AuthFailures
+    ) -> None:
         super().__init__(scopes_supported=list(ALL_SCOPES))
         self.database = database
         self.manifests = manifests
         self.lifetimes = lifetimes
+        self.auth_failures = failures
 
     @contextmanager
     def transaction(self, issuer: str, write: bool = True) -> Iterator[Session]:
@@ -60,6 +77,16 @@ class BrokerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         the token endpoint, after authenticating, it is told invalid_grant, the platforms' signal to reconnect."""
         row = current_session().scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
         return None if row is None else BrokerClient(row, self.manifests.get(row.platform))
+
+    def authenticate_client(self, request: OAuth2Request, methods: list[str], endpoint: str = "token") -> BrokerClient:
+        """One method per request, chosen by what the request presents (client_auth), never tried in turn."""
+        return client_auth.authenticate(request, self.query_client, endpoint)
+
+    def handle_error_response(self, request: OAuth2Request, error: OAuth2Error) -> Response:
+        if not error.description:  # authlib leaves some without one (unsupported_grant_type); RFC 6749 5.2 wants it
+            error.description = error.get_error_description() or DEFAULT_DESCRIPTIONS.get(error.error, error.error)
+        response: Response = super().handle_error_response(request, error)
+        return response
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         raise NotImplementedError("the grants issue and store their own tokens")

@@ -5,19 +5,25 @@ Each reads its form on the event loop, then runs authlib and the store work in a
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from anyio import to_thread
-from authlib.oauth2.rfc6749.errors import InsecureTransportError
+from anyio import from_thread, to_thread
+from authlib.oauth2.rfc6749.errors import InsecureTransportError, OAuth2Error
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from token_broker.app_state import resources
+from token_broker.oauth.auth_failures import address_bucket
+from token_broker.oauth.client_auth import uses_basic
+from token_broker.oauth.models import AUTH_METHODS
 from token_broker.oauth.requests import BadClientCredentials, BadRequest, BrokerRequest, build_request, form_pairs
 from token_broker.oauth.server import BrokerAuthorizationServer
 from token_broker.scopes import ALL_SCOPES
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+GRANT_TYPES = ("authorization_code", "refresh_token")
 
 MAX_FORM_BYTES = 16 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -25,8 +31,8 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def issuer_of(request: Request) -> str:
-    """The configured issuer; without one (development), the address this request reached."""
-    return resources(request).settings.issuer or str(request.base_url).rstrip("/")
+    """The configured issuer, never the Host this request named: create_app refuses to start without one."""
+    return resources(request).settings.require_issuer()
 
 
 def oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -39,8 +45,26 @@ def server_of(request: Request) -> BrokerAuthorizationServer:
     return server
 
 
+def _address_refused(request: Request) -> Response | None:
+    """429 for an address (an IPv6 /64) that failed client authentication too often, before its request is read."""
+    address = request.client.host if request.client else None
+    wait = server_of(request).auth_failures.retry_after(address_bucket(address))
+    if wait is None:
+        return None
+    description = "Too many failed client authentications from this address: retry after Retry-After seconds."
+    return oauth_error(429, "rate_limited", description, {"Retry-After": str(wait)})
+
+
+def _charge_failure(request: Request) -> None:
+    """One failed client authentication of the request's address."""
+    server_of(request).auth_failures.charge(address_bucket(request.client.host if request.client else None))
+
+
 async def _form_request(request: Request, path: str) -> BrokerRequest | Response:
     """authlib's request for a form POST, or the error response that ends it here."""
+    refused = _address_refused(request)
+    if refused is not None:
+        return refused
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != FORM_TYPE:
         return oauth_error(400, "invalid_request", f"Send the parameters as {FORM_TYPE}.")
     declared = request.headers.get("content-length", "")
@@ -50,6 +74,7 @@ async def _form_request(request: Request, path: str) -> BrokerRequest | Response
         form = await request.form()
         oauth_request = build_request("POST", issuer_of(request), path, request.headers, form_pairs(form), True)
     except BadClientCredentials as error:
+        _charge_failure(request)
         return oauth_error(401, "invalid_client", str(error), {"WWW-Authenticate": 'Basic realm="token-broker"'})
     except BadRequest as error:
         return oauth_error(400, "invalid_request", str(error))
@@ -61,13 +86,12 @@ async def _form_request(request: Request, path: str) -> BrokerRequest | Response
     return oauth_request
 
 
-def _client_key(oauth_request: BrokerRequest) -> str:
-    """Who a token request claims to be, for its rate limit: the Basic user name, the form's client_id, or the
-    caller's address when it names no client."""
-    authorization = oauth_request.headers.get("Authorization", "")
-    if authorization.startswith("Basic "):
-        return "client:" + base64.b64decode(authorization[6:]).decode().split(":", 1)[0]
-    return "client:" + (oauth_request.form.get("client_id") or f"address:{oauth_request.client_address}")
+def _answered(oauth_request: BrokerRequest, response: Response) -> Response:
+    if response.status_code == 401 and not uses_basic(oauth_request):
+        # 401 only where Basic client authentication failed: Zapier turns any 401 here into "reconnect".
+        response.status_code = 400
+        del response.headers["www-authenticate"]
+    return response
 
 
 async def _run(
@@ -76,28 +100,59 @@ async def _run(
     call: Callable[[BrokerAuthorizationServer], Any],
     write: bool = True,
 ) -> Response:
-    server = server_of(request)
-    issuer = issuer_of(request)
-    response: Response = await to_thread.run_sync(lambda: server.run(issuer, lambda: call(server), write))
-    if response.status_code == 401 and not oauth_request.headers.get("Authorization", "").startswith("Basic "):
-        # 401 only where Basic client authentication failed: Zapier turns any 401 here into "reconnect".
-        response.status_code = 400
-        del response.headers["www-authenticate"]
-    return response
+    """Authenticate the client, charge its budget, then run `call`; all in one worker thread.
+
+    The client is charged only once it has authenticated: requests naming a client (ids are public) without its
+    secret cost that client nothing, and cost their own address a failure (_address_refused stops an address that
+    has too many). Authentication runs in a read transaction; a read-only call (introspection) continues in it, a
+    write gets its own transaction afterwards, so no write lock is held while the budget is charged."""
+    state, server, issuer = resources(request), server_of(request), issuer_of(request)
+    limiter, limit = state.guard.rate_limiter, state.settings.token_rate_limit
+
+    def admitted() -> tuple[Response, bool]:
+        """The response, and whether client authentication failed."""
+        with server.transaction(issuer, write=False):
+            try:
+                client_id = server.authenticate_client(oauth_request, list(AUTH_METHODS)).get_client_id()
+            except OAuth2Error as error:
+                refused: Response = server.handle_error_response(oauth_request, error)
+                return refused, True
+            decision = from_thread.run(limiter.hit, f"client:{client_id}", (limit,))
+            if not decision.allowed:
+                headers = {name.decode(): value.decode() for name, value in decision.headers()}
+                description = "Too many token requests: retry after Retry-After seconds."
+                return oauth_error(429, "rate_limited", description, headers), False
+            if not write:
+                answered: Response = call(server)
+                return answered, False
+        return server.run(issuer, lambda: call(server), write), False
+
+    response, failed = await to_thread.run_sync(admitted)
+    if failed:
+        _charge_failure(request)
+    return _answered(oauth_request, response)
+
+
+def _grant_type_refusal(oauth_request: BrokerRequest) -> Response | None:
+    """A missing or unknown grant_type is refused before anything else, as authlib would, with a description."""
+    grant_type = oauth_request.form.get("grant_type")
+    if not grant_type:
+        return oauth_error(400, "invalid_request", "Missing grant_type: use authorization_code or refresh_token.")
+    if grant_type not in GRANT_TYPES:
+        return oauth_error(400, "unsupported_grant_type", "Use grant_type authorization_code or refresh_token.")
+    return None
 
 
 async def token(request: Request) -> Response:
     oauth_request = await _form_request(request, "/oauth/token")
     if isinstance(oauth_request, Response):
         return oauth_request
-    state = resources(request)
-    decision = await state.guard.rate_limiter.hit(_client_key(oauth_request), (state.settings.token_rate_limit,))
-    if not decision.allowed:
-        headers = {name.decode(): value.decode() for name, value in decision.headers()}
-        return oauth_error(429, "rate_limited", "Too many token requests: retry after Retry-After seconds.", headers)
+    refused = _grant_type_refusal(oauth_request)
+    if refused is not None:
+        return refused
     response = await _run(request, oauth_request, lambda server: server.create_token_response(oauth_request))
     if oauth_request.form.get("grant_type") == "refresh_token":
-        state.metrics.refreshes.labels("ok" if response.status_code == 200 else "refused").inc()
+        resources(request).metrics.refreshes.labels("ok" if response.status_code == 200 else "refused").inc()
     return response
 
 
@@ -122,9 +177,27 @@ async def introspect(request: Request) -> Response:
     )
 
 
+class AllowOnly:
+    """An ASGI app serving `endpoint` for `methods` and 405 with Allow for any other (as a plain function route, a
+    wrong method would fall through to the dashboard's catch-all mount and be answered 404)."""
+
+    def __init__(self, methods: tuple[str, ...], endpoint: Endpoint) -> None:
+        self.methods = methods
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        if request.method in self.methods:
+            response = await self.endpoint(request)
+        else:
+            allowed = ", ".join(self.methods)
+            response = oauth_error(405, "invalid_request", f"This endpoint takes {allowed} only.", {"Allow": allowed})
+        await response(scope, receive, send)
+
+
 async def metadata(request: Request) -> Response:
     issuer = issuer_of(request)
-    methods = ["client_secret_basic", "client_secret_post"]
+    methods = list(AUTH_METHODS)
     return JSONResponse(
         {
             "issuer": issuer,
@@ -133,7 +206,7 @@ async def metadata(request: Request) -> Response:
             "revocation_endpoint": f"{issuer}/oauth/revoke",
             "introspection_endpoint": f"{issuer}/oauth/introspect",
             "response_types_supported": ["code"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "grant_types_supported": list(GRANT_TYPES),
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": methods,
             "revocation_endpoint_auth_methods_supported": methods,

@@ -89,10 +89,19 @@ def issue_code(
     )
 
 
-def consume_code(session: Session, client: OAuthClient, code: str) -> AuthorizationCode | None:
+@dataclass(frozen=True)
+class CodeReplay:
+    """A code presented again after its redemption: the connection that redemption opened, and whether this ended it."""
+
+    connection: Connection
+    ended: bool
+
+
+def consume_code(session: Session, client: OAuthClient, code: str) -> AuthorizationCode | CodeReplay | None:
     """The code's row if this client may redeem it now, marking it used in the same statement; None otherwise.
 
-    A code presented again after its first redemption ends the connection that redemption opened (RFC 6749 4.1.2)."""
+    A code presented again after its first redemption ends the connection that redemption opened (RFC 6749 4.1.2),
+    and is answered as a CodeReplay so that the caller can audit it."""
     now = utcnow()
     hashed = code_hash(code)
     redeemable = [
@@ -109,8 +118,10 @@ def consume_code(session: Session, client: OAuthClient, code: str) -> Authorizat
         return row
     if row is not None and row.client_id == client.id and row.used_at is not None and row.connection_id is not None:
         connection = lock_connection(session, row.connection_id)
-        if connection.status == "active":
+        active = connection.status == "active"
+        if active:
             end_connection(session, connection, f"client:{client.client_id}", "code_replayed", now)
+        return CodeReplay(connection, ended=active)
     return None
 
 
@@ -133,14 +144,28 @@ def redeem(
 
 @dataclass(frozen=True)
 class Refused:
-    """A refusal whose side effects (ending a family) must still commit."""
+    """A refusal whose side effects (ending a family) must still commit. `connection` is set once the presented token
+    was found to be this client's, so the refusal can be audited in its workspace; `replay` when the token had already
+    been rotated out, and `ended` when that ended the connection (reuse after the replay window)."""
 
     error: BrokerError
+    connection: Connection | None = None
+    replay: bool = False
+    ended: bool = False
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """A successful refresh; `replay` when it answered a rotated-out token again within the replay window."""
+
+    tokens: IssuedTokens
+    connection: Connection
+    replay: bool = False
 
 
 def refresh(
     session: Session, client: OAuthClient, presented: str, requested_scope: str | None, lifetimes: TokenLifetimes
-) -> IssuedTokens | Refused:
+) -> Refreshed | Refused:
     """Rotate a refresh token: a new access token and refresh token, or the same pair again within the replay window."""
     now = utcnow()
     invalid = Refused(InvalidGrant("The refresh token is invalid, expired or revoked: reconnect the integration."))
@@ -163,7 +188,7 @@ def refresh(
     if connection.client_id != client.id or not serves_workspace(client, connection.workspace_id):
         return Refused(InvalidGrant("The refresh token was issued to another client."))
     if connection.status != "active" or token.status == "revoked" or token.expires_at <= now:
-        return invalid
+        return Refused(invalid.error, connection, replay=token.status == "rotated")
     access_row = session.scalars(
         select(Credential).where(Credential.connection_id == connection.id).with_for_update()
     ).one()
@@ -172,7 +197,7 @@ def refresh(
     granted = token.scope.split()
     scopes = granted if requested_scope is None else requested_scope.split()
     if not set(scopes) <= set(granted):
-        return Refused(InvalidScope("The requested scope is wider than the connection was granted."))
+        return Refused(InvalidScope("The requested scope is wider than the connection was granted."), connection)
     successor_id = credentials.new_public_id()
     access, new_refresh = _successors(parsed, access_row.public_id, successor_id, lifetimes)
     access_seconds = lifetimes.access_seconds[client.platform]
@@ -202,7 +227,7 @@ def refresh(
         )
     )
     workspace = session.get_one(Workspace, connection.workspace_id)
-    return IssuedTokens(
+    issued = IssuedTokens(
         access_token=access.plaintext,
         refresh_token=new_refresh.plaintext,
         expires_in=access_seconds,
@@ -210,6 +235,7 @@ def refresh(
         account_id=workspace.account_id,
         connection_id=connection.public_id,
     )
+    return Refreshed(issued, connection)
 
 
 def _successors(
@@ -230,7 +256,7 @@ def _replay(
     parsed: credentials.ParsedCredential,
     lifetimes: TokenLifetimes,
     now: datetime,
-) -> IssuedTokens | Refused:
+) -> Refreshed | Refused:
     assert token.rotated_at is not None and token.successor_id is not None
     successor = session.scalar(select(RefreshToken).where(RefreshToken.public_id == token.successor_id))
     access, new_refresh = _successors(parsed, access_row.public_id, token.successor_id, lifetimes)
@@ -246,7 +272,7 @@ def _replay(
     if in_window and still_current:
         assert access_row.expires_at is not None
         workspace = session.get_one(Workspace, connection.workspace_id)
-        return IssuedTokens(
+        issued = IssuedTokens(
             access_token=access.plaintext,
             refresh_token=new_refresh.plaintext,
             expires_in=max(1, int((access_row.expires_at - now).total_seconds())),
@@ -254,10 +280,12 @@ def _replay(
             account_id=workspace.account_id,
             connection_id=connection.public_id,
         )
+        return Refreshed(issued, connection, replay=True)
     if in_window:  # a late retry after the platform already moved on: refuse, but it is no theft
-        return Refused(InvalidGrant("The refresh token was already used: use the newest one."))
+        return Refused(InvalidGrant("The refresh token was already used: use the newest one."), connection, replay=True)
     end_connection(session, connection, "token-broker", "refresh_token_reused", now)
-    return Refused(InvalidGrant("The refresh token was already used; the connection was ended: reconnect."))
+    error = InvalidGrant("The refresh token was already used; the connection was ended: reconnect.")
+    return Refused(error, connection, replay=True, ended=True)
 
 
 def _access_expiry(row: Credential, presented: str) -> datetime | None:
@@ -324,12 +352,13 @@ def describe(session: Session, presented: str) -> tuple[OAuthClient, TokenDescri
     )
 
 
-def revoke(session: Session, client: OAuthClient, presented: str) -> bool:
-    """RFC 7009: the platform revokes its own token; the connection ends. Another client's token is left alone."""
+def revoke(session: Session, client: OAuthClient, presented: str) -> Connection | None:
+    """RFC 7009: the platform revokes its own token; the connection ends, and is returned. Another client's token is
+    left alone (None), as is a connection already ended."""
     try:
         parsed = credentials.parse(presented)
     except MalformedCredential:
-        return False
+        return None
     connection_id: int | None = None
     if parsed.kind is CredentialKind.PARTNER_ACCESS:
         row = session.scalar(select(Credential).where(Credential.public_id == parsed.public_id))
@@ -340,9 +369,9 @@ def revoke(session: Session, client: OAuthClient, presented: str) -> bool:
         if token is not None and hmac.compare_digest(token.token_hash, credentials.fast_hash(presented)):
             connection_id = token.connection_id
     if connection_id is None:
-        return False
+        return None
     connection = lock_connection(session, connection_id)
     if connection.client_id != client.id or connection.status != "active":
-        return False
+        return None
     end_connection(session, connection, f"client:{client.client_id}", "revoked_by_platform", utcnow())
-    return True
+    return connection

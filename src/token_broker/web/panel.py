@@ -122,7 +122,7 @@ def back(frame: Frame, anchor: str) -> Response:
 
 
 def issuer(request: Request) -> str:
-    return resources(request).settings.issuer or str(request.base_url).rstrip("/")
+    return resources(request).settings.require_issuer()
 
 
 async def render_panel(request: Request, frame: Frame, status_code: int = 200, **extra: Any) -> Response:
