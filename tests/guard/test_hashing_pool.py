@@ -5,11 +5,17 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import httpx
 import pytest
 
 from tests.live import LiveServer
+from tests.makers import Keys
 from token_broker.hashing_pool import HashingBusy, HashingPool
 from token_broker.sources import source_of
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 def test_sources_are_ipv4_addresses_and_ipv6_networks_of_64() -> None:
@@ -124,3 +130,43 @@ def test_the_pools_show_in_the_metrics(live: LiveServer) -> None:
     for pool in ("verify-secrets", "verify-passwords"):
         assert f'token_broker_hashing_shed_total{{pool="{pool}"}} 0.0' in text
         assert f'token_broker_hashing_queued{{pool="{pool}"}} 0.0' in text
+
+
+def test_a_full_secret_pool_answers_503_with_retry_after_and_cached_keys_still_pass(
+    live: LiveServer, make: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guard = live.resources.guard
+    cached = make.workspace_key()
+    new_keys = [make.workspace_key().plaintext for _ in range(3)]
+    with live.client() as client:
+        assert client.get("/v1/me", headers=bearer(cached.plaintext)).status_code == 200
+    monkeypatch.setattr(guard, "pool", HashingPool("verify-secrets", threads=1, max_queued=4, max_per_source=1))
+    release = threading.Event()
+    real_check = guard._check
+
+    def slow_check(presented: str) -> object:
+        release.wait(30)
+        return real_check(presented)
+
+    monkeypatch.setattr(guard, "_check", slow_check)
+
+    async def scenario() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=live.base_url, timeout=60) as client:
+            running = asyncio.ensure_future(client.get("/v1/me", headers=bearer(new_keys[0])))  # takes the thread
+            await asyncio.sleep(0.5)
+            waiting = asyncio.ensure_future(client.get("/v1/me", headers=bearer(new_keys[1])))  # this source's one
+            await asyncio.sleep(0.5)
+            shed = await client.get("/v1/me", headers=bearer(new_keys[2]))
+            still_cached = await client.get("/v1/me", headers=bearer(cached.plaintext))
+            release.set()
+            return [shed, still_cached, await running, await waiting]
+
+    try:
+        shed, still_cached, running, waiting = asyncio.run(scenario())
+    finally:
+        release.set()
+        guard.pool.close()
+    assert shed.status_code == 503 and shed.json()["error"] == "service_unavailable"
+    assert int(shed.headers["retry-after"]) >= 1
+    assert still_cached.status_code == 200  # cached keys never touch the pool
+    assert running.status_code == waiting.status_code == 200
