@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.browser_forms import hidden_inputs
 from tests.live import LiveServer
 from tests.makers import Keys
+from tests.support import PASSWORD, Team
 from token_broker.hashing_pool import HashingBusy, HashingPool
+from token_broker.services import workspaces
 from token_broker.sources import source_of
 
 
@@ -170,3 +174,47 @@ def test_a_full_secret_pool_answers_503_with_retry_after_and_cached_keys_still_p
     assert int(shed.headers["retry-after"]) >= 1
     assert still_cached.status_code == 200  # cached keys never touch the pool
     assert running.status_code == waiting.status_code == 200
+
+
+def test_sign_ins_beyond_the_password_pool_are_shed_with_503_and_cost_no_attempt(
+    live: LiveServer, team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = live.resources
+    small = HashingPool("verify-passwords", threads=1, max_queued=4, max_per_source=1)
+    object.__setattr__(state, "password_pool", small)  # Resources is frozen; this test swaps in a tiny pool
+    release = threading.Event()
+    real_authenticate = workspaces.authenticate
+
+    def slow_authenticate(*args: Any) -> Any:
+        release.wait(30)
+        return real_authenticate(*args)
+
+    monkeypatch.setattr(workspaces, "authenticate", slow_authenticate)
+
+    async def attempt(client: httpx.AsyncClient, email: str) -> httpx.Response:
+        form = hidden_inputs((await client.get("/login")).text, "/login")
+        return await client.post("/login", data={**form, "email": email, "password": PASSWORD})
+
+    async def scenario() -> list[httpx.Response]:
+        clients = [httpx.AsyncClient(base_url=live.base_url, timeout=60) for _ in range(3)]
+        try:
+            running = asyncio.ensure_future(attempt(clients[0], "owner@acme.example"))
+            await asyncio.sleep(0.5)
+            waiting = asyncio.ensure_future(attempt(clients[1], "viewer@acme.example"))
+            await asyncio.sleep(0.5)
+            shed = await attempt(clients[2], "admin@acme.example")
+            release.set()
+            return [shed, await running, await waiting]
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    try:
+        shed, running, waiting = asyncio.run(scenario())
+    finally:
+        release.set()
+        small.close()
+    assert shed.status_code == 503 and int(shed.headers["retry-after"]) >= 1
+    assert running.status_code == waiting.status_code == 303  # signed in
+    for _ in range(5):  # the shed attempt spent none of the email's budget of five
+        assert state.sign_in_failures.admit("admin@acme.example", "127.0.0.1")
