@@ -30,9 +30,9 @@ class Resources:
     oauth: BrokerAuthorizationServer
     metrics: Metrics
     reporter_keys: ReporterKeys
-    # Failed sign-ins: per email 5, then one a minute; per address 20, then one each 10 seconds.
     # Password checks (argon2id, 64 MiB each) run here, never in the thread pool the database calls share.
     password_pool: HashingPool = field(default_factory=lambda: HashingPool("verify-passwords", threads=2))
+    # Failed sign-ins: per email 5, then one a minute; per address (IPv6: per /64) 20, then one each 10 seconds.
     sign_in_failures: FailureThrottle = field(
         default_factory=lambda: FailureThrottle(per_credential=(5, 1 / 60), per_address=(20, 1 / 10))
     )

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
+import httpx
 import pytest
 
+from tests.browser_forms import hidden_inputs
 from tests.live import LiveServer
+from tests.makers import Keys
+from tests.support import PASSWORD, Team
 from token_broker.hashing_pool import HashingBusy, HashingPool
+from token_broker.services import workspaces
 from token_broker.sources import source_of
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 def test_sources_are_ipv4_addresses_and_ipv6_networks_of_64() -> None:
@@ -124,3 +134,87 @@ def test_the_pools_show_in_the_metrics(live: LiveServer) -> None:
     for pool in ("verify-secrets", "verify-passwords"):
         assert f'token_broker_hashing_shed_total{{pool="{pool}"}} 0.0' in text
         assert f'token_broker_hashing_queued{{pool="{pool}"}} 0.0' in text
+
+
+def test_a_full_secret_pool_answers_503_with_retry_after_and_cached_keys_still_pass(
+    live: LiveServer, make: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guard = live.resources.guard
+    cached = make.workspace_key()
+    new_keys = [make.workspace_key().plaintext for _ in range(3)]
+    with live.client() as client:
+        assert client.get("/v1/me", headers=bearer(cached.plaintext)).status_code == 200
+    monkeypatch.setattr(guard, "pool", HashingPool("verify-secrets", threads=1, max_queued=4, max_per_source=1))
+    release = threading.Event()
+    real_check = guard._check
+
+    def slow_check(presented: str) -> object:
+        release.wait(30)
+        return real_check(presented)
+
+    monkeypatch.setattr(guard, "_check", slow_check)
+
+    async def scenario() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=live.base_url, timeout=60) as client:
+            running = asyncio.ensure_future(client.get("/v1/me", headers=bearer(new_keys[0])))  # takes the thread
+            await asyncio.sleep(0.5)
+            waiting = asyncio.ensure_future(client.get("/v1/me", headers=bearer(new_keys[1])))  # this source's one
+            await asyncio.sleep(0.5)
+            shed = await client.get("/v1/me", headers=bearer(new_keys[2]))
+            still_cached = await client.get("/v1/me", headers=bearer(cached.plaintext))
+            release.set()
+            return [shed, still_cached, await running, await waiting]
+
+    try:
+        shed, still_cached, running, waiting = asyncio.run(scenario())
+    finally:
+        release.set()
+        guard.pool.close()
+    assert shed.status_code == 503 and shed.json()["error"] == "service_unavailable"
+    assert int(shed.headers["retry-after"]) >= 1
+    assert still_cached.status_code == 200  # cached keys never touch the pool
+    assert running.status_code == waiting.status_code == 200
+
+
+def test_sign_ins_beyond_the_password_pool_are_shed_with_503_and_cost_no_attempt(
+    live: LiveServer, team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = live.resources
+    small = HashingPool("verify-passwords", threads=1, max_queued=4, max_per_source=1)
+    object.__setattr__(state, "password_pool", small)  # Resources is frozen; this test swaps in a tiny pool
+    release = threading.Event()
+    real_authenticate = workspaces.authenticate
+
+    def slow_authenticate(*args: Any) -> Any:
+        release.wait(30)
+        return real_authenticate(*args)
+
+    monkeypatch.setattr(workspaces, "authenticate", slow_authenticate)
+
+    async def attempt(client: httpx.AsyncClient, email: str) -> httpx.Response:
+        form = hidden_inputs((await client.get("/login")).text, "/login")
+        return await client.post("/login", data={**form, "email": email, "password": PASSWORD})
+
+    async def scenario() -> list[httpx.Response]:
+        clients = [httpx.AsyncClient(base_url=live.base_url, timeout=60) for _ in range(3)]
+        try:
+            running = asyncio.ensure_future(attempt(clients[0], "owner@acme.example"))
+            await asyncio.sleep(0.5)
+            waiting = asyncio.ensure_future(attempt(clients[1], "viewer@acme.example"))
+            await asyncio.sleep(0.5)
+            shed = await attempt(clients[2], "admin@acme.example")
+            release.set()
+            return [shed, await running, await waiting]
+        finally:
+            for client in clients:
+                await client.aclose()
+
+    try:
+        shed, running, waiting = asyncio.run(scenario())
+    finally:
+        release.set()
+        small.close()
+    assert shed.status_code == 503 and int(shed.headers["retry-after"]) >= 1
+    assert running.status_code == waiting.status_code == 303  # signed in
+    for _ in range(5):  # the shed attempt spent none of the email's budget of five
+        assert state.sign_in_failures.admit("admin@acme.example", "127.0.0.1")

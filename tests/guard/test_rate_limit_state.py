@@ -4,12 +4,25 @@ whose memory does not grow with their limit, yet never admit more than the limit
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import uuid
+
+import pytest
 
 from tests.live import LiveServer
 from tests.makers import Keys
 from token_broker.guard.limiter import RateLimiter
 from token_broker.guard.ratelimits import EXACT_UP_TO, SLICES, CredentialRateLimiter
+from token_broker.guard.redis_windows import RedisWindows
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("TOKEN_BROKER_TEST_REDIS_URL")
+    if not url:
+        pytest.fail("TOKEN_BROKER_TEST_REDIS_URL is not set: run scripts/test, or deselect with -m 'not redis'")
+    return url
 
 
 def test_token_endpoint_names_live_apart_from_credential_windows() -> None:
@@ -82,3 +95,26 @@ def test_token_endpoint_still_limits_a_client(live: LiveServer) -> None:
     limiter = live.resources.guard.rate_limiter
     decision = asyncio.run(limiter.hit("client:someone", ("1/minute",)))
     assert decision.allowed and not asyncio.run(limiter.hit("client:someone", ("1/minute",))).allowed
+
+
+@pytest.mark.redis
+def test_sliced_windows_in_redis_decide_as_the_in_process_ones(redis_url: str) -> None:
+    limits = ("1001/second", "1500/minute")
+    rng = random.Random(11)
+    now, times = 1_700_000_000.0, []
+    for _ in range(3000):  # steps of 1/64 s: exact in binary and in microseconds, so both sides floor alike
+        now += 0 if rng.random() < 0.97 else rng.randint(1, 80) / 64
+        times.append(now)
+    local = CredentialRateLimiter()
+    name = uuid.uuid4().hex
+
+    async def shared_decisions() -> list[object]:
+        windows = RedisWindows.from_url(redis_url)
+        try:
+            return [await windows.hit(name, limits, now_us=int(when * 1_000_000)) for when in times]
+        finally:
+            await windows.close()
+
+    shared = asyncio.run(shared_decisions())
+    assert shared == [local.hit(name, limits, now=when) for when in times]
+    assert any(not decision.allowed for decision in shared)  # type: ignore[attr-defined]

@@ -1,11 +1,13 @@
-"""Rate limit windows kept in Redis, shared by every instance: the same exact moving windows as `guard.ratelimits`.
+"""Rate limit windows kept in Redis, shared by every instance: the same moving windows as `guard.ratelimits`.
 
-Each (credential, limit) is a Redis list of the times (microseconds, Redis's own clock, so instances with skewed
-clocks agree) of its admissions within the period, oldest first. One Lua script, atomic in Redis, takes all of a
-credential's limits at once: drops the times that left each window, refuses when any window is full (counting the
-request against none), else appends the time to every window and answers the numbers of the RateLimit-* headers for
-the limit closest to running out. A check costs (a share of) one round trip and O(1) amortised work in Redis; a list
-never holds more than its limit's count, and expires a second after its newest admission leaves the window.
+Each (credential, limit) of up to EXACT_UP_TO per period is a Redis list of the times (microseconds, Redis's own
+clock, so instances with skewed clocks agree) of its admissions within the period, oldest first; a larger limit is a
+hash of admissions per 1/SLICES of its period, so that its memory does not grow with the limit. One Lua script,
+atomic in Redis, takes all of a credential's limits at once: drops the times that left each window, refuses when any
+window is full (counting the request against none), else appends the time to every window and answers the numbers of
+the RateLimit-* headers for the limit closest to running out. A check costs (a share of) one round trip and O(1)
+amortised work in Redis; a list never holds more than its limit's count (a hash more than SLICES + 1 fields), and
+expires a second after its newest admission leaves the window.
 
 The keys of one credential share a hash tag (`{id}`), so the script also runs on Redis Cluster.
 """
@@ -17,7 +19,7 @@ import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
-from token_broker.guard.ratelimits import Decision, parsed_limit
+from token_broker.guard.ratelimits import EXACT_UP_TO, SLICES, Decision, parsed_limit
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -30,6 +32,8 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,100}")
 
 # KEYS[i]: the window of limit i. ARGV[1]: now in microseconds, or "" for Redis's clock (tests pass their own).
 # ARGV[2i], ARGV[2i+1]: count and period in seconds of limit i. Returns {allowed, limit, remaining, reset}.
+# A limit of up to EXACT_UP_TO is a list of admission times; a larger one a hash of per-slice counts (slice index to
+# count, at most SLICES + 1 fields), as `guard.ratelimits` keeps them in process.
 WINDOW_SCRIPT = """
 local now
 if ARGV[1] == '' then
@@ -38,21 +42,47 @@ if ARGV[1] == '' then
 else
   now = tonumber(ARGV[1])
 end
+local exact_up_to, slices = @EXACT_UP_TO@, @SLICES@
 local best_remaining, best_limit, best_reset = nil, 0, 0
 for i = 1, #KEYS do
   local key, count, period = KEYS[i], tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1]) * 1000000
-  local oldest = redis.call('LINDEX', key, 0)
-  while oldest and tonumber(oldest) <= now - period do
-    redis.call('LPOP', key)
-    oldest = redis.call('LINDEX', key, 0)
+  local used, frees_at = 0, nil
+  if count <= exact_up_to then
+    local oldest = redis.call('LINDEX', key, 0)
+    while oldest and tonumber(oldest) <= now - period do
+      redis.call('LPOP', key)
+      oldest = redis.call('LINDEX', key, 0)
+    end
+    used = redis.call('LLEN', key)
+    if oldest then
+      frees_at = tonumber(oldest) + period
+    end
+  else
+    local slice = period / slices
+    local oldest_counted = math.floor(now / slice) - slices
+    local fields = redis.call('HGETALL', key)
+    local oldest = nil
+    for j = 1, #fields, 2 do
+      local index = tonumber(fields[j])
+      if index < oldest_counted then
+        redis.call('HDEL', key, fields[j])
+      else
+        used = used + tonumber(fields[j + 1])
+        if oldest == nil or index < oldest then
+          oldest = index
+        end
+      end
+    end
+    if oldest then
+      frees_at = (oldest + slices + 1) * slice
+    end
   end
-  local size = redis.call('LLEN', key)
-  if size >= count then
-    return {0, count, 0, math.max(1, math.ceil((tonumber(oldest) + period - now) / 1000000))}
+  if used >= count then
+    return {0, count, 0, math.max(1, math.ceil((frees_at - now) / 1000000))}
   end
-  local remaining, reset = count - size - 1, period / 1000000
-  if oldest then
-    reset = math.ceil((tonumber(oldest) + period - now) / 1000000)
+  local remaining, reset = count - used - 1, period / 1000000
+  if frees_at then
+    reset = math.ceil((frees_at - now) / 1000000)
   end
   if best_remaining == nil or remaining < best_remaining then
     best_remaining, best_limit, best_reset = remaining, count, math.max(0, reset)
@@ -60,14 +90,19 @@ for i = 1, #KEYS do
 end
 local stamp = string.format('%.0f', now)
 for i = 1, #KEYS do
-  redis.call('RPUSH', KEYS[i], stamp)
+  local count, period = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1]) * 1000000
+  if count <= exact_up_to then
+    redis.call('RPUSH', KEYS[i], stamp)
+  else
+    redis.call('HINCRBY', KEYS[i], string.format('%.0f', math.floor(now / (period / slices))), 1)
+  end
   redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[2 * i + 1]) * 1000 + 1000)
 end
 if best_remaining == nil then
   return {1, 0, 0, 0}
 end
 return {1, best_limit, best_remaining, best_reset}
-"""
+""".replace("@EXACT_UP_TO@", str(EXACT_UP_TO)).replace("@SLICES@", str(SLICES))
 
 
 class SharedLimitsUnavailable(Exception):

@@ -63,7 +63,9 @@ def authenticate(
     client = query_client(presented.client_id) if presented.client_id else None
     if client is None or not presented.secret or not client.check_client_secret(presented.secret):
         raise InvalidClientError(status_code=status, description="Client authentication failed.")
-    if not client.check_endpoint_auth_method(presented.method, endpoint):  # a revoked client, outside the token endpoint
+    if not client.check_endpoint_auth_method(
+        presented.method, endpoint
+    ):  # a revoked client, outside the token endpoint
         raise InvalidClientError(status_code=status, description="Client authentication failed.")
     request.auth_method = presented.method
     return client
