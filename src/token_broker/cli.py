@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    serve = command(commands, "serve", cmd_serve, "migrate the store, then serve the broker, dashboard and API")
+    serve = command(commands, "serve", cmd_serve, "migrate the store, then serve all (needs TOKEN_BROKER_ISSUER)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
