@@ -207,6 +207,7 @@ ensure_n8n() {
 }
 
 # ensure_platform_tools: n8n's linter (@n8n/node-cli), its community-package scanner and Zapier's CLI, each pinned.
+# Install scripts are skipped: one dependency's only insists on pnpm, and none builds anything these tools use.
 ensure_platform_tools() {
     ensure_node24 || return 1
     local spec name
@@ -214,6 +215,6 @@ ensure_platform_tools() {
         "zapier-platform-cli@$ZAPIER_CLI_VERSION"; do
         name="${spec#@}"; name="${name//\//+}"
         cached_install "$spec" "$TOOLS_CACHE/$name" \
-            node24_npm install --no-save --no-audit --no-fund --loglevel=error "$spec"
+            node24_npm install --no-save --no-audit --no-fund --loglevel=error --ignore-scripts "$spec"
     done
 }
