@@ -13,7 +13,7 @@ import { accountId, authenticationProperty, credentialsDescription, nimApiReques
 
 const TOLERANCE_SECONDS = 5 * 60;
 
-interface Hook {
+interface Hook extends IDataObject {
 	id: string;
 	event: string;
 	target_url: string;
@@ -21,8 +21,10 @@ interface Hook {
 	secret?: string;
 }
 
+// Removes one of this connection's hooks; one that is already gone counts as removed.
 async function removeHook(this: IHookFunctions, account: string, hookId: string): Promise<void> {
-	await nimApiRequest.call(this, 'DELETE', `/v1/workspaces/${account}/hooks/${encodeURIComponent(hookId)}`);
+	const path = `/v1/workspaces/${account}/hooks/${encodeURIComponent(hookId)}`;
+	await nimApiRequest.call(this, 'DELETE', path, undefined, undefined, true);
 }
 
 // Standard Webhooks: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`, keyed with the secret's bytes (the part
@@ -48,7 +50,7 @@ export class NimTrigger implements INodeType {
 	description: INodeTypeDescription = {
 		displayName: 'Nim Trigger',
 		name: 'nimTrigger',
-		icon: 'fa:link',
+		icon: { light: 'file:../Nim/nim.svg', dark: 'file:../Nim/nim.dark.svg' },
 		group: ['trigger'],
 		version: 1,
 		subtitle: '={{$parameter["event"]}}',
@@ -86,13 +88,8 @@ export class NimTrigger implements INodeType {
 				if (typeof staticData.hookId !== 'string' || staticData.webhookUrl !== webhookUrl) return false;
 				const account = await accountId.call(this);
 				const path = `/v1/workspaces/${account}/hooks/${encodeURIComponent(staticData.hookId)}`;
-				let hook: Hook;
-				try {
-					hook = (await nimApiRequest.call(this, 'GET', path)) as Hook;
-				} catch (error) {
-					if ((error as { httpCode?: string }).httpCode === '404') return false;
-					throw error;
-				}
+				const hook = (await nimApiRequest.call(this, 'GET', path, undefined, undefined, true)) as Hook | undefined;
+				if (hook === undefined) return false;
 				return hook.status === 'active' && hook.target_url === webhookUrl && hook.event === this.getNodeParameter('event');
 			},
 
@@ -101,7 +98,7 @@ export class NimTrigger implements INodeType {
 				const staticData = this.getWorkflowStaticData('node');
 				if (typeof staticData.hookId === 'string') {
 					// A stale hook of this connection (disabled, or for another URL or event): remove it, or ignore it if gone.
-					await removeHook.call(this, account, staticData.hookId).catch(() => undefined);
+					await removeHook.call(this, account, staticData.hookId);
 				}
 				const hook = (await nimApiRequest.call(this, 'POST', `/v1/workspaces/${account}/hooks`, {
 					event: this.getNodeParameter('event') as string,
@@ -125,8 +122,12 @@ export class NimTrigger implements INodeType {
 				if (typeof hookId === 'string') {
 					try {
 						await removeHook.call(this, await accountId.call(this), hookId);
-					} catch {
+					} catch (error) {
 						// See above: nothing is left that this workflow could still remove.
+						this.logger.warn('Nim Trigger: the hook could not be removed in Nim; it was forgotten here', {
+							hookId,
+							error: (error as Error).message,
+						});
 					}
 				}
 				return true;
