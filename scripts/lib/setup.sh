@@ -169,6 +169,8 @@ cached_install() {
     say "installing $name into $dir (once; later runs reuse it)"
     rm -rf "$dir"
     mkdir -p "$dir"
+    # A package.json of its own keeps npm from installing into a node_modules found in a parent folder.
+    printf '{"name": "token-broker-tools", "private": true}\n' > "$dir/package.json"
     if ! (cd "$dir" && "$@") >&2; then
         say "installing $name failed"
         rm -rf "$dir"

@@ -23,8 +23,8 @@ interface Hook extends IDataObject {
 
 // Removes one of this connection's hooks; one that is already gone counts as removed.
 async function removeHook(this: IHookFunctions, account: string, hookId: string): Promise<void> {
-	const path = `/v1/workspaces/${account}/hooks/${encodeURIComponent(hookId)}`;
-	await nimApiRequest.call(this, 'DELETE', path, undefined, undefined, true);
+	const hook = encodeURIComponent(hookId);
+	await nimApiRequest.call(this, 'DELETE', `/v1/workspaces/${account}/hooks/${hook}`, undefined, undefined, true);
 }
 
 // Standard Webhooks: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`, keyed with the secret's bytes (the part
@@ -87,8 +87,15 @@ export class NimTrigger implements INodeType {
 				const webhookUrl = this.getNodeWebhookUrl('default');
 				if (typeof staticData.hookId !== 'string' || staticData.webhookUrl !== webhookUrl) return false;
 				const account = await accountId.call(this);
-				const path = `/v1/workspaces/${account}/hooks/${encodeURIComponent(staticData.hookId)}`;
-				const hook = (await nimApiRequest.call(this, 'GET', path, undefined, undefined, true)) as Hook | undefined;
+				const saved = encodeURIComponent(staticData.hookId);
+				const hook = (await nimApiRequest.call(
+					this,
+					'GET',
+					`/v1/workspaces/${account}/hooks/${saved}`,
+					undefined,
+					undefined,
+					true,
+				)) as Hook | undefined;
 				if (hook === undefined) return false;
 				return hook.status === 'active' && hook.target_url === webhookUrl && hook.event === this.getNodeParameter('event');
 			},
