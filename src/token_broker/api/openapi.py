@@ -324,6 +324,11 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             },
             "/v1/workspaces/{account_id}/hooks/{hook_id}": {
                 "parameters": [account, _path("hook_id", "a hook id such as hook_...")],
+                "get": _operation(
+                    "One of this credential's hooks: whether the hook it saved still exists, and its status",
+                    "hooks:write",
+                    _ok("200", "Hook", "the hook"),
+                ),
                 "delete": _operation("Unsubscribe: delete a hook", "hooks:write", _ok("204", None, "deleted")),
             },
             "/r/{slug}": {

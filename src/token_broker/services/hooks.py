@@ -217,6 +217,26 @@ def list_hooks(database: Database, credential: VerifiedCredential) -> list[HookV
         return [HookView.of(row) for row in rows]
 
 
+def get_hook(database: Database, credential: VerifiedCredential, hook_id: str) -> HookView:
+    """One of the owner's hooks, active or disabled: lets a platform confirm that the hook it saved still exists
+    (n8n's checkExists) without listing the others. Another owner's hook is "not found", like a missing one."""
+    if _HOOK_ID.fullmatch(hook_id) is None:
+        raise _not_found(hook_id)
+    with database.read() as session:
+        owner = _owner(session, credential, lock=False)
+        row = session.scalar(
+            select(Hook).where(
+                Hook.public_id == hook_id,
+                Hook.workspace_id == credential.workspace_id,
+                _owned_by(owner),
+                Hook.status != "deleted",
+            )
+        )
+        if row is None:
+            raise _not_found(hook_id)
+        return HookView.of(row)
+
+
 def _not_found(hook_id: str) -> NotFound:
     shown = repr(hook_id) if _HOOK_ID.fullmatch(hook_id) else "with that id"
     return NotFound(f"No hook {shown} belongs to this credential.")
