@@ -6,15 +6,17 @@ from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
+from token_broker.api.clicks import ClickRecorder
+from token_broker.api.redirect_limit import RedirectLimit
 from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
 from token_broker.guard.guard import Guard
-from token_broker.guard.throttle import FailureThrottle
 from token_broker.oauth.server import BrokerAuthorizationServer
 from token_broker.observe.metrics import Metrics
 from token_broker.scopes import Manifest
 from token_broker.services.tokens import TokenLifetimes
 from token_broker.store.database import Database
+from token_broker.web.sign_in_throttle import SignInThrottle
 
 
 @dataclass(frozen=True)
@@ -27,10 +29,11 @@ class Resources:
     lifetimes: TokenLifetimes
     oauth: BrokerAuthorizationServer
     metrics: Metrics
-    # Failed sign-ins: per email 5, then one a minute; per address 20, then one each 10 seconds.
-    sign_in_failures: FailureThrottle = field(
-        default_factory=lambda: FailureThrottle(per_credential=(5, 1 / 60), per_address=(20, 1 / 10))
-    )
+    # Failed sign-ins, per (email, address block) and per address block: web/sign_in_throttle.py.
+    sign_in_failures: SignInThrottle = field(default_factory=SignInThrottle)
+    # The public redirect: visits per address block, and clicks waiting for their batch (api/clicks.py).
+    redirect_limit: RedirectLimit = field(default_factory=RedirectLimit)
+    clicks: ClickRecorder = field(default_factory=ClickRecorder)
 
 
 def resources(connection: HTTPConnection) -> Resources:

@@ -20,7 +20,7 @@ from tests.connectors.connectors import (
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_manifest_shape(platform: str) -> None:
     document = manifest(platform)
-    assert set(document) == {"platform", "endpoints"}
+    assert set(document) <= {"platform", "endpoints", "events"} and {"platform", "endpoints"} <= set(document)
     assert document["platform"] == platform
     entries = document["endpoints"]
     assert isinstance(entries, list) and entries

@@ -11,6 +11,7 @@ from typing import Any
 
 from anyio import to_thread
 from authlib.oauth2.rfc6749.errors import InsecureTransportError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -20,6 +21,7 @@ from token_broker.oauth.server import BrokerAuthorizationServer
 from token_broker.scopes import ALL_SCOPES
 
 MAX_FORM_BYTES = 16 * 1024
+MAX_FORM_FIELDS = 50
 FORM_TYPE = "application/x-www-form-urlencoded"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -47,7 +49,7 @@ async def _form_request(request: Request, path: str) -> BrokerRequest | Response
     if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
         return oauth_error(400, "invalid_request", "The request body is missing its length or is too large.")
     try:
-        form = await request.form()
+        form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
         oauth_request = build_request("POST", issuer_of(request), path, request.headers, form_pairs(form), True)
     except BadClientCredentials as error:
         return oauth_error(401, "invalid_client", str(error), {"WWW-Authenticate": 'Basic realm="token-broker"'})
@@ -55,7 +57,7 @@ async def _form_request(request: Request, path: str) -> BrokerRequest | Response
         return oauth_error(400, "invalid_request", str(error))
     except InsecureTransportError:
         return oauth_error(400, "invalid_request", "The authorization server must be reached over https.")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, HTTPException):
         return oauth_error(400, "invalid_request", "The form could not be read.")
     oauth_request.client_address = request.client.host if request.client else None
     return oauth_request

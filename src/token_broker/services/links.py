@@ -464,34 +464,87 @@ def clean_user_agent(user_agent: object) -> str | None:
     return kept.strip()[:MAX_USER_AGENT_LENGTH] or None
 
 
-def record_click(database: Database, slug: str, referrer: str | None, user_agent: str | None) -> str | None:
-    """The destination of the slug on the default domain, counting the click; None when there is no such link.
+@dataclass(frozen=True)
+class Click:
+    """One visit of a short link, noted by the redirect and written later with others (`record_clicks`)."""
 
-    Never raises for any slug, referrer or user agent. The visitor's address is not recorded.
-    """
+    link_id: int  # links.id
+    clicked_at: datetime
+    referrer: str | None  # a host, already cleaned by referrer_host
+    user_agent: str | None  # already cleaned by clean_user_agent
+
+
+def find_destination(database: Database, slug: str) -> tuple[int, str] | None:
+    """(links.id, destination) of the slug on the default domain, read without a write lock; None when there is no
+    such link. Never raises for any slug."""
     if not isinstance(slug, str) or _SLUG.fullmatch(slug) is None:
         return None
-    by_slug = select(Link).where(Link.domain == DEFAULT_DOMAIN, Link.slug_key == slug.lower())
-    with database.read() as session:  # a miss takes no write lock: scanning for slugs does not queue writers
-        if session.scalar(by_slug.with_only_columns(Link.id)) is None:
-            return None
-    host, agent = referrer_host(referrer), clean_user_agent(user_agent)
+    with database.read() as session:
+        found = session.execute(
+            select(Link.id, Link.destination).where(Link.domain == DEFAULT_DOMAIN, Link.slug_key == slug.lower())
+        ).first()
+    return None if found is None else (found[0], found[1])
+
+
+def new_click(link_id: int, referrer: object, user_agent: object, when: datetime | None = None) -> Click:
+    return Click(link_id, when or utcnow(), referrer_host(referrer), clean_user_agent(user_agent))
+
+
+def record_clicks(database: Database, clicks: list[Click]) -> int:
+    """Write a batch of clicks in one transaction: each click's row, its link's count, and one `link.clicked` event
+    per click (its payload's `link.clicks` counts up through the batch, as if the clicks had been written one by one).
+    Clicks of links deleted since are dropped. Returns how many clicks were written."""
+    if not clicks:
+        return 0
     with database.write() as session:
-        row = session.scalar(by_slug.with_for_update())
-        if row is None:  # deleted or renamed since the read
-            return None
-        now = utcnow()
-        row.click_count += 1
-        session.add(
-            LinkClick(link_id=row.id, workspace_id=row.workspace_id, clicked_at=now, referrer=host, user_agent=agent)
-        )
-        outbox.add_event(
-            session,
-            session.get_one(Workspace, row.workspace_id),
-            "link.clicked",
-            {"link": LinkView.of(row).to_json(), "click": {"clicked_at": rfc3339(now), "referrer": host}},
-        )
-        return row.destination
+        ids = sorted({click.link_id for click in clicks})
+        locked = select(Link).where(Link.id.in_(ids)).order_by(Link.id).with_for_update()
+        rows = {row.id: row for row in session.scalars(locked)}
+        workspaces = {
+            row.id: row
+            for row in session.scalars(
+                select(Workspace).where(Workspace.id.in_({r.workspace_id for r in rows.values()}))
+            )
+        }
+        written = 0
+        for click in clicks:
+            row = rows.get(click.link_id)
+            if row is None:  # deleted since the visit
+                continue
+            row.click_count += 1
+            session.add(
+                LinkClick(
+                    link_id=row.id,
+                    workspace_id=row.workspace_id,
+                    clicked_at=click.clicked_at,
+                    referrer=click.referrer,
+                    user_agent=click.user_agent,
+                )
+            )
+            outbox.add_event(
+                session,
+                workspaces[row.workspace_id],
+                "link.clicked",
+                {
+                    "link": LinkView.of(row).to_json(),
+                    "click": {"clicked_at": rfc3339(click.clicked_at), "referrer": click.referrer},
+                },
+            )
+            written += 1
+        return written
+
+
+def record_click(database: Database, slug: str, referrer: str | None, user_agent: str | None) -> str | None:
+    """The destination of the slug on the default domain, counting the click at once; None when there is no such link.
+
+    Never raises for any slug, referrer or user agent. The visitor's address is not recorded. (The redirect itself
+    notes clicks in memory and writes them in batches: `api/clicks.py`.)
+    """
+    found = find_destination(database, slug)
+    if found is None:
+        return None
+    link_id, destination = found
+    return destination if record_clicks(database, [new_click(link_id, referrer, user_agent)]) else None
 
 
 # Analytics.
