@@ -54,9 +54,10 @@ class ClickRecorder:
                 if not batch:
                     return written
                 try:
-                    written += links.record_clicks(database, batch)
+                    count = links.record_clicks(database, batch)
                 except Exception:
                     with self._lock:
                         self._pending[:0] = batch
                     raise
-                self.written += len(batch)
+                written += count
+                self.written += count
