@@ -7,7 +7,7 @@ then the caller during the flood, so that each ratio compares figures taken minu
 Floods, each from several loopback addresses (127.0.0.2 and up), bounded in count and in time:
   key ids     well-formed wrong secrets for a real key's public id; meanwhile a never-seen real key with that id is
               presented every 0.25 s from another address, and the time until it is accepted is measured;
-  token       junk client authentications at /oauth/token, half naming the real client's id; meanwhile the real
+  token       junk client authentications at /oauth/token, three in four naming the real client's id; meanwhile the real
               client asks every 0.25 s (with a refresh token that does not exist: `invalid_grant` means its client
               authentication got through, `429` that it was locked out);
   sign-ins    anonymous sign-ins with random emails; meanwhile the real user signs in from a clean address each second;
@@ -150,7 +150,7 @@ def wrong_secret_attack(key_id: str) -> Callable[[httpx.Client, str, int], int]:
 
 def token_attack(real_client_id: str) -> Callable[[httpx.Client, str, int], int]:
     def attack(client: httpx.Client, _address: str, index: int) -> int:
-        client_id = real_client_id if index % 2 else f"zapier_{secrets.token_hex(10)}"
+        client_id = f"zapier_{secrets.token_hex(10)}" if index % 4 == 0 else real_client_id
         form = {"grant_type": "refresh_token", "refresh_token": "junk", "client_id": client_id,
                 "client_secret": secrets.token_hex(20)}  # fmt: skip
         return client.post("/oauth/token", data=form).status_code
