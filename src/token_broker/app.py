@@ -39,6 +39,7 @@ from token_broker.guard.middleware import GuardMiddleware
 from token_broker.guard.redis_windows import RedisWindows
 from token_broker.oauth.factory import build_server
 from token_broker.oauth.routes import TOKEN_ROUTES
+from token_broker.observe.abuse_metrics import AbuseState
 from token_broker.observe.endpoint import metrics as metrics_endpoint
 from token_broker.observe.metrics import LiveState, Metrics
 from token_broker.observe.requests import RequestLog
@@ -160,6 +161,9 @@ def create_app(settings: Settings) -> Starlette:
         app.state.change_listener = listener
         worker = DeliveryWorker(database, settings, webhook_client) if settings.webhook_worker else None
         metrics.watch(LiveState(guard, limiter, database, listener, worker))
+        state = app.state.resources
+        abuse = AbuseState(state.redirect_limit, state.clicks, state.sign_in_failures)
+        metrics.registry.register(abuse)
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_flush_usage_forever, guard, database)
@@ -176,6 +180,7 @@ def create_app(settings: Settings) -> Starlette:
             await to_thread.run_sync(app.state.resources.clicks.flush, database)
         finally:
             metrics.unwatch()
+            metrics.registry.unregister(abuse)
             await limiter.close()
             await webhook_client.aclose()
             database.dispose()

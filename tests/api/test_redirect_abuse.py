@@ -86,6 +86,9 @@ def test_one_address_is_limited_while_another_still_redirects(
     count, rows, events = clicks_of(database, "promo")
     assert count == rows == flood[302] + legit[302]
     assert events == list(range(1, count + 1))  # one event per click, counting up as if written one by one
+    scraped = httpx.get(f"{live.base_url}/metrics").text
+    assert f"token_broker_redirects_refused_total {float(flood[429])}" in scraped
+    assert f"token_broker_clicks_written_total {float(count)}" in scraped
 
 
 def test_clicks_noted_before_a_graceful_stop_are_written(
