@@ -7,14 +7,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 from sqlalchemy import select
 
 from tests.live import LiveServer, live_server
 from tests.makers import Keys
-from tests.support import Team
+from tests.servers import command_env, running_server
+from tests.support import Team, make_team
 from token_broker.api.redirect_limit import BURST, RedirectLimit
+from token_broker.credentials import SecretHasher
 from token_broker.services import links
 from token_broker.store.database import Database
 from token_broker.store.link_models import Link, LinkClick, OutboxEvent
@@ -110,3 +113,23 @@ def test_the_limit_refills_and_is_per_address_block() -> None:
     assert wait >= 1 and wait <= 2
     assert limit.take("2001:db8:0:1::1") == 0  # another /64
     assert limit.take("192.0.2.1") == 0
+
+
+def test_sigterm_writes_the_clicks_of_a_served_process(tmp_path: Path, hasher: SecretHasher) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with running_server(command_env(url), tmp_path / "server.log") as base:
+        database = Database(url)
+        try:
+            team = make_team(database, hasher)
+            make_link(database, team, Keys(database, hasher, team), "served")
+            with visitor(base, "127.0.0.5") as person:
+                assert [person.get("/r/served").status_code for _ in range(15)] == [302] * 15
+        finally:
+            database.dispose()
+    # running_server stops it with SIGTERM: the lifespan writes what the once-a-second timer had not yet.
+    database = Database(url)
+    try:
+        count, rows, events = clicks_of(database, "served")
+    finally:
+        database.dispose()
+    assert count == rows == len(events) == 15
