@@ -18,6 +18,7 @@ from token_broker.api.errors import PayloadTooLarge, error_response
 MAX_BODY_BYTES = 64 * 1024
 _OAUTH_PATHS = ("/oauth/token", "/oauth/revoke", "/oauth/introspect")
 _JSON_PREFIXES = ("/v1/", "/api/")
+_BODYLESS = frozenset({"GET", "HEAD"})
 
 
 class BodyTooLarge(Exception):
@@ -48,7 +49,8 @@ class BodyLimit:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in _BODYLESS:
+            # No GET or HEAD handler reads a body, so the hot path (GET /v1/...) pays nothing here.
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
