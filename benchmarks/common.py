@@ -36,6 +36,13 @@ def free_port() -> int:
 @contextmanager
 def uvicorn_process(app: str, env: dict[str, str], log: Path) -> Iterator[str]:
     """One uvicorn worker serving `app` (an import string), pinned to one core when taskset is there."""
+    with uvicorn_server(app, env, log) as (base, _pid):
+        yield base
+
+
+@contextmanager
+def uvicorn_server(app: str, env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
+    """uvicorn_process, also yielding the server's process id (taskset execs it, so the pid is uvicorn's own)."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--factory", "--port", str(port), "--log-level", "warning",
                "--no-access-log", "--no-server-header"]  # fmt: skip
@@ -56,7 +63,7 @@ def uvicorn_process(app: str, env: dict[str, str], log: Path) -> Iterator[str]:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the benchmark server did not start:\n{log.read_text()}")
                 time.sleep(0.1)
-            yield base
+            yield base, server.pid
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -20,12 +20,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, Router
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from token_broker.api.clicks import FLUSH_SECONDS as CLICK_FLUSH_SECONDS
+from token_broker.api.clicks import ClickRecorder
 from token_broker.api.endpoints import endpoint_scopes
 from token_broker.api.errors import MethodNotAllowed, Unavailable, error_response
 from token_broker.api.openapi import openapi_document
 from token_broker.api.redirect import follow
 from token_broker.api.routes import ROUTES
 from token_broker.app_state import Resources, resources
+from token_broker.body_limit import BodyLimit
 from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
 from token_broker.errors import BrokerError, NotFound
@@ -36,6 +39,7 @@ from token_broker.guard.middleware import GuardMiddleware
 from token_broker.guard.redis_windows import RedisWindows
 from token_broker.oauth.factory import build_server
 from token_broker.oauth.routes import TOKEN_ROUTES
+from token_broker.observe.abuse_metrics import AbuseState
 from token_broker.observe.endpoint import metrics as metrics_endpoint
 from token_broker.observe.metrics import LiveState, Metrics
 from token_broker.observe.requests import RequestLog
@@ -111,6 +115,15 @@ async def _flush_usage_forever(guard: Guard, database: Database) -> None:
             log.warning("could not write last_used_at; will try again")
 
 
+async def _flush_clicks_forever(clicks: ClickRecorder, database: Database) -> None:
+    while True:
+        await anyio.sleep(CLICK_FLUSH_SECONDS)
+        try:
+            await to_thread.run_sync(clicks.flush, database)
+        except SQLAlchemyError:
+            log.warning("could not write %d clicks; will try again", clicks.pending)
+
+
 def connectors_dir(settings: Settings) -> Path:
     """Where the connector manifests are: the setting, else the copy packaged with the wheel, else the checkout's."""
     if settings.connectors_dir is not None:
@@ -154,9 +167,13 @@ def create_app(settings: Settings) -> Starlette:
         app.state.change_listener = listener
         worker = DeliveryWorker(database, settings, webhook_client) if settings.webhook_worker else None
         metrics.watch(LiveState(guard, limiter, database, listener, worker, (app.state.resources.password_pool,)))
+        state = app.state.resources
+        abuse = AbuseState(state.redirect_limit, state.clicks, state.sign_in_failures)
+        metrics.registry.register(abuse)
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_flush_usage_forever, guard, database)
+                tasks.start_soon(_flush_clicks_forever, app.state.resources.clicks, database)
                 tasks.start_soon(ChangeWatcher(guard, database).run_forever)
                 tasks.start_soon(limiter.watch_forever)
                 if listener is not None:
@@ -166,11 +183,13 @@ def create_app(settings: Settings) -> Starlette:
                 yield {"resources": app.state.resources}
                 tasks.cancel_scope.cancel()
             await to_thread.run_sync(guard.usage.flush, database)
+            await to_thread.run_sync(app.state.resources.clicks.flush, database)
         finally:
             stop_hearing_commits()
             guard.pool.close()
             app.state.resources.password_pool.close()
             metrics.unwatch()
+            metrics.registry.unregister(abuse)
             await limiter.close()
             await webhook_client.aclose()
             await key_set_client.aclose()
@@ -199,6 +218,7 @@ def create_app(settings: Settings) -> Starlette:
         trusted = [str(network) for network in settings.trusted_proxies]
         middleware.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=trusted))
     middleware.append(Middleware(RequestLog, metrics=metrics))
+    middleware.append(Middleware(BodyLimit))
     return Starlette(
         routes=routes,
         middleware=middleware,

@@ -50,7 +50,7 @@ const routes = {
       token_type: 'Bearer',
       expires_in: 3600,
       refresh_token: `refresh-${number}`,
-      scope: 'links:read links:write hooks:write',
+      scope: 'links:read links:write analytics:read hooks:write',
       account_id: 'acc_test',
     });
   },
