@@ -8,6 +8,8 @@ every credential and connection (services/governance.py). Rules:
   workspace (the operator may do both). A workspace is in at most one organization; moving it is refused.
 - Only organization owners name owners and admins, or take a role away; the last owner keeps theirs. Taking a role
   away or lowering it ends the person's dashboard sessions, as a workspace demotion does.
+- An owner may name only people already in one of the organization's workspaces (or in its roles): anyone else, with
+  an account or without, gets the same 404, so that the form cannot be used to learn which emails have accounts.
 Every change and every refused attempt is audited.
 """
 
@@ -198,9 +200,7 @@ def set_role(database: Database, actor: Actor, organization_id: str, user: objec
             raise InvalidInput("role", f"role must be one of {', '.join(ROLE_CHOICES)}")
         if not isinstance(user, str) or not user.strip() or len(user) > 320:
             raise InvalidInput("user", "name the user by their id (usr_...) or email")
-        target = find_user(session, user.strip())
-        if target is None:
-            raise NotFound(f"No user {user.strip()[:80]!r}.")
+        target = _nameable(session, actor, organization, user.strip())
         current = session.scalar(
             select(OrganizationRole).where(
                 OrganizationRole.organization_id == organization.id, OrganizationRole.user_id == target.id
@@ -235,6 +235,33 @@ def set_role(database: Database, actor: Actor, organization_id: str, user: objec
         return _view(session, organization, organization_role(session, actor, organization))
 
     return run_audited(database, actor, "organization.role_changed", work)
+
+
+def _nameable(session: Session, actor: Actor, organization: Organization, reference: str) -> User:
+    """The user an organization owner may name: someone in one of its workspaces or already in its roles. Anyone
+    else, with an account or not, gets the same answer, so that naming cannot probe which emails have accounts.
+    The operator may name any user."""
+    target = find_user(session, reference)
+    if target is not None and not actor.is_operator:
+        in_workspace = session.scalar(
+            select(Membership.id)
+            .join(Workspace, Workspace.id == Membership.workspace_id)
+            .where(Membership.user_id == target.id, Workspace.organization_id == organization.id)
+            .limit(1)
+        )
+        in_roles = session.scalar(
+            select(OrganizationRole.id).where(
+                OrganizationRole.user_id == target.id, OrganizationRole.organization_id == organization.id
+            )
+        )
+        if in_workspace is None and in_roles is None:
+            target = None
+    if target is None:
+        raise NotFound(
+            f"{reference[:80]!r} is not a member of any of this organization's workspaces: "
+            "only they, or its present owners and admins, can be named."
+        )
+    return target
 
 
 def show_organization(database: Database, actor: Actor, organization_id: str) -> OrganizationView:
