@@ -35,7 +35,9 @@ def test_naming_someone_outside_the_organization_answers_alike_with_or_without_a
     with live.resources.database.read() as session:
         outcomes = list(
             session.scalars(
-                select(AuditEvent.outcome).where(AuditEvent.action == "organization.role_changed").order_by(AuditEvent.id)
+                select(AuditEvent.outcome)
+                .where(AuditEvent.action == "organization.role_changed")
+                .order_by(AuditEvent.id)
             )
         )
     assert outcomes == ["refused", "refused", "refused", "ok", "ok"]
