@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import anyio
 from starlette.requests import HTTPConnection
 
 from token_broker.config import Settings
@@ -32,6 +33,9 @@ class Resources:
     reporter_keys: ReporterKeys
     # Password checks (argon2id, 64 MiB each) run here, never in the thread pool the database calls share.
     password_pool: HashingPool = field(default_factory=lambda: HashingPool("verify-passwords", threads=2))
+    # Verified secret-scanning reports are handled one at a time: anyone can make a scanner report many token-shaped
+    # strings naming real key ids (ids are public), each costing an argon2 check (scanning/endpoint.py).
+    report_slots: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
     # Failed sign-ins: per email 5, then one a minute; per address (IPv6: per /64) 20, then one each 10 seconds.
     sign_in_failures: FailureThrottle = field(
         default_factory=lambda: FailureThrottle(per_credential=(5, 1 / 60), per_address=(20, 1 / 10))
