@@ -66,3 +66,18 @@ def test_another_organizations_admin_reaches_nothing_of_this_one(live: LiveServe
         view = owner.get(f"/api/organizations/{org['id']}").json()
         assert view["workspaces"] == [{"account_id": team.account_id, "name": "Acme"}]
         assert [p["email"] for p in view["people"]] == ["owner@acme.example"]
+
+
+def test_placing_a_workspace_at_an_organizations_creation_shows_in_the_workspaces_own_log(
+    live: LiveServer, team: Team
+) -> None:
+    """Placing a workspace lets the organization's admins see its credentials: its own admins must be able to see
+    that it happened, whether at the organization's creation or later."""
+    with signed_in(live, "owner") as owner:
+        org = owner.post("/api/organizations", {"name": "Acme Holdings", "account_ids": [team.account_id]}).json()
+    with signed_in(live, "admin") as admin:
+        log = admin.get(f"/api/workspaces/{team.account_id}/audit", action="organization.workspace_added")
+    assert log.status_code == 200
+    [row] = log.json()["data"]
+    assert row["outcome"] == "ok" and row["target_id"] == org["id"] and row["actor"] == team.owner.label
+    assert row["details"] == {"organization": org["id"], "account_id": team.account_id}

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from token_broker.errors import Conflict, Forbidden, InvalidInput, NotFound
 from token_broker.services.actors import Actor
-from token_broker.services.audit import AuditEntry, run_audited
+from token_broker.services.audit import AuditEntry, record, run_audited
 from token_broker.services.members import find_user
 from token_broker.services.user_sessions import end_sessions_in
 from token_broker.services.workspaces import find_workspace, new_public_id, role_in
@@ -167,11 +167,24 @@ def create_organization(
                 OrganizationRole(organization_id=organization.id, user_id=user_id, role="owner", created_at=utcnow())
             )
         session.flush()
-        placed = [_place(session, actor, organization, account_id).account_id for account_id in account_ids or []]
-        entry.details = {"organization": public_id, "workspaces": placed}
+        placed = [_place(session, actor, organization, account_id) for account_id in account_ids or []]
+        for workspace in placed:  # each workspace's own log says who can now see its credentials
+            _record_placed(session, actor, organization, workspace)
+        entry.details = {"organization": public_id, "workspaces": [workspace.account_id for workspace in placed]}
         return _view(session, organization, "owner")
 
     return run_audited(database, actor, "organization.created", work)
+
+
+def _record_placed(session: Session, actor: Actor, organization: Organization, workspace: Workspace) -> None:
+    details = {"organization": organization.public_id, "account_id": workspace.account_id}
+    entry = AuditEntry(
+        action="organization.workspace_added",
+        workspace_id=workspace.id,
+        target_id=organization.public_id,
+        details=details,
+    )
+    record(session, actor, entry, "ok", None)
 
 
 def add_workspace(database: Database, actor: Actor, organization_id: str, account_id: object) -> OrganizationView:
