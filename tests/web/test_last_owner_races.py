@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
 import httpx
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from tests.browser_forms import sign_in
 from tests.live import LiveServer
@@ -128,3 +128,44 @@ def test_two_organization_owners_stepping_down_at_once_leave_one(live: LiveServe
         with database.read() as session:
             owners = session.scalar(select(func.count(OrganizationRole.id)).where(OrganizationRole.role == "owner"))
         assert owners == 1
+
+
+def test_two_organizations_taking_the_same_workspace_at_once_get_it_once(live: LiveServer, team: Team) -> None:
+    """Co-owners of a workspace each place it in their own organization at the same moment: one wins, the other is
+    told it is in another organization already, and the workspace is where the winner's answer says."""
+    database = live.resources.database
+    with database.write() as session:
+        workspace_id = session.scalar(select(Workspace.id).where(Workspace.account_id == team.account_id))
+        admin = session.scalar(select(User.id).where(User.email == OWNERS[1]))
+        session.execute(
+            update(Membership)
+            .where(Membership.user_id == admin, Membership.workspace_id == workspace_id)
+            .values(role="owner")
+        )
+    orgs = []
+    for email in OWNERS:
+        client, csrf = session_of(live, email)
+        with closing(client):
+            made = client.post("/api/organizations", json={"name": email}, headers={"X-CSRF-Token": csrf})
+            assert made.status_code == 201
+            orgs.append(made.json()["id"])
+
+    def place(org: str) -> Callable[[httpx.Client, str], httpx.Response]:
+        def call(client: httpx.Client, csrf: str) -> httpx.Response:
+            return client.post(f"/api/organizations/{org}/workspaces", json={"account_id": team.account_id},
+                               headers={"X-CSRF-Token": csrf})  # fmt: skip
+
+        return call
+
+    for round_number in range(ROUNDS):
+        with database.write() as session:
+            session.execute(update(Workspace).where(Workspace.id == workspace_id).values(organization_id=None))
+        statuses = race(live, [place(org) for org in orgs])
+        assert statuses == [200, 409], (round_number, statuses)
+        with database.read() as session:
+            holder = session.scalar(
+                select(Organization.public_id)
+                .join(Workspace, Workspace.organization_id == Organization.id)
+                .where(Workspace.id == workspace_id)
+            )
+        assert holder in orgs

@@ -87,6 +87,13 @@ def _place(session: Session, actor: Actor, organization: Organization, account_i
         raise NotFound(f"No workspace {account_id!r} is visible to you.")
     if role != "owner":
         raise Forbidden(f"Your role in {account_id} is {role}; only its owners place it in an organization.")
+    # Locked and read again: two organizations placing the same workspace at once must not both succeed.
+    workspace = session.scalars(
+        select(Workspace)
+        .where(Workspace.id == workspace.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
     if workspace.organization_id == organization.id:
         raise Conflict(f"{account_id} is already in this organization.")
     if workspace.organization_id is not None:
