@@ -36,6 +36,10 @@ class Resources:
     # Verified secret-scanning reports are handled one at a time: anyone can make a scanner report many token-shaped
     # strings naming real key ids (ids are public), each costing an argon2 check (scanning/endpoint.py).
     report_slots: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
+    # Wrong current passwords at a password change: per user 5, then one a minute; per address 20, then one each 10 s.
+    password_change_failures: FailureThrottle = field(
+        default_factory=lambda: FailureThrottle(per_credential=(5, 1 / 60), per_address=(20, 1 / 10))
+    )
     # Failed sign-ins: per email 5, then one a minute; per address (IPv6: per /64) 20, then one each 10 seconds.
     sign_in_failures: FailureThrottle = field(
         default_factory=lambda: FailureThrottle(per_credential=(5, 1 / 60), per_address=(20, 1 / 10))

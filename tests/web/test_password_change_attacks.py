@@ -18,7 +18,6 @@ from tests.support import PASSWORD, Team
 from tests.web.test_session_end import signed_in_client
 from token_broker.hashing_pool import HashingPool
 from token_broker.services import members
-from token_broker.web.account import WRONG_PASSWORDS
 
 
 def change(client: httpx.Client, csrf: str, current: str, new: str = "a brand new password") -> httpx.Response:
@@ -105,7 +104,8 @@ def test_a_full_password_pool_sheds_the_change_with_503_and_it_costs_no_guess(li
             )
             assert form.status_code == 200 and page.status_code == 503 and int(page.headers["retry-after"]) >= 1
         user = client.get("/api/session").json()["user"]["id"]
+        failures = live.resources.password_change_failures
         for _ in range(5):  # the shed attempts spent none of the user's five
-            assert WRONG_PASSWORDS.admit(user, "127.0.0.1")
-            WRONG_PASSWORDS.succeeded(user, "127.0.0.1")
+            assert failures.admit(user, "127.0.0.1")
+            failures.succeeded(user, "127.0.0.1")
         assert change(client, csrf, PASSWORD).status_code == 200

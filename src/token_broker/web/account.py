@@ -15,7 +15,6 @@ from starlette.routing import BaseRoute, Route
 from token_broker.api.errors import error_response
 from token_broker.app_state import resources
 from token_broker.errors import BrokerError
-from token_broker.guard.throttle import FailureThrottle
 from token_broker.hashing_pool import HashingBusy
 from token_broker.services import members
 from token_broker.sources import source_of
@@ -39,14 +38,12 @@ class PasswordsBusy(BrokerError):
         self.retry_after = retry_after
 
 
-# Wrong current passwords per user (only the holder of their session can try): 5, then one a minute.
-WRONG_PASSWORDS = FailureThrottle(per_credential=(5, 1 / 60), per_address=(20, 1 / 10))
-
-
 async def _change(request: Request, current: object, new: object) -> None:
     user = await require_user(request)
     address = request.client.host if request.client else "unknown"
-    if not WRONG_PASSWORDS.admit(user.public_id, address):
+    # Keyed by the user, whom only the holder of one of their sessions can name here, not by a public email.
+    failures = resources(request).password_change_failures
+    if not failures.admit(user.public_id, address):
         raise TooManyTries("Too many wrong current passwords: wait a minute, then try again.")
     state = resources(request)
     actor = actor_for(request, user)
@@ -55,14 +52,14 @@ async def _change(request: Request, current: object, new: object) -> None:
             source_of(address), lambda: members.change_password(state.database, state.hasher, actor, current, new)
         )
     except HashingBusy as busy:
-        WRONG_PASSWORDS.succeeded(user.public_id, address)  # nothing was checked: the attempt costs nothing
+        failures.succeeded(user.public_id, address)  # nothing was checked: the attempt costs nothing
         raise PasswordsBusy(busy.retry_after) from None
     except members.WrongPassword:
         raise
     except BrokerError:
-        WRONG_PASSWORDS.succeeded(user.public_id, address)  # the current password was right (or never checked)
+        failures.succeeded(user.public_id, address)  # the current password was right (or never checked)
         raise
-    WRONG_PASSWORDS.succeeded(user.public_id, address)
+    failures.succeeded(user.public_id, address)
     keep_session(request, generation)
 
 
