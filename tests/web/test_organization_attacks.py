@@ -81,3 +81,31 @@ def test_placing_a_workspace_at_an_organizations_creation_shows_in_the_workspace
     [row] = log.json()["data"]
     assert row["outcome"] == "ok" and row["target_id"] == org["id"] and row["actor"] == team.owner.label
     assert row["details"] == {"organization": org["id"], "account_id": team.account_id}
+
+
+def test_nobody_raises_their_own_role(live: LiveServer, team: Team) -> None:
+    members = f"/api/workspaces/{team.account_id}/members"
+    with signed_in(live, "owner") as owner:
+        org = owner.post("/api/organizations", {"name": "Acme Holdings", "account_ids": [team.account_id]}).json()
+        named = owner.post(f"/api/organizations/{org['id']}/roles", {"user": "admin@acme.example", "role": "admin"})
+        assert named.status_code == 200
+    attempts = {"admin": "owner", "member": "admin", "viewer": "member"}
+    for role, wanted in attempts.items():
+        with signed_in(live, role) as climber:
+            me = getattr(team, role).label
+            raised = climber.post(f"{members}/{me}/role", {"role": wanted})
+            assert (raised.status_code, raised.json()["error"]) == (403, "forbidden"), role
+            if role == "admin":
+                org_raise = climber.post(f"/api/organizations/{org['id']}/roles", {"user": me, "role": "owner"})
+                assert (org_raise.status_code, org_raise.json()["error"]) == (403, "forbidden")
+            assert climber.get("/api/session").status_code == 200
+    with signed_in(live, "owner") as owner:
+        roles = {m["email"]: m["role"] for m in owner.get(members).json()["data"]}
+        people = {p["email"]: p["role"] for p in owner.get(f"/api/organizations/{org['id']}").json()["people"]}
+    assert roles == {
+        "owner@acme.example": "owner",
+        "admin@acme.example": "admin",
+        "member@acme.example": "member",
+        "viewer@acme.example": "viewer",
+    }
+    assert people == {"owner@acme.example": "owner", "admin@acme.example": "admin"}
