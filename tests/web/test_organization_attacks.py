@@ -109,3 +109,13 @@ def test_nobody_raises_their_own_role(live: LiveServer, team: Team) -> None:
         "viewer@acme.example": "viewer",
     }
     assert people == {"owner@acme.example": "owner", "admin@acme.example": "admin"}
+
+
+def test_an_organization_takes_at_most_fifty_workspaces_at_creation(live: LiveServer, team: Team) -> None:
+    with signed_in(live, "owner") as owner:
+        flood = owner.post("/api/organizations", {"name": "Flood", "account_ids": [team.account_id] * 51})
+        assert (flood.status_code, flood.json()["error"]) == (422, "invalid_request")
+        assert "at most 50" in flood.json()["message"]
+        assert owner.get("/api/organizations").json()["data"] == []
+        made = owner.post("/api/organizations", {"name": "Acme Holdings", "account_ids": [team.account_id]})
+        assert made.status_code == 201

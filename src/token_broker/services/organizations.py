@@ -33,6 +33,7 @@ from token_broker.store.models import Membership, Organization, User, Workspace,
 from token_broker.store.org_models import ORGANIZATION_ROLES, OrganizationRole
 
 ORGANIZATION_ID = re.compile(r"org_[0-9A-Za-z]{1,36}")
+MAX_PLACED_AT_CREATION = 50  # each is looked up and locked in the creating transaction
 ROLE_CHOICES = (*ORGANIZATION_ROLES, "none")
 
 
@@ -155,6 +156,10 @@ def create_organization(
     def work(session: Session, entry: AuditEntry) -> OrganizationView:
         entry.target_id = public_id
         clean = _name(name)
+        if len(account_ids or []) > MAX_PLACED_AT_CREATION:
+            raise InvalidInput(
+                "account_ids", f"place at most {MAX_PLACED_AT_CREATION} workspaces at creation; add the rest later"
+            )
         named = list(owners or [])
         if actor.is_operator and not named:
             raise InvalidInput("owner", "name at least one owner (--owner USER_ID_OR_EMAIL)")
