@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -46,8 +47,10 @@ from token_broker.observe.requests import RequestLog
 from token_broker.scanning import reporters
 from token_broker.scanning.endpoint import report as secret_scanning_report
 from token_broker.scopes import load_manifests
+from token_broker.services import link_activity
 from token_broker.services.tokens import TokenLifetimes
 from token_broker.store.database import Database
+from token_broker.store.models import utcnow
 from token_broker.store.notifications import ChangeListener
 from token_broker.web.pages import security_headers
 from token_broker.web.routes import ROUTES as WEB_ROUTES
@@ -57,6 +60,7 @@ from token_broker.webhooks.worker import DeliveryWorker
 
 log = logging.getLogger("token_broker")
 USAGE_FLUSH_SECONDS = 2.0
+ACTIVITY_PRUNE_SECONDS = 3600.0
 JSON_PREFIXES = ("/v1/", "/api/", "/oauth/", "/openapi.json", "/.well-known/", "/secret-scanning/")
 
 
@@ -124,6 +128,17 @@ async def _flush_clicks_forever(clicks: ClickRecorder, database: Database) -> No
             log.warning("could not write %d clicks; will try again", clicks.pending)
 
 
+async def _prune_activity_forever(database: Database, retention_days: int) -> None:
+    """Recent activity is kept for its retention period: pruned at start, then every hour."""
+    while True:
+        try:
+            older_than = utcnow() - timedelta(days=retention_days)
+            await to_thread.run_sync(link_activity.prune_activity, database, older_than)
+        except SQLAlchemyError:
+            log.warning("could not prune old link activity; will try again")
+        await anyio.sleep(ACTIVITY_PRUNE_SECONDS)
+
+
 def connectors_dir(settings: Settings) -> Path:
     """Where the connector manifests are: the setting, else the copy packaged with the wheel, else the checkout's."""
     if settings.connectors_dir is not None:
@@ -175,6 +190,7 @@ def create_app(settings: Settings) -> Starlette:
                 tasks.start_soon(_flush_usage_forever, guard, database)
                 tasks.start_soon(_flush_clicks_forever, app.state.resources.clicks, database)
                 tasks.start_soon(ChangeWatcher(guard, database).run_forever)
+                tasks.start_soon(_prune_activity_forever, database, settings.activity_retention_days)
                 tasks.start_soon(limiter.watch_forever)
                 if listener is not None:
                     tasks.start_soon(listener.run_forever)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import anyio
 from starlette.requests import HTTPConnection
 
 from token_broker.api.clicks import ClickRecorder
@@ -11,6 +12,7 @@ from token_broker.api.redirect_limit import RedirectLimit
 from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
 from token_broker.guard.guard import Guard
+from token_broker.guard.throttle import FailureThrottle
 from token_broker.hashing_pool import HashingPool
 from token_broker.oauth.server import BrokerAuthorizationServer
 from token_broker.observe.metrics import Metrics
@@ -39,6 +41,13 @@ class Resources:
     # The public redirect: visits per address block, and clicks waiting for their batch (api/clicks.py).
     redirect_limit: RedirectLimit = field(default_factory=RedirectLimit)
     clicks: ClickRecorder = field(default_factory=ClickRecorder)
+    # Verified secret-scanning reports are handled one at a time: anyone can make a scanner report many token-shaped
+    # strings naming real key ids (ids are public), each costing an argon2 check (scanning/endpoint.py).
+    report_slots: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
+    # Wrong current passwords at a password change: per user 5, then one a minute; per address 20, then one each 10 s.
+    password_change_failures: FailureThrottle = field(
+        default_factory=lambda: FailureThrottle(per_credential=(5, 1 / 60), per_address=(20, 1 / 10))
+    )
 
 
 def resources(connection: HTTPConnection) -> Resources:
