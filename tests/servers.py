@@ -37,14 +37,18 @@ def console_script() -> str:
 
 
 @contextmanager
-def running_server(env: Mapping[str, str], log_path: Path, *extra_args: str) -> Iterator[str]:
-    """`token-broker serve` on a free port; yields its base URL. Its output goes to log_path."""
+def running_server(
+    env: Mapping[str, str], log_path: Path, *extra_args: str, script: str | None = None, cwd: Path | None = None
+) -> Iterator[str]:
+    """`token-broker serve` (this environment's, or `script`) on a free port; yields its base URL. Its output goes to
+    log_path."""
     port = free_port()
     with (
         log_path.open("w") as log,
         subprocess.Popen(
-            [console_script(), "serve", "--port", str(port), *extra_args],
+            [script or console_script(), "serve", "--port", str(port), *extra_args],
             env=dict(env),
+            cwd=cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
         ) as server,
