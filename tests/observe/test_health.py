@@ -115,4 +115,4 @@ def test_an_unreachable_store_is_not_ready_nor_healthy() -> None:
     assert ready.status_code == 503
     assert ready.json()["failed"] == ["store", "schema"]
     assert ready.json()["checks"]["store"] == "unreachable"
-    assert health.status_code == 503
+    assert health.status_code == 503 and health.json()["error"] == "service_unavailable"
