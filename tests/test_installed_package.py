@@ -19,9 +19,9 @@ import pytest
 from tests.connect import CALLBACKS, Platform, connect
 from tests.servers import running_server
 from tests.support import CHEAP_HASHING_ENV, PASSWORD
+from token_broker.scopes import PLATFORMS
 
 ROOT = Path(__file__).resolve().parents[1]
-PLATFORMS = ("zapier", "make", "n8n")
 INSTALL_SECONDS = 600
 
 
@@ -52,6 +52,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(dist)], base, env)
     (wheel,) = dist.glob("token_broker-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
+    assert {path.parent.name for path in (ROOT / "connectors").glob("*/manifest.json")} == set(PLATFORMS)
     for platform in PLATFORMS:
         assert f"token_broker/connectors/{platform}/manifest.json" in names
     assert "token_broker/py.typed" in names
