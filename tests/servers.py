@@ -37,22 +37,29 @@ def console_script() -> str:
 
 
 @contextmanager
-def running_server(env: Mapping[str, str], log_path: Path, *extra_args: str) -> Iterator[str]:
-    """`token-broker serve` on a free port; yields its base URL. Its output goes to log_path."""
-    with serving(env, log_path, *extra_args) as (base, _process):
+def running_server(
+    env: Mapping[str, str], log_path: Path, *extra_args: str, script: str | None = None, cwd: Path | None = None
+) -> Iterator[str]:
+    """`token-broker serve` (this environment's, or `script`) on a free port; yields its base URL. Its output goes to
+    log_path."""
+    with serving(env, log_path, *extra_args, script=script, cwd=cwd) as (base, _process):
         yield base
 
 
 @contextmanager
-def serving(env: Mapping[str, str], log_path: Path, *extra_args: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`token-broker serve` on a free port; yields its base URL and its process (to read its memory, for instance)."""
+def serving(
+    env: Mapping[str, str], log_path: Path, *extra_args: str, script: str | None = None, cwd: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`token-broker serve` (this environment's, or `script`) on a free port; yields its base URL and its process
+    (to read its memory, for instance)."""
     port = free_port()
     env = {"TOKEN_BROKER_ISSUER": f"http://127.0.0.1:{port}", **env}
     with (
         log_path.open("w") as log,
         subprocess.Popen(
-            [console_script(), "serve", "--port", str(port), *extra_args],
-            env=env,
+            [script or console_script(), "serve", "--port", str(port), *extra_args],
+            env=dict(env),
+            cwd=cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
         ) as server,

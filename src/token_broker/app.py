@@ -10,7 +10,6 @@ from pathlib import Path
 
 import anyio
 from anyio import to_thread
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -42,11 +41,12 @@ from token_broker.oauth.factory import build_server
 from token_broker.oauth.routes import TOKEN_ROUTES
 from token_broker.observe.abuse_metrics import AbuseState
 from token_broker.observe.endpoint import metrics as metrics_endpoint
+from token_broker.observe.health import health, missing_manifests, readiness
 from token_broker.observe.metrics import LiveState, Metrics
 from token_broker.observe.requests import RequestLog
 from token_broker.scanning import reporters
 from token_broker.scanning.endpoint import report as secret_scanning_report
-from token_broker.scopes import load_manifests
+from token_broker.scopes import Manifest, load_manifests
 from token_broker.services import link_activity
 from token_broker.services.tokens import TokenLifetimes
 from token_broker.store.database import Database
@@ -62,17 +62,6 @@ log = logging.getLogger("token_broker")
 USAGE_FLUSH_SECONDS = 2.0
 ACTIVITY_PRUNE_SECONDS = 3600.0
 JSON_PREFIXES = ("/v1/", "/api/", "/oauth/", "/openapi.json", "/.well-known/", "/secret-scanning/")
-
-
-async def health(request: Request) -> JSONResponse:
-    database = resources(request).database
-
-    def ping() -> None:
-        with database.read() as session:
-            session.execute(text("SELECT 1"))
-
-    await to_thread.run_sync(ping)
-    return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
 
 async def openapi(request: Request) -> JSONResponse:
@@ -147,10 +136,26 @@ def connectors_dir(settings: Settings) -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "connectors"
 
 
+def load_platform_manifests(settings: Settings) -> dict[str, Manifest]:
+    """The platforms' manifests; each one missing is logged as a warning (its clients cannot connect) and /readyz
+    reports it, so a package built without them is noticed at start, not at the first connect."""
+    directory = connectors_dir(settings)
+    manifests = load_manifests(directory, endpoint_scopes(ROUTES))
+    for platform in missing_manifests(manifests):
+        log.warning(
+            "no manifest for platform %s: looked for %s; no %s client can connect until it is there "
+            "(set TOKEN_BROKER_CONNECTORS_DIR, or install a package that carries the manifests)",
+            platform,
+            directory / platform / "manifest.json",
+            platform,
+        )
+    return manifests
+
+
 def create_app(settings: Settings) -> Starlette:
     settings.require_issuer()
     settings = settings.with_secret_key()
-    manifests = load_manifests(connectors_dir(settings), endpoint_scopes(ROUTES))
+    manifests = load_platform_manifests(settings)
     lifetimes = TokenLifetimes.of(settings.access_seconds(), settings.refresh_token_days, settings.secret_key or "")
 
     metrics = Metrics()
@@ -221,6 +226,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     routes = [
         Route("/healthz", health),
+        Route("/readyz", readiness),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi),
         Route("/r/{slug}", follow, methods=["GET"]),

@@ -253,7 +253,9 @@ def test_a_change_made_elsewhere_is_honoured_within_a_second(live: LiveServer, m
         keys.rotate_key(make.database, make.hasher, team.admin, rotated_key.view.id, grace_seconds=0)
         answered = time.monotonic()
         statuses = []
-        while time.monotonic() - answered < 1.5:
+        # Sampled until three samples were sent past the second, however slowly the machine answers; each sample's
+        # time is taken before its requests are sent, so a late answer to an early request never counts as late.
+        while sum(elapsed > 1.0 for elapsed, _, _ in statuses) < 3:
             statuses.append(
                 (
                     time.monotonic() - answered,
@@ -262,7 +264,7 @@ def test_a_change_made_elsewhere_is_honoured_within_a_second(live: LiveServer, m
                 )
             )
     late = [(a, b) for elapsed, a, b in statuses if elapsed > 1.0]
-    assert late and all(status == (401, 401) for status in late), statuses
+    assert all(status == (401, 401) for status in late), statuses
 
 
 def test_errors_never_echo_the_presented_key(live: LiveServer, make: Keys, team: Team) -> None:

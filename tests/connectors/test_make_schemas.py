@@ -1,5 +1,5 @@
-"""The Make app: every file validates against the Apps Editor's schemas (../shared/make-schemas), and the
-connection's PKCE verifier and challenge are what RFC 7636 asks for."""
+"""The Make app: every file validates against the Apps Editor's schemas (vendored, with their MIT licence, in
+tests/connectors/make-schemas/), and the connection's PKCE verifier and challenge are what RFC 7636 asks for."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-from tests.connectors.connectors import CONNECTORS, ROOT, load_iml, make_files
+from tests.connectors.connectors import CONNECTORS, load_iml, make_files
 from tests.connectors.iml import check, evaluate, expressions, resolve
 
-SCHEMAS = ROOT.parent / "shared" / "make-schemas"
+SCHEMAS = Path(__file__).resolve().parent / "make-schemas"
 MAKE = CONNECTORS / "make"
 CONNECTION = MAKE / "connections" / "nim" / "nim.oauth-communication.iml.json"
-# The table in ../shared/make-schemas/README.md: file name ending -> schema.
+# The table in make-schemas/README.md: file name ending -> schema.
 SCHEMA_FOR = [
     ("makecomapp.json", "makecomapp.schema.json"),
     (".oauth-communication.iml.json", "api-oauth.json"),
@@ -53,6 +53,7 @@ def registry() -> Registry[Any]:
         (path.name, Resource.from_contents(json.loads(path.read_text()), default_specification=DRAFT7))
         for path in SCHEMAS.glob("*.json")
     ]
+    assert len(resources) >= len({schema for _, schema in SCHEMA_FOR}), f"the schemas are missing from {SCHEMAS}"
     return Registry().with_resources(resources)
 
 

@@ -36,6 +36,7 @@ class Answer:
     started: float  # time.monotonic() when the request was sent
     status: int
     error: str | None
+    finished: float  # time.monotonic() when its answer had been read
 
 
 @dataclass
@@ -71,7 +72,7 @@ class Load:
                 started = time.monotonic()
                 response = client.get("/v1/me", headers=self.headers)
                 error = response.json().get("error") if response.status_code != 200 else None
-                self.answers.append(Answer(started, response.status_code, error))
+                self.answers.append(Answer(started, response.status_code, error, time.monotonic()))
 
 
 @contextmanager

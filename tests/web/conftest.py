@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, expect, sync_playwright
 
 from tests.live import LiveServer, live_server
 from tests.makers import Keys
@@ -16,6 +16,9 @@ from tests.support import CHEAP_HASHING, Team, make_team
 from tests.web.browser import CHROMIUM_ARGS, chromium_path
 from token_broker.credentials import SecretHasher
 from token_broker.store.database import Database
+
+# Assertions wait as long as actions do: Playwright's own 5 s is short for a page on a busy 2-core machine.
+expect.set_options(timeout=15_000)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import anyio
+import httpx
 import pytest
 from anyio import to_thread
 from sqlalchemy import select
@@ -146,14 +147,16 @@ def run_worker(
     until: Callable[[], bool],
     timeout: float = 20.0,
     verify: ssl.SSLContext | bool = True,
+    make_client: Callable[[], httpx.AsyncClient] | None = None,
     **options: object,
 ) -> DeliveryWorker:
-    """Run a delivery worker in this process until `until()` (called in a thread) is true, then stop it."""
+    """Run a delivery worker in this process until `until()` (called in a thread) is true, then stop it. Its client
+    is the service's own (`transport.make_client`) unless `make_client` gives another."""
     options.setdefault("policy", FAST)
     options.setdefault("poll_seconds", 0.02)
 
     async def main() -> DeliveryWorker:
-        async with transport.make_client(verify) as client:
+        async with make_client() if make_client is not None else transport.make_client(verify) as client:
             worker = DeliveryWorker(database, settings, client, **options)  # type: ignore[arg-type]
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(worker.run_forever)

@@ -206,7 +206,28 @@ def test_a_hook_failing_continuously_for_days_is_disabled(
     [view] = hooks.list_hooks(database, owner)
     assert (view.status, view.status_reason) == ("disabled", "failing")
     assert set(statuses(database)) == {"cancelled"}
-    assert made >= 3 and len(hooks.hook_log(database, owner.workspace_id, created.view.id)) == made
+    # How many attempts fit in 400 ms depends on the machine; the rule itself is checked on an explicit clock below.
+    assert made >= 1 and len(hooks.hook_log(database, owner.workspace_id, created.view.id)) == made
+
+
+def test_a_hook_is_disabled_once_it_has_failed_for_disable_after_and_not_before(
+    database: Database, settings: Settings, owner: VerifiedCredential
+) -> None:
+    policy = RetryPolicy(first_delay=timedelta(seconds=10), max_delay=timedelta(seconds=10),
+                         give_up_after=timedelta(days=1), disable_after=timedelta(seconds=30))  # fmt: skip
+    hooks.create_hook(database, owner, "link.created", "http://127.0.0.1:9/a", settings)
+    make_events(database, owner, 2)
+    now = utcnow()
+    deliveries.fan_out(database, now)
+    for step in range(4):  # failing since 0 s; at 10 and 20 s still active; at 30 s disabled
+        job = deliveries.claim(database, "w", now, 1, timedelta(seconds=30))[0]
+        result = deliveries.AttemptResult("retry", now, 5, status_code=503)
+        deliveries.record(database, job, result, policy, now, random.Random(step))
+        [view] = hooks.list_hooks(database, owner)
+        assert view.status == ("active" if step < 3 else "disabled"), step
+        now += timedelta(seconds=10)
+    assert view.status_reason == "failing"
+    assert set(statuses(database)) == {"cancelled"}
 
 
 def test_a_delivery_is_given_up_after_its_time(
@@ -217,9 +238,33 @@ def test_a_delivery_is_given_up_after_its_time(
         hooks.create_hook(database, owner, "link.created", target.url, settings)
         make_events(database, owner, 1)
         run_worker(database, settings, lambda: settled(database), policy=policy)
-        assert len(target.received()) >= 2
+        assert len(target.received()) >= 1  # how many fit in 300 ms depends on the machine: counted below instead
     assert statuses(database) == ["failed"]
     assert hooks.list_hooks(database, owner)[0].status == "active"
+
+
+def test_a_failing_delivery_is_retried_until_its_time_is_up_and_never_after(
+    database: Database, settings: Settings, owner: VerifiedCredential
+) -> None:
+    """The same rule on the store's clock, given explicitly: retried while the next try falls inside give_up_after."""
+    policy = RetryPolicy(first_delay=timedelta(seconds=10), max_delay=timedelta(seconds=10),
+                         give_up_after=timedelta(seconds=60))  # fmt: skip
+    hooks.create_hook(database, owner, "link.created", "http://127.0.0.1:9/a", settings)
+    make_events(database, owner, 1)
+    created = utcnow()
+    assert deliveries.fan_out(database, created) == 1
+    outcomes, now = [], created
+    while not outcomes or outcomes[-1] == "pending":
+        [job] = deliveries.claim(database, "w", now, 1, timedelta(seconds=30))
+        result = deliveries.AttemptResult("retry", now, 5, status_code=500)
+        outcomes.append(deliveries.record(database, job, result, policy, now, random.Random(len(outcomes))))
+        with database.read() as session:
+            due = session.scalars(select(WebhookDelivery.next_attempt_at)).one()
+        if outcomes[-1] == "pending":
+            assert due.replace(tzinfo=UTC) <= created + policy.give_up_after
+        now += timedelta(seconds=10)  # each delay is 5 to 10 s: the delivery is due again by then
+    assert outcomes[-1] == "failed" and len(outcomes) >= 5  # 50 s of the 60 are surely inside the window
+    assert deliveries.claim(database, "w", now + timedelta(days=1), 1, timedelta(seconds=30)) == []
 
 
 def test_the_backoff_grows_exponentially_with_jitter_and_honours_retry_after() -> None:

@@ -1,77 +1,72 @@
-"""Disabling a connection's hooks while hundreds of its deliveries are queued and some in flight: once the disabling
-transaction has committed, no request of those hooks reaches the receiver (a separate process, so its clock readings
-are not delayed by this process's threads), and everything queued is cancelled."""
+"""Disabling a connection's hooks while hundreds of its deliveries are queued and some in flight: every request of
+those hooks was completely written before the disabling transaction committed, and everything queued is cancelled.
+
+What is measured is the promise itself, on the sender's side: the moment each request's last byte had been written
+(httpcore's `send_request_body.complete`), noted before the worker's send gate lets go of the hook's row, against the
+moment the disabling transaction had committed. A receiver's clock would also count a request written in time but
+read late by a receiver that the machine did not schedule, which says nothing about the broker."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 import threading
 import time
-from pathlib import Path
+from typing import Any
 
+import httpx
 from sqlalchemy import update
 
-from tests.servers import free_port
 from tests.webhooks.conftest import Partner, make_events, run_worker
-from tests.webhooks.test_delivery import statuses
+from tests.webhooks.receivers import Answer, receiver
+from tests.webhooks.test_delivery import settled, statuses
 from token_broker.config import Settings
 from token_broker.services import hooks
 from token_broker.store.database import Database
 from token_broker.store.models import utcnow
 from token_broker.store.oauth_models import Connection
-
-RECEIVER = textwrap.dedent(
-    """
-    import sys, threading, time
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self):
-            arrived = time.monotonic()
-            self.rfile.read(int(self.headers["Content-Length"]))
-            with lock:
-                print(arrived, self.headers["webhook-id"], flush=True)
-            time.sleep(0.01)
-            self.send_response(204)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
-    print("ready", flush=True)
-    server.serve_forever()
-    """
-)
+from token_broker.webhooks import transport
 
 
-def test_no_request_reaches_the_receiver_after_the_disabling_commits(
-    database: Database, settings: Settings, partner: Partner, tmp_path: Path
+class WrittenClock(httpx.AsyncBaseTransport):
+    """The worker's own transport, noting for each request (by webhook-id) when it had been completely written. The
+    note is taken inside the worker's `trace` hook, before the send gate it wraps releases the hook's row, so it
+    precedes any transaction that waits for that row."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.written: list[tuple[str, float]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        gate = request.extensions.get("trace")
+        webhook_id = request.headers["webhook-id"]
+
+        async def trace(name: str, info: dict[str, Any]) -> None:
+            if name.endswith("send_request_body.complete"):
+                self.written.append((webhook_id, time.monotonic()))
+            if gate is not None:
+                await gate(name, info)
+
+        request.extensions["trace"] = trace
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_every_request_is_written_before_the_disabling_commits(
+    database: Database, settings: Settings, partner: Partner
 ) -> None:
-    port = free_port()
-    script, log = tmp_path / "receiver.py", tmp_path / "received.txt"
-    script.write_text(RECEIVER)
-    with log.open("w") as out:
-        receiver = subprocess.Popen([sys.executable, str(script), str(port)], stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while "ready" not in log.read_text():
-            assert time.monotonic() < deadline and receiver.poll() is None, log.read_text()
-            time.sleep(0.02)
-        hooks.create_hook(database, partner.credential, "link.created", f"http://127.0.0.1:{port}/in", settings)
+    clock = WrittenClock(transport.PinnedTransport())
+
+    def make_client() -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=clock, follow_redirects=False, trust_env=False, timeout=30)
+
+    committed: list[float] = []
+    with receiver(lambda _request, _index: Answer(204, delay=0.01)) as target:
+        hooks.create_hook(database, partner.credential, "link.created", target.url, settings)
         make_events(database, partner.credential, 300)
-        committed: list[float] = []
 
         def disconnect_after_some_deliveries() -> None:
-            while sum(1 for line in log.read_text().splitlines() if line != "ready") < 20:
-                time.sleep(0.005)
+            target.wait_for(20, timeout=120)
             with database.write() as session:
                 now = utcnow()
                 session.execute(
@@ -84,13 +79,15 @@ def test_no_request_reaches_the_receiver_after_the_disabling_commits(
 
         disconnector = threading.Thread(target=disconnect_after_some_deliveries)
         disconnector.start()
-        run_worker(database, settings, lambda: bool(committed) and time.monotonic() > committed[0] + 0.5, timeout=60)
+        run_worker(
+            database, settings, lambda: bool(committed) and settled(database), timeout=180, make_client=make_client
+        )
         disconnector.join()
-    finally:
-        receiver.terminate()
-        receiver.wait(timeout=10)
-    arrivals = [float(line.split()[0]) for line in log.read_text().splitlines() if line.strip() not in ("", "ready")]
-    assert 20 <= len(arrivals) < 300
-    assert max(arrivals) < committed[0], f"{sum(a > committed[0] for a in arrivals)} requests arrived afterwards"
+        received = {request.webhook_id for request in target.received()}
+    assert committed, "the disconnect did not happen"
+    late = [webhook_id for webhook_id, at in clock.written if at >= committed[0]]
+    assert late == [], f"{len(late)} requests were written after the disabling committed"
+    assert received <= {webhook_id for webhook_id, _ in clock.written}  # every arrival was measured
+    assert 20 <= len(received) < 300
     assert "pending" not in statuses(database) and "delivering" not in statuses(database)
     assert statuses(database).count("cancelled") == 300 - statuses(database).count("succeeded")

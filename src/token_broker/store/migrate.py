@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -32,10 +33,18 @@ def is_current(database: Database) -> bool:
         return set(MigrationContext.configure(connection).get_current_heads()) == heads
 
 
+@cache
+def release_scripts() -> ScriptDirectory:
+    """This release's migrations, read once: /readyz asks for the schema's state on every probe."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config)
+
+
 def schema_state(database: Database) -> str:
     """ "current"; "behind" (this release has migrations the store lacks); or "ahead" (a newer release migrated it:
     during a rolling deploy, whose migrations only expand, the older release keeps serving)."""
-    script = ScriptDirectory.from_config(alembic_config(database))
+    script = release_scripts()
     with database.engine.connect() as connection:
         current = set(MigrationContext.configure(connection).get_current_heads())
     if current == set(script.get_heads()):
