@@ -28,6 +28,7 @@ EVENT_SCOPES: dict[str, str | None] = {
     "credential.revoked": None,
     "credential.rotated": None,
     "credential.expiring": None,
+    "credential.leaked": None,
 }
 FULL_ACCESS = "full access (a workspace API key with no scope list)"
 

@@ -3,7 +3,6 @@ requests from other loopback addresses, bounded in count and time."""
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.servers import command_env, console_script, free_port, wait_until_healthy
+from tests.servers import command_env, serving
 
 PRODUCTION_HASHING_ENV = {  # argon2-cffi's defaults, as production runs them
     "TOKEN_BROKER_ARGON2_TIME_COST": "3",
@@ -39,24 +38,8 @@ class Served:
 def serve(database_url: str, log_path: Path, **env: str) -> Iterator[Served]:
     """`token-broker serve` at production argon2 cost, on a free port of 127.0.0.1."""
     environment = command_env(database_url, TOKEN_BROKER_WEBHOOK_WORKER="off", **PRODUCTION_HASHING_ENV, **env)
-    port = free_port()
-    with (
-        log_path.open("w") as log,
-        subprocess.Popen(
-            [console_script(), "serve", "--port", str(port)], env=environment, stdout=log, stderr=subprocess.STDOUT
-        ) as server,
-    ):
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_healthy(base, server, log_path)
-            yield Served(base, server.pid)
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+    with serving(environment, log_path) as (base, server):
+        yield Served(base, server.pid)
 
 
 def client_from(base_url: str, address: str, timeout: float = 60) -> httpx.Client:
