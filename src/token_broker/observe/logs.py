@@ -31,6 +31,11 @@ _HEADER_VALUE = re.compile(r"(?i)\b(bearer|basic)(?:\s+|%20|\+)[A-Za-z0-9._~+/=:
 # Attributes every LogRecord has; anything else on a record came from `extra=` and becomes a field of the line.
 WRITE_SECONDS = 0.2
 MAX_WAITING_LINES = 10_000  # past this, lines are written at once
+# Records of these loggers are formatted by the writer thread, off the event loop: they are logged with plain values
+# (the request log's fields), so formatting them later gives the same line. Others are formatted at once.
+DEFERRED_LOGGERS = frozenset({"token_broker.access"})
+_REQUEST_ID_FIELD = "_request_id"  # a deferred record's request id, taken where it was logged
+_UNSET = object()
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message",
     "asctime",
@@ -59,7 +64,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        current = request_id.get()
+        current = record.__dict__.get(_REQUEST_ID_FIELD, _UNSET)
+        if current is _UNSET:  # formatted where it was logged, in the request's context
+            current = request_id.get()
         if current is not None:
             line["request_id"] = current
         for name, value in record.__dict__.items():
@@ -71,23 +78,29 @@ class JsonFormatter(logging.Formatter):
 
 
 class BatchWriter(logging.Handler):
-    """Formats each record at once; a daemon thread writes the lines in batches (at exit, what is left)."""
+    """A daemon thread formats (DEFERRED_LOGGERS' records) and writes the lines in batches (at exit, what is left);
+    other records are formatted at once."""
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__()
         self.stream = stream
-        self._lines: list[str] = []
+        self._lines: list[str | logging.LogRecord] = []
         self._wake = threading.Event()
         self._guard = threading.Lock()
         threading.Thread(target=self._write_forever, name="log-writer", daemon=True).start()
         atexit.register(self.write_waiting)
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = self.format(record)
-        except Exception:
-            self.handleError(record)
-            return
+        line: str | logging.LogRecord
+        if record.name in DEFERRED_LOGGERS and record.levelno < logging.WARNING:
+            record.__dict__[_REQUEST_ID_FIELD] = request_id.get()
+            line = record
+        else:
+            try:
+                line = self.format(record)
+            except Exception:
+                self.handleError(record)
+                return
         with self._guard:
             self._lines.append(line)
             waiting = len(self._lines)
@@ -102,13 +115,23 @@ class BatchWriter(logging.Handler):
 
     def write_waiting(self) -> None:
         with self._guard:
-            lines, self._lines = self._lines, []
+            waiting, self._lines = self._lines, []
+        lines = [line for line in map(self._formatted, waiting) if line is not None]
         if lines:
             try:
                 self.stream.write("\n".join(lines) + "\n")
                 self.stream.flush()
             except (OSError, ValueError):  # the stream is gone (closed pipe, interpreter exit): nothing to do
                 pass
+
+    def _formatted(self, line: str | logging.LogRecord) -> str | None:
+        if isinstance(line, str):
+            return line
+        try:
+            return self.format(line)
+        except Exception:
+            self.handleError(line)
+            return None
 
 
 def configure(level: str) -> None:

@@ -68,10 +68,30 @@ def error_code(body: bytes) -> str:
     return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else "other"
 
 
+class _Answer:
+    """What the middleware learns of one answer as it is sent."""
+
+    __slots__ = ("error", "read_body", "status")
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.error = ""
+        self.read_body = False
+
+
+def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(name == b"content-type" and value.startswith(b"application/json") for name, value in headers)
+
+
 class RequestLog:
+    """Pure ASGI: no Request object, one small per-request object, the metrics' labelled children cached, and the
+    log line's JSON built and written by the log writer thread (observe.logs), not on the event loop."""
+
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._counted: dict[tuple[str, str, int, str], Any] = {}
+        self._timed: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,20 +99,18 @@ class RequestLog:
             return
         started = time.perf_counter()
         rid = incoming_request_id(scope["headers"]) or secrets.token_hex(12)
+        rid_header = (b"x-request-id", rid.encode())
         root_path = scope.get("root_path", "")
-        answer: dict[str, Any] = {"status": 500, "error": "", "read_body": False}
+        answer = _Answer()
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                answer["status"] = status = message["status"]
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid.encode())]
-                answer["read_body"] = status >= 400 and any(
-                    name == b"content-type" and value.startswith(b"application/json")
-                    for name, value in message["headers"]
-                )
-            elif message["type"] == "http.response.body" and answer["read_body"]:
-                answer["read_body"] = False
-                answer["error"] = error_code(message.get("body", b""))
+                answer.status = status = message["status"]
+                headers = message["headers"] = [*message.get("headers", ()), rid_header]
+                answer.read_body = status >= 400 and _is_json(headers)
+            elif answer.read_body and message["type"] == "http.response.body":
+                answer.read_body = False
+                answer.error = error_code(message.get("body", b""))
             await send(message)
 
         token = request_id.set(rid)
@@ -102,26 +120,34 @@ class RequestLog:
             self._record(scope, root_path, answer, time.perf_counter() - started)
             request_id.reset(token)
 
-    def _record(self, scope: Scope, root_path: str, answer: dict[str, Any], seconds: float) -> None:
+    def _record(self, scope: Scope, root_path: str, answer: _Answer, seconds: float) -> None:
         route = route_template(scope, root_path)
         method = scope["method"] if scope["method"] in _METHODS else "other"
-        status = answer["status"]
-        self.metrics.requests.labels(route, method, str(status), answer["error"]).inc()
-        self.metrics.request_seconds.labels(route).observe(seconds)
+        status = answer.status
+        counted_key = (route, method, status, answer.error)
+        counted = self._counted.get(counted_key)
+        if counted is None:  # label values are bounded (route templates, methods, statuses, our error codes)
+            counted = self._counted[counted_key] = self.metrics.requests.labels(
+                route, method, str(status), answer.error
+            )
+        counted.inc()
+        timed = self._timed.get(route)
+        if timed is None:
+            timed = self._timed[route] = self.metrics.request_seconds.labels(route)
+        timed.observe(seconds)
         if not log.isEnabledFor(logging.INFO):
             return
         user = scope.get("user")
         credential = getattr(user, "identity", None) if getattr(user, "is_authenticated", False) else None
         client = scope.get("client")
-        log.info(
-            "request",
-            extra={
-                "method": method,
-                "route": route,
-                "status": status,
-                "error": answer["error"] or None,
-                "duration_ms": round(seconds * 1000, 2),
-                "client": client[0] if client else None,
-                "credential_id": credential,
-            },
-        )
+        fields = {
+            "method": method,
+            "route": route,
+            "status": status,
+            "error": answer.error or None,
+            "duration_ms": round(seconds * 1000, 2),
+            "client": client[0] if client else None,
+            "credential_id": credential,
+        }
+        # log.info() without its search of the stack for the caller's file and line, which no line of ours shows
+        log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "request", (), None, extra=fields))
