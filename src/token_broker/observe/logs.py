@@ -19,6 +19,7 @@ import re
 import sys
 import threading
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -31,11 +32,7 @@ _HEADER_VALUE = re.compile(r"(?i)\b(bearer|basic)(?:\s+|%20|\+)[A-Za-z0-9._~+/=:
 # Attributes every LogRecord has; anything else on a record came from `extra=` and becomes a field of the line.
 WRITE_SECONDS = 0.2
 MAX_WAITING_LINES = 10_000  # past this, lines are written at once
-# Records of these loggers are formatted by the writer thread, off the event loop: they are logged with plain values
-# (the request log's fields), so formatting them later gives the same line. Others are formatted at once.
-DEFERRED_LOGGERS = frozenset({"token_broker.access"})
-_REQUEST_ID_FIELD = "_request_id"  # a deferred record's request id, taken where it was logged
-_UNSET = object()
+ACCESS_LOGGER = "token_broker.access"
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message",
     "asctime",
@@ -54,19 +51,44 @@ def scrub(text: str) -> str:
     return text
 
 
+def timestamp(created: float) -> str:
+    """RFC 3339 UTC with milliseconds; the part up to the second is formatted once a second."""
+    second = int(created)
+    cached = _last_second[0]
+    if cached[0] != second:  # one tuple, replaced whole: threads never see one second's number with another's text
+        cached = _last_second[0] = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{cached[1]}.{int((created - second) * 1000):03d}Z"
+
+
+_last_second: list[tuple[int, str]] = [(-1, "")]
+
+
+@dataclass(frozen=True)
+class AccessLine:
+    """A request log line's parts, taken on the event loop; the writer thread makes the JSON of it."""
+
+    created: float
+    request_id: str | None
+    fields: dict[str, Any]
+
+    def json(self) -> str:
+        line: dict[str, Any] = {"time": timestamp(self.created), "level": "info", "logger": ACCESS_LOGGER,
+                                "message": "request"}  # fmt: skip
+        if self.request_id is not None:
+            line["request_id"] = self.request_id
+        line.update(self.fields)
+        return scrub(json.dumps(line, default=str, ensure_ascii=False))
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "time": timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
-        current = record.__dict__.get(_REQUEST_ID_FIELD, _UNSET)
-        if current is _UNSET:  # formatted where it was logged, in the request's context
-            current = request_id.get()
+        current = request_id.get()
         if current is not None:
             line["request_id"] = current
         for name, value in record.__dict__.items():
@@ -78,33 +100,34 @@ class JsonFormatter(logging.Formatter):
 
 
 class BatchWriter(logging.Handler):
-    """A daemon thread formats (DEFERRED_LOGGERS' records) and writes the lines in batches (at exit, what is left);
-    other records are formatted at once."""
+    """Formats each record at once (request log lines given to `add_access`: in the writer thread); a daemon thread
+    writes the lines in batches (at exit, what is left)."""
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__()
         self.stream = stream
-        self._lines: list[str | logging.LogRecord] = []
+        self._lines: list[str | AccessLine] = []
         self._wake = threading.Event()
         self._guard = threading.Lock()
         threading.Thread(target=self._write_forever, name="log-writer", daemon=True).start()
         atexit.register(self.write_waiting)
 
     def emit(self, record: logging.LogRecord) -> None:
-        line: str | logging.LogRecord
-        if record.name in DEFERRED_LOGGERS and record.levelno < logging.WARNING:
-            record.__dict__[_REQUEST_ID_FIELD] = request_id.get()
-            line = record
-        else:
-            try:
-                line = self.format(record)
-            except Exception:
-                self.handleError(record)
-                return
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self._add(line, urgent=record.levelno >= logging.WARNING)
+
+    def add_access(self, line: AccessLine) -> None:
+        self._add(line, urgent=False)
+
+    def _add(self, line: str | AccessLine, urgent: bool) -> None:
         with self._guard:
             self._lines.append(line)
             waiting = len(self._lines)
-        if record.levelno >= logging.WARNING or waiting >= MAX_WAITING_LINES:
+        if urgent or waiting >= MAX_WAITING_LINES:
             self._wake.set()
 
     def _write_forever(self) -> None:
@@ -124,19 +147,35 @@ class BatchWriter(logging.Handler):
             except (OSError, ValueError):  # the stream is gone (closed pipe, interpreter exit): nothing to do
                 pass
 
-    def _formatted(self, line: str | logging.LogRecord) -> str | None:
+    @staticmethod
+    def _formatted(line: str | AccessLine) -> str | None:
         if isinstance(line, str):
             return line
         try:
-            return self.format(line)
-        except Exception:
-            self.handleError(line)
+            return line.json()
+        except Exception:  # an unserialisable field must not stop the writer
             return None
+
+
+_configured: BatchWriter | None = None
+
+
+def access_writer() -> BatchWriter | None:
+    """The writer `configure` installed, when a request log line may go to it directly: the request logger has no
+    handlers or filters of its own and propagates to a root with that writer alone. None: log it the usual way."""
+    writer = _configured
+    if writer is None:
+        return None
+    access, root = logging.getLogger(ACCESS_LOGGER), logging.root
+    if access.handlers or access.filters or not access.propagate or root.handlers != [writer] or root.filters:
+        return None
+    return None if writer.filters or writer.level > logging.INFO else writer
 
 
 def configure(level: str) -> None:
     """JSON lines on stderr at `level` for this process, uvicorn's loggers included (its access log is off)."""
-    handler = BatchWriter(sys.stderr)
+    global _configured
+    handler = _configured = BatchWriter(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):

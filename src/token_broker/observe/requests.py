@@ -19,7 +19,7 @@ from typing import Any
 from starlette.routing import Match, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from token_broker.observe.logs import request_id
+from token_broker.observe.logs import AccessLine, access_writer, request_id
 from token_broker.observe.metrics import Metrics
 
 log = logging.getLogger("token_broker.access")
@@ -149,5 +149,8 @@ class RequestLog:
             "client": client[0] if client else None,
             "credential_id": credential,
         }
-        # log.info() without its search of the stack for the caller's file and line, which no line of ours shows
-        log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "request", (), None, extra=fields))
+        writer = access_writer()
+        if writer is not None:  # as `serve` logs: no LogRecord; the writer thread makes the JSON line
+            writer.add_access(AccessLine(time.time(), request_id.get(), fields))
+        else:
+            log.info("request", extra=fields)
