@@ -48,6 +48,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 EVENTS = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "400"))
 HOOKS = 10  # deliveries per event
+CONCURRENCY = os.environ.get("BENCH_WEBHOOK_CONCURRENCY", "8")  # deliveries in flight per worker; 8 is the default
 WORKER_COUNTS = tuple(int(n) for n in os.environ.get("BENCH_WEBHOOK_WORKERS", "1,2").split(","))
 CONNECTIONS = 16
 TOKENS_PER_RUN = 3 * CONNECTIONS  # wrk may ask for a connection's next request before the answer refilling the pool
@@ -209,7 +210,15 @@ def webhook_rate(folder: Path, postgres_url: str, workers: int) -> float:
                 outbox.add_event(session, workspace, "link.created", {"slug": f"s{index}", "n": index})
         env = {**os.environ, "TOKEN_BROKER_DATABASE_URL": postgres_url, "TOKEN_BROKER_SECRET_KEY": SECRET_KEY,
                "TOKEN_BROKER_WEBHOOK_ALLOW_HOSTS": "127.0.0.1", "PYTHONPATH": str(HERE.parent)}  # fmt: skip
-        command = [sys.executable, "-m", "token_broker.webhooks.worker", "--poll-seconds", "0.05"]
+        command = [
+            sys.executable,
+            "-m",
+            "token_broker.webhooks.worker",
+            "--poll-seconds",
+            "0.05",
+            "--concurrency",
+            CONCURRENCY,
+        ]
         logs = [stack.enter_context((folder / f"worker-{workers}-{n}.log").open("w")) for n in range(workers)]
         processes = [subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT) for log in logs]
         try:
@@ -239,7 +248,8 @@ def main() -> None:
     r |= postgres_refresh(folder, postgres_url)
     deliveries = {n: webhook_rate(folder, postgres_url, n) for n in WORKER_COUNTS}
     rows = [(name, f"{rate:,.0f} req/s") for name, rate in r.items()]
-    rows += [(f"webhook deliveries, {n} worker(s)", f"{rate:,.0f} /s") for n, rate in deliveries.items()]
+    rows += [(f"webhook deliveries, {n} worker(s) x {CONCURRENCY} in flight", f"{rate:,.0f} /s")
+             for n, rate in deliveries.items()]  # fmt: skip
     rows.append(("rounds x seconds", f"{ROUNDS} x {SECONDS}, {CONNECTIONS} connections; load average "
                                      f"{load:.1f} at start, {os.getloadavg()[0]:.1f} at end"))  # fmt: skip
     ratios: list[tuple[str, float, float | None]] = [

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+import orjson
+
 from token_broker.credentials import CREDENTIAL_PATTERN
 
 request_id: ContextVar[str | None] = ContextVar("token_broker_request_id", default=None)
@@ -51,6 +53,14 @@ def scrub(text: str) -> str:
     return text
 
 
+def dumps(line: dict[str, Any]) -> str:
+    """One line of JSON, UTF-8 as it is; anything JSON has no type for as its str()."""
+    try:
+        return orjson.dumps(line, default=str).decode()
+    except (orjson.JSONEncodeError, TypeError):  # e.g. an int beyond 64 bits
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
 def timestamp(created: float) -> str:
     """RFC 3339 UTC with milliseconds; the part up to the second is formatted once a second."""
     second = int(created)
@@ -77,7 +87,7 @@ class AccessLine:
         if self.request_id is not None:
             line["request_id"] = self.request_id
         line.update(self.fields)
-        return scrub(json.dumps(line, default=str, ensure_ascii=False))
+        return scrub(dumps(line))
 
 
 class JsonFormatter(logging.Formatter):
@@ -96,7 +106,7 @@ class JsonFormatter(logging.Formatter):
                 line[name] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return scrub(json.dumps(line, default=str, ensure_ascii=False))
+        return scrub(dumps(line))
 
 
 class BatchWriter(logging.Handler):
