@@ -105,13 +105,15 @@ async def _run(
     The client is charged only once it has authenticated: requests naming a client (ids are public) without its
     secret cost that client nothing, and cost their own address a failure (_address_refused stops an address that
     has too many). Authentication runs in a read transaction; a read-only call (introspection) continues in it, a
-    write gets its own transaction afterwards, so no write lock is held while the budget is charged."""
+    write gets its own transaction afterwards, so no write lock is held while the budget is charged. When the same
+    client credentials authenticated a moment ago (oauth/client_cache.py), the budget is charged without that read
+    transaction and the call's own transaction authenticates the client (_run_verified)."""
     state, server, issuer = resources(request), server_of(request), issuer_of(request)
     limiter, limit = state.guard.rate_limiter, state.settings.token_rate_limit
-    digest = _verified_digest(server, oauth_request) if write else None
+    digest = _verified_digest(server, oauth_request)
     known = server.verified_clients.get(digest) if digest is not None else None
     if digest is not None and known is not None:
-        return await _run_verified(request, oauth_request, call, digest, known)
+        return await _run_verified(request, oauth_request, call, digest, known, write)
 
     def admitted() -> tuple[Response, bool]:
         """The response, and whether client authentication failed."""
@@ -121,15 +123,15 @@ async def _run(
             except OAuth2Error as error:
                 refused: Response = server.handle_error_response(oauth_request, error)
                 return refused, True
+            if digest is not None:
+                server.verified_clients.put(digest, client_id)
             decision = from_thread.run(limiter.hit, f"client:{client_id}", (limit,))
             if not decision.allowed:
                 return _rate_limited(decision.headers()), False
             if not write:
                 answered: Response = call(server)
                 return answered, False
-        if digest is not None:
-            server.verified_clients.put(digest, client_id)
-        return _ran(server, issuer, call, digest), False
+        return _ran(server, issuer, call, digest, write), False
 
     response, failed = await to_thread.run_sync(admitted)
     if failed:
@@ -143,14 +145,16 @@ async def _run_verified(
     call: Callable[[BrokerAuthorizationServer], Any],
     digest: bytes,
     client_id: str,
+    write: bool,
 ) -> Response:
-    """A write whose client authenticated with the same credentials a moment ago: its budget is charged without a
-    read transaction of its own; the write's transaction authenticates it again, and that is the check that counts."""
+    """A request whose client authenticated with the same credentials a moment ago: its budget is charged on the event
+    loop, without a transaction of its own; the call's transaction authenticates it again (authlib asks), and that is
+    the check that counts."""
     state, server, issuer = resources(request), server_of(request), issuer_of(request)
     decision = await state.guard.rate_limiter.hit(f"client:{client_id}", (state.settings.token_rate_limit,))
     if not decision.allowed:
         return _rate_limited(decision.headers())
-    response = await to_thread.run_sync(_ran, server, issuer, call, digest)
+    response = await to_thread.run_sync(_ran, server, issuer, call, digest, write)
     return _answered(oauth_request, response)
 
 
@@ -159,10 +163,12 @@ def _ran(
     issuer: str,
     call: Callable[[BrokerAuthorizationServer], Any],
     digest: bytes | None,
+    write: bool,
 ) -> Response:
-    """`call` in a write transaction; a client refused there (changed since, or the body names another client) is
-    verified afresh next time, in a read transaction of its own that charges its address for a failure as usual."""
-    response: Response = server.run(issuer, lambda: call(server), True)
+    """`call` in a transaction of its own; a client refused there (changed since, revoked at introspection, or the
+    body names another client) is verified afresh next time, in a read transaction that charges its address for a
+    failure as usual."""
+    response: Response = server.run(issuer, lambda: call(server), write)
     if digest is not None and _client_refused(response):
         server.verified_clients.drop(digest)
     return response
