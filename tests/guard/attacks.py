@@ -38,8 +38,9 @@ class Served:
 @contextmanager
 def serve(database_url: str, log_path: Path, **env: str) -> Iterator[Served]:
     """`token-broker serve` at production argon2 cost, on a free port of 127.0.0.1."""
-    environment = command_env(database_url, TOKEN_BROKER_WEBHOOK_WORKER="off", **PRODUCTION_HASHING_ENV, **env)
     port = free_port()
+    environment = command_env(database_url, TOKEN_BROKER_WEBHOOK_WORKER="off", **PRODUCTION_HASHING_ENV,
+                              TOKEN_BROKER_ISSUER=f"http://127.0.0.1:{port}", **env)  # fmt: skip
     with (
         log_path.open("w") as log,
         subprocess.Popen(

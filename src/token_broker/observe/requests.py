@@ -1,14 +1,15 @@
 """The request middleware: a request id for every request, one JSON log line and the request metrics per answer.
 
 The request id is the caller's `X-Request-Id` when it is a sane token (1 to 128 letters, digits and `._:=-`), else a
-new random one; it is echoed in the response and carried by every log line written while the request is served. The
-log line holds the method, the route template (never the path or the query string, which may carry anything), the
-status, the error code of an error answer, the duration, the client address and the public id of the credential the
-guard verified: never a header value or a body.
+new one (a random prefix of the process and a counter); it is echoed in the response and carried by every log line
+written while the request is served. The log line holds the method, the route template (never the path or the query
+string, which may carry anything), the status, the error code of an error answer, the duration, the client address
+and the public id of the credential the guard verified: never a header value or a body.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -27,6 +28,15 @@ _SANE_ID = re.compile(rb"[A-Za-z0-9._:=-]{1,128}")
 _ERROR_CODE = re.compile(r"[a-z_]{1,48}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
+
+
+_ID_PREFIX = secrets.token_hex(6)  # this process's; ids need to be unique, not secret, so no syscall per request
+_ID_COUNTER = itertools.count()
+
+
+def new_request_id() -> str:
+    """24 hex digits: a random prefix of this process, then a counter."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFF:012x}"
 
 
 def incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -98,7 +108,7 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        rid = incoming_request_id(scope["headers"]) or secrets.token_hex(12)
+        rid = incoming_request_id(scope["headers"]) or new_request_id()
         rid_header = (b"x-request-id", rid.encode())
         root_path = scope.get("root_path", "")
         answer = _Answer()
