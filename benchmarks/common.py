@@ -38,6 +38,14 @@ def uvicorn_process(app: str, env: dict[str, str], log: Path, workers: int = 1,
                     core: str | None = "0") -> Iterator[str]:  # fmt: skip
     """uvicorn serving `app` (an import string) with `workers` processes, pinned to `core` when taskset is there
     (core=None: wherever the system puts them)."""
+    with uvicorn_server(app, env, log, workers, core) as (base, _pid):
+        yield base
+
+
+@contextmanager
+def uvicorn_server(app: str, env: dict[str, str], log: Path, workers: int = 1,
+                   core: str | None = "0") -> Iterator[tuple[str, int]]:  # fmt: skip
+    """uvicorn_process, also yielding the server's process id (taskset execs it, so the pid is uvicorn's own)."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--factory", "--port", str(port), "--log-level", "warning",
                "--no-access-log", "--no-server-header"]  # fmt: skip
@@ -60,7 +68,7 @@ def uvicorn_process(app: str, env: dict[str, str], log: Path, workers: int = 1,
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the benchmark server did not start:\n{log.read_text()}")
                 time.sleep(0.1)
-            yield base
+            yield base, server.pid
         finally:
             server.terminate()
             server.wait(timeout=30)

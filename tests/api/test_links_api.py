@@ -42,6 +42,7 @@ def test_a_link_from_creation_to_deletion(live: LiveServer, make: Keys, team: Te
         visit = httpx.get(f"{live.base_url}/r/launch", headers={"Referer": "https://news.example/item"})
         assert visit.status_code == 302 and visit.headers["location"] == "https://example.com/launch?x=1"
         assert httpx.get(f"{live.base_url}/r/nothing-here").status_code == 404
+        live.resources.clicks.flush(live.resources.database)  # clicks are written in batches
 
         report = client.get(f"{base}/{link['id']}/analytics?days=7", headers=auth).json()
         assert report["clicks"] == 1 and len(report["days"]) == 7 and report["days"][-1]["clicks"] == 1

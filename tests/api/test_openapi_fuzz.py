@@ -67,6 +67,7 @@ OPERATIONS = [
     "GET /v1/workspaces/{account_id}/links/{link_id}/analytics",
     "GET /v1/workspaces/{account_id}/hooks",
     "POST /v1/workspaces/{account_id}/hooks",
+    "GET /v1/workspaces/{account_id}/hooks/{hook_id}",
     "DELETE /v1/workspaces/{account_id}/hooks/{hook_id}",
     "GET /r/{slug}",
 ]

@@ -1,8 +1,8 @@
 """The Make app's requests replayed against a live broker. Nothing runs a Make connection outside Make, so this sends
 what the IML files declare (URL, method, query, body and its type, with their templates resolved by tests/connectors
 /iml.py): the connection's authorize (through sign-in and consent), token, info, refresh and invalidate; every
-module; and the dedicated webhook's attach and detach around a real delivery. Every request falls inside the
-manifest."""
+module; the dedicated webhook's attach and detach around a real delivery, and around a disconnect and a reconnect.
+Every request falls inside the manifest."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from sqlalchemy import select
 
 from tests.connect import Platform, register
 from tests.connectors.connectors import CONNECTORS, load_iml
 from tests.connectors.iml import evaluate, resolve
 from tests.connectors.live_support import Broker, HookReceiver, RecordingProxy, requires_oauth
+from token_broker.store.hook_models import Hook
 
 pytestmark = requires_oauth
 MAKE = CONNECTORS / "make"
@@ -67,6 +69,17 @@ class MakeApp:
             **content,
         )
 
+    def authorize(self, broker: Broker, proxy_url: str) -> None:
+        """What Make runs when the user creates (or reauthorizes) the connection."""
+        authorize = self.connection["authorize"]
+        self.temp = resolve(authorize["temp"], self.context())
+        query = resolve(authorize["qs"], self.context())
+        query = broker.consent(self.url(authorize["url"]) + "?" + urlencode(query), proxy_url)
+        self.temp |= resolve(authorize["response"]["temp"], self.context(query=query))
+        answer = self.send(self.connection["token"], self.context(), with_base=False)
+        assert answer.status_code == 200, answer.text
+        self.data = resolve(self.connection["token"]["response"]["data"], self.context(body=answer.json()))
+
     def module(self, name: str, **parameters: Any) -> tuple[httpx.Response, Any]:
         communication = load_iml(MAKE / "modules" / name / f"{name}.communication.iml.json")
         answer = self.send(communication, self.context(parameters=parameters))
@@ -79,23 +92,21 @@ class MakeApp:
         return answer, resolve(response["output"], self.context(body=body, parameters=parameters))
 
 
+def hook_status(broker: Broker, hook_id: str) -> str:
+    with broker.database.read() as session:
+        status = session.scalar(select(Hook.status).where(Hook.public_id == hook_id))
+    assert status is not None, hook_id
+    return status
+
+
 def test_make_app_replayed_against_the_live_broker(broker: Broker) -> None:
     client = register(broker.database, "make")
     with RecordingProxy(broker.base_url) as proxy, HookReceiver() as receiver:
         make = MakeApp(client, proxy.url)
         connection = make.connection
 
-        # authorize: temp (the PKCE verifier), then the query string, then the user's consent.
-        authorize = connection["authorize"]
-        make.temp = resolve(authorize["temp"], make.context())
-        query = resolve(authorize["qs"], make.context())
-        query = broker.consent(make.url(authorize["url"]) + "?" + urlencode(query), proxy.url)
-        make.temp |= resolve(authorize["response"]["temp"], make.context(query=query))
-
-        # token: saved as the connection's data.
-        answer = make.send(connection["token"], make.context(), with_base=False)
-        assert answer.status_code == 200, answer.text
-        make.data = resolve(connection["token"]["response"]["data"], make.context(body=answer.json()))
+        # authorize (temp: the PKCE verifier; the query string; the user's consent), then token: the connection's data.
+        make.authorize(broker, proxy.url)
         assert make.data["accountId"] == broker.account_id
         assert make.data["expires"] > datetime.now(UTC) + timedelta(minutes=15)
 
@@ -162,6 +173,11 @@ def test_make_app_replayed_against_the_live_broker(broker: Broker) -> None:
         assert make.data["refreshToken"] not in ("", before["refreshToken"])
         assert make.send(connection["info"], make.context(), with_base=False).status_code == 200
 
+        # A scenario still attached to a webhook when the connection ends (below).
+        answer = make.send(attach, make.context(parameters={"event": "link.created"}, webhook={"url": webhook["url"]}))
+        assert answer.status_code == 201, answer.text
+        left_attached = {"url": webhook["url"], **resolve(attach["response"]["data"], make.context(body=answer.json()))}
+
         # invalidate (the user deletes the connection in Make): the connection ends in the broker.
         answer = make.send(connection["invalidate"], make.context(), with_base=False)
         assert answer.status_code == 200, answer.text
@@ -170,5 +186,24 @@ def test_make_app_replayed_against_the_live_broker(broker: Broker) -> None:
         assert answer.status_code == 401 and answer.json()["error"] == "reconnect_required", answer.text
         answer = make.send(refresh, make.context(), with_base=False)
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant", answer.text
+
+        # The webhook left attached: the broker disabled its hook with the connection, so a detach that can no longer
+        # authenticate (401) leaves nothing behind.
+        assert hook_status(broker, left_attached["externalHookId"]) == "disabled"
+        answer = make.send(detach, make.context(webhook=left_attached))
+        assert answer.status_code == 401 and answer.json()["error"] == "reconnect_required", answer.text
+        # The user connects again: a new connection, which owns no hook. Attaching (a new webhook in Make) works;
+        # the old hook is another connection's, so detaching it with the new one is a 404, never someone's deletion.
+        make.authorize(broker, proxy.url)
+        answer = make.send(attach, make.context(parameters={"event": "link.created"}, webhook={"url": webhook["url"]}))
+        assert answer.status_code == 201, answer.text
+        renewed = {"url": webhook["url"], **resolve(attach["response"]["data"], make.context(body=answer.json()))}
+        assert hook_status(broker, renewed["externalHookId"]) == "active"
+        answer = make.send(detach, make.context(webhook=left_attached))
+        assert answer.status_code == 404, answer.text
+        assert hook_status(broker, left_attached["externalHookId"]) == "disabled"
+        answer = make.send(detach, make.context(webhook=renewed))
+        assert answer.status_code == 204, answer.text
+        assert hook_status(broker, renewed["externalHookId"]) == "deleted"
 
     proxy.assert_within_manifest("make")

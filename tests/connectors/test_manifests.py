@@ -3,6 +3,8 @@ endpoints the connector's code calls (a static scan of the JS, TS and IML)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.connectors.connectors import (
@@ -15,12 +17,15 @@ from tests.connectors.connectors import (
     manifest_endpoints,
     served_endpoints,
 )
+from token_broker.api.endpoints import endpoint_scopes
+from token_broker.api.routes import ROUTES
+from token_broker.scopes import load_manifest, may_receive
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_manifest_shape(platform: str) -> None:
     document = manifest(platform)
-    assert set(document) == {"platform", "endpoints"}
+    assert set(document) <= {"platform", "endpoints", "events"} and {"platform", "endpoints"} <= set(document)
     assert document["platform"] == platform
     entries = document["endpoints"]
     assert isinstance(entries, list) and entries
@@ -64,3 +69,29 @@ def test_every_platform_has_an_endpoint_outside_its_manifest() -> None:
     """The live suites show that a platform's token is refused outside its manifest; each needs such an endpoint."""
     for platform in PLATFORMS:
         assert served_endpoints() - manifest_endpoints(platform), platform
+
+
+_EVENT = re.compile(r"""["'](link\.(?:created|updated|deleted|clicked))["']""")
+_SOURCE_SUFFIXES = (".js", ".ts", ".json")
+
+
+def subscribed_in_code(platform: str) -> set[str]:
+    """Link events named in the connector's own code (not its tests, packages or manifest)."""
+    found: set[str] = set()
+    for path in (CONNECTORS / platform).rglob("*"):
+        parts = set(path.relative_to(CONNECTORS / platform).parts)
+        if path.suffix not in _SOURCE_SUFFIXES or parts & {"node_modules", "test", "dist"}:
+            continue
+        if path.name in ("manifest.json", "package.json", "package-lock.json"):
+            continue
+        found |= set(_EVENT.findall(path.read_text(encoding="utf-8")))
+    return found
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_the_manifest_lists_the_events_the_code_subscribes_to_and_grants_their_scopes(platform: str) -> None:
+    events = set(manifest(platform).get("events", []))
+    assert subscribed_in_code(platform) == events
+    granted = load_manifest(CONNECTORS / platform / "manifest.json", endpoint_scopes(ROUTES)).scopes
+    for event in events:
+        assert may_receive(event, granted, partner=True), (platform, event, granted)

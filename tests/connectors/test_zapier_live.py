@@ -11,10 +11,12 @@ import secrets
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from tests.connect import Platform, register
 from tests.connectors.connectors import CONNECTORS
 from tests.connectors.live_support import Broker, HookReceiver, RecordingProxy, node_step, requires_oauth
+from token_broker.store.hook_models import Hook
 
 pytestmark = requires_oauth
 ZAPIER = CONNECTORS / "zapier"
@@ -50,6 +52,29 @@ def zapier_headers(delivery_headers: dict[str, str]) -> dict[str, str]:
         "Http-" + "-".join(part.capitalize() for part in name.split("-")): value
         for name, value in delivery_headers.items()
     }
+
+
+def hook_status(broker: Broker, hook_id: str) -> str:
+    with broker.database.read() as session:
+        status = session.scalar(select(Hook.status).where(Hook.public_id == hook_id))
+    assert status is not None, hook_id
+    return status
+
+
+def reconnect(app: ZapierApp, broker: Broker, client: Platform) -> dict[str, Any]:
+    """The user connects again: authorize with PKCE, consent, code exchange."""
+    state, verifier = secrets.token_urlsafe(16), secrets.token_urlsafe(64)
+    url = app.ok(
+        "authentication.oauth2Config.authorizeUrl", {"inputData": {"state": state, "redirect_uri": client.redirect_uri}}
+    )
+    scope = app.ok("authentication.oauth2Config.scope")
+    url += "&" + str(
+        httpx.QueryParams({"scope": scope, "code_challenge": s256(verifier), "code_challenge_method": "S256"})
+    )
+    query = broker.consent(url, app.env["BASE_URL"])
+    exchange = {"code": query["code"], "redirect_uri": client.redirect_uri, "code_verifier": verifier}
+    tokens: dict[str, Any] = app.ok("authentication.oauth2Config.getAccessToken", {"inputData": exchange})
+    return tokens
 
 
 def test_zapier_app_against_the_live_broker(broker: Broker) -> None:
@@ -139,6 +164,11 @@ def test_zapier_app_against_the_live_broker(broker: Broker) -> None:
         auth |= refreshed
         assert app.ok("authentication.test", {"authData": auth})["account_id"] == broker.account_id
 
+        # A Zap still on when the admin disconnects: its hook is disabled by the broker, not by Zapier.
+        left_on = app.ok(
+            "triggers.new_link.operation.performSubscribe", {"authData": auth, "targetUrl": receiver.url("left_on")}
+        )
+
         # An admin disconnects: the next call asks Zapier to refresh, and the refresh is refused.
         broker.disconnect(broker.connection_of(client, auth["access_token"]))
         ended = broker.wait_until_refused(auth["access_token"])
@@ -147,5 +177,21 @@ def test_zapier_app_against_the_live_broker(broker: Broker) -> None:
         assert not after["ok"] and after["error"]["name"] == "RefreshAuthError", after
         refused_refresh = app.run("authentication.oauth2Config.refreshAccessToken", {"authData": auth})
         assert not refused_refresh["ok"] and "invalid_grant" in refused_refresh["error"]["message"], refused_refresh
+        assert "reconnect the integration" in refused_refresh["error"]["message"], refused_refresh
+        # Turning that Zap off now cannot reach the broker; the hook is already disabled there.
+        gone = app.run("triggers.new_link.operation.performUnsubscribe", {"authData": auth, "subscribeData": left_on})
+        assert not gone["ok"] and gone["error"]["name"] == "RefreshAuthError", gone
+        assert hook_status(broker, left_on["id"]) == "disabled"
+
+        # Reconnecting is a new connection: turning the Zap on subscribes anew, and the old hook is not its own.
+        again = reconnect(app, broker, client)
+        renewed = app.ok(
+            "triggers.new_link.operation.performSubscribe", {"authData": again, "targetUrl": receiver.url("left_on")}
+        )
+        assert renewed["id"] != left_on["id"] and hook_status(broker, renewed["id"]) == "active"
+        stale = {"authData": again, "subscribeData": left_on}
+        assert app.ok("triggers.new_link.operation.performUnsubscribe", stale) == {}
+        app.ok("triggers.new_link.operation.performUnsubscribe", {"authData": again, "subscribeData": renewed})
+        assert hook_status(broker, renewed["id"]) == "deleted"
 
     proxy.assert_within_manifest("zapier")

@@ -24,7 +24,7 @@ from token_broker.credentials import SecretHasher
 from token_broker.services import clients, tokens, workspaces
 from token_broker.services.actors import Actor
 from token_broker.store.database import Database
-from token_broker.store.models import User, Workspace
+from token_broker.store.models import AuditEvent, User, Workspace
 from token_broker.store.oauth_models import AuthorizationCode, Connection, OAuthClient
 
 ATTACKER_CALLBACK = "https://collect.attacker.example:8443/rest/oauth2-credential/callback"
@@ -98,6 +98,20 @@ def test_a_forged_account_id_makes_no_code(
     assert forged.status_code == 403 and "Globex" in forged.text
     assert "location" not in forged.headers
     assert codes_of(database, team.account_id) == 0
+    # The forgery is an attack signal: both workspaces' audits show it, naming who tried and from where.
+    with database.read() as session:
+        rows = session.execute(
+            select(Workspace.account_id, AuditEvent.outcome, AuditEvent.reason, AuditEvent.actor, AuditEvent.target_id,
+                   AuditEvent.client_address, AuditEvent.details)
+            .join(Workspace, Workspace.id == AuditEvent.workspace_id)
+            .where(AuditEvent.action == "oauth.consent_refused")
+        ).all()  # fmt: skip
+        victim_id = session.scalar(select(User.public_id).where(User.email == "admin@acme.example"))
+    assert sorted(row.account_id for row in rows) == sorted([team.account_id, team.other_account_id])
+    for row in rows:
+        assert (row.outcome, row.reason, row.actor) == ("refused", "workspace_mismatch", victim_id)
+        assert row.target_id == attacker.client_id and row.client_address == "127.0.0.1"
+        assert row.details == {"platform": "n8n", "account_id": team.account_id}
     honest = victim.post(
         "/oauth/authorize", data={**fields, "account_id": team.other_account_id, "decision": "approve"}
     )

@@ -71,7 +71,7 @@ def test_disconnect_with_a_thousand_queued_events(live: LiveServer, team: Team) 
 def test_revoking_a_key_stops_its_hooks(live: LiveServer, team: Team) -> None:
     settings = replace(live.resources.settings, webhook_allow_hosts=("127.0.0.1",))
     issued = keys.create_key(live.resources.database, live.resources.hasher, team.admin, team.account_id,
-                             KeyRequest(name="hooks", scopes=["hooks:write"]))  # fmt: skip
+                             KeyRequest(name="hooks", scopes=["links:read", "hooks:write"]))  # fmt: skip
     assert issued.plaintext is not None
     credential = verification.verify(live.resources.database, live.resources.hasher, issued.plaintext)
     hooks.create_hook(live.resources.database, credential, "link.created", TARGET, settings)

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from tests.makers import Keys
 from tests.support import Team
 from token_broker.config import Settings
-from token_broker.errors import InvalidInput
+from token_broker.errors import InsufficientScope, InvalidInput
 from token_broker.services import connections, deliveries, hooks, keys, notices, verification
 from token_broker.store.database import Database
 from token_broker.store.hook_models import WebhookDelivery
@@ -66,10 +66,15 @@ def test_keys_about_to_expire_are_announced_once(database: Database, make: Keys,
 def test_admin_hooks_receive_admin_events_and_platforms_cannot_subscribe(
     database: Database, make: Keys, team: Team
 ) -> None:
-    admin_key = make.workspace_key(scopes=["hooks:write"])
+    admin_key = make.workspace_key()  # admin notices need a key with full access
     assert admin_key.plaintext is not None
     credential = verification.verify(database, make.hasher, admin_key.plaintext)
     hooks.create_hook(database, credential, "credential.revoked", "http://127.0.0.1:9/admin", SETTINGS)
+    scoped = make.workspace_key(scopes=["hooks:write", "links:read", "links:write", "analytics:read"])
+    assert scoped.plaintext is not None
+    with pytest.raises(InsufficientScope):
+        hooks.create_hook(database, verification.verify(database, make.hasher, scoped.plaintext), "credential.revoked",
+                          "http://127.0.0.1:9/admin", SETTINGS)  # fmt: skip
     partner = verification.verify(database, make.hasher, make.partner_token(scopes=["hooks:write"]))
     with pytest.raises(InvalidInput, match="event"):
         hooks.create_hook(database, partner, "credential.revoked", "http://127.0.0.1:9/p", SETTINGS)

@@ -358,7 +358,7 @@ def test_workspace_switcher_and_organization(context: BrowserContext, site: Site
 
 
 def test_hooks_and_their_latest_deliveries(context: BrowserContext, site: Site) -> None:
-    key = site.make.workspace_key(name="Hook maker", scopes=["links:write", "hooks:write"])
+    key = site.make.workspace_key(name="Hook maker", scopes=["links:read", "links:write", "hooks:write"])
     auth = {"Authorization": f"Bearer {key.plaintext}"}
     api = f"{site.base_url}/v1/workspaces/{site.team.account_id}"
     with receiver() as target:

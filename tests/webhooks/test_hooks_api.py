@@ -48,8 +48,11 @@ def test_a_hook_from_creation_to_deletion(server: LiveServer, make: Keys, team: 
         assert listed.status_code == 200
         assert listed.json() == {"data": [{k: v for k, v in hook.items() if k != "secret"}], "has_more": False}
         assert hook["secret"] not in listed.text
+        one = client.get(f"{base}/{hook['id']}", headers=auth)
+        assert one.status_code == 200 and one.json() == listed.json()["data"][0]
         assert client.delete(f"{base}/{hook['id']}", headers=auth).status_code == 204
         assert client.get(base, headers=auth).json()["data"] == []
+        assert client.get(f"{base}/{hook['id']}", headers=auth).status_code == 404
         again = client.delete(f"{base}/{hook['id']}", headers=auth)
         assert again.status_code == 404 and again.json()["error"] == "not_found"
     with make.database.read() as session:
@@ -71,6 +74,7 @@ def test_hooks_need_the_hooks_write_scope(server: LiveServer, make: Keys, team: 
     with server.client() as client:
         for response in (
             client.get(base, headers=auth),
+            client.get(f"{base}/hook_0000000000000000", headers=auth),
             client.post(base, headers=auth, json=body),
             client.delete(f"{base}/hook_0000000000000000", headers=auth),
         ):
@@ -111,6 +115,16 @@ def test_a_hook_belongs_to_the_key_that_made_it(server: LiveServer, make: Keys, 
             base, headers=ours, json={"event": "link.updated", "target_url": "http://127.0.0.1:9/in"}
         ).json()
         assert client.get(base, headers=theirs).json()["data"] == []
+        # Another owner in the same workspace cannot even learn that the hook exists: the same 404 as a missing one.
+        theirs_view, missing = (
+            client.get(f"{base}/{hook['id']}", headers=theirs),
+            client.get(f"{base}/hook_0000000000000000", headers=theirs),
+        )
+        assert theirs_view.status_code == missing.status_code == 404
+        assert theirs_view.json()["error"] == missing.json()["error"] == "not_found"
+        assert client.get(f"{base}/{hook['id']}", headers=outsider).status_code == 403
+        other_base = f"/v1/workspaces/{team.other_account_id}/hooks"
+        assert client.get(f"{other_base}/{hook['id']}", headers=outsider).status_code == 404
         assert client.delete(f"{base}/{hook['id']}", headers=theirs).status_code == 404
         assert client.delete(f"{base}/{hook['id']}", headers=outsider).status_code == 403  # another workspace's path
         other_base = f"/v1/workspaces/{team.other_account_id}/hooks"
@@ -151,3 +165,4 @@ def test_malformed_bodies_never_500(server: LiveServer, make: Keys, team: Team) 
             assert response.status_code == 422, (content, response.text)
         weird = client.delete(f"{base}/%00%ff", headers=auth)
         assert weird.status_code == 404
+        assert client.get(f"{base}/%00%ff", headers=auth).status_code == 404

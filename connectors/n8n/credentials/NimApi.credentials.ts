@@ -1,5 +1,6 @@
 import type {
 	IAuthenticateGeneric,
+	Icon,
 	ICredentialTestRequest,
 	ICredentialType,
 	INodeProperties,
@@ -10,6 +11,8 @@ export class NimApi implements ICredentialType {
 	name = 'nimApi';
 
 	displayName = 'Nim API';
+
+	icon: Icon = { light: 'file:../nodes/Nim/nim.svg', dark: 'file:../nodes/Nim/nim.dark.svg' };
 
 	documentationUrl = 'https://nim.example/docs/integrations/n8n';
 

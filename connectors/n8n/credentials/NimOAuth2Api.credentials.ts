@@ -1,4 +1,4 @@
-import type { ICredentialType, INodeProperties } from 'n8n-workflow';
+import type { ICredentialType, Icon, INodeProperties } from 'n8n-workflow';
 
 // The scopes of the endpoints the Nim nodes call (see manifest.json).
 const SCOPES = 'links:read links:write analytics:read hooks:write';
@@ -11,6 +11,8 @@ export class NimOAuth2Api implements ICredentialType {
 	extends = ['oAuth2Api'];
 
 	displayName = 'Nim OAuth2 API';
+
+	icon: Icon = { light: 'file:../nodes/Nim/nim.svg', dark: 'file:../nodes/Nim/nim.dark.svg' };
 
 	documentationUrl = 'https://nim.example/docs/integrations/n8n';
 

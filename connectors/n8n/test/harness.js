@@ -131,6 +131,7 @@ function context(setup) {
     getNode: () => ({ id: 'node', name: 'Nim', type: 'n8n-nodes-nim.nim', typeVersion: 1, parameters: {} }),
     continueOnFail: () => false,
     getWorkflowStaticData: () => staticData,
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
     getNodeWebhookUrl: () => setup.webhookUrl,
     helpers: {
       httpRequestWithAuthentication: (type, options) => httpRequest(type, setup.credentials, options),

@@ -66,7 +66,9 @@ const routes = {
     return send(response, 200, token(1));
   },
   'GET /v1/me': (request, body, response) =>
-    send(response, 200, { account_id: 'acc_test', workspace: { name: 'Acme' }, credential: {} }),
+    request.headers.authorization === 'Bearer access-dead'
+      ? send(response, 401, { error: 'reconnect_required', message: 'This connection was disconnected.' })
+      : send(response, 200, { account_id: 'acc_test', workspace: { name: 'Acme' }, credential: {} }),
   'POST /v1/workspaces/acc_test/links': (request, body, response) => send(response, 201, { ...link, ...JSON.parse(body) }),
   'GET /v1/workspaces/acc_test/links': (request, body, response) => {
     const after = new URL(request.url, baseUrl).searchParams.get('starting_after');
@@ -78,7 +80,7 @@ const routes = {
   'GET /v1/workspaces/acc_test/links/lnk_1/analytics': (request, body, response) =>
     send(response, 200, { days: [], total: 0 }),
   'POST /v1/workspaces/acc_test/hooks': (request, body, response) => {
-    const hook = { id: `hook_${hooks.size + 1}`, ...JSON.parse(body) };
+    const hook = { id: `hook_${hooks.size + 1}`, status: 'active', ...JSON.parse(body) };
     hooks.set(hook.id, hook);
     return send(response, 201, { ...hook, secret: 'whsec_a2V5LWtleS1rZXkta2V5' });
   },
@@ -93,6 +95,11 @@ before(async () => {
     request.on('end', () => {
       const path = request.url.split('?')[0];
       seen.push({ method: request.method, path, url: request.url, headers: request.headers, body });
+      const hook = /^\/v1\/workspaces\/acc_test\/hooks\/([^/]+)$/.exec(path);
+      if (request.method === 'GET' && hook) {
+        const found = hooks.get(decodeURIComponent(hook[1]));
+        return found ? send(response, 200, found) : send(response, 404, { error: 'not_found', message: 'No such hook.' });
+      }
       const route = routes[`${request.method} ${path}`];
       return route ? route(request, body, response) : send(response, 404, { error: 'not_found', message: 'No.' });
     });
@@ -204,6 +211,35 @@ test('the trigger registers, remembers and removes its hook', async () => {
   assert.deepEqual(removed.staticData, {});
   const again = await harness.hook('delete', { ...setup(parameters), webhookUrl, staticData: { hookId: 'hook_1' } });
   assert.equal(again.result, true);
+});
+
+test('the trigger forgets its hook across a disconnect and registers a new one after reconnecting', async () => {
+  hooks.clear();
+  const parameters = { event: 'link.created' };
+  const webhookUrl = 'https://n8n.test/webhook/def/webhook';
+  const created = await harness.hook('create', { ...setup(parameters), webhookUrl });
+  const saved = created.staticData;
+  assert.equal((await harness.hook('checkExists', { ...setup(parameters), webhookUrl, staticData: { ...saved } })).result, true);
+
+  // Disconnected: deactivating cannot reach Nim, yet it succeeds and clears what was saved.
+  const dead = setup(parameters);
+  dead.credentials = { ...dead.credentials, oauthTokenData: { access_token: 'access-dead' } };
+  const removed = await harness.hook('delete', { ...dead, webhookUrl, staticData: { ...saved } });
+  assert.deepEqual(removed, { result: true, staticData: {} });
+
+  // Nim disabled the hook meanwhile: saved data that survived anyway is not trusted.
+  hooks.get(saved.hookId).status = 'disabled';
+  assert.equal((await harness.hook('checkExists', { ...setup(parameters), webhookUrl, staticData: { ...saved } })).result, false);
+  // A hook for another event is not this trigger's either.
+  hooks.get(saved.hookId).status = 'active';
+  const other = { ...setup({ event: 'link.clicked' }), webhookUrl, staticData: { ...saved } };
+  assert.equal((await harness.hook('checkExists', other)).result, false);
+  // Neither is one that no longer exists (a reconnect is a new connection, which owns no hook yet).
+  hooks.clear();
+  assert.equal((await harness.hook('checkExists', { ...setup(parameters), webhookUrl, staticData: { ...saved } })).result, false);
+  const again = await harness.hook('create', { ...setup(parameters), webhookUrl, staticData: { ...saved } });
+  assert.notEqual(again.staticData.secret, undefined);
+  assert.equal(hooks.get(again.staticData.hookId).target_url, webhookUrl);
 });
 
 test('the trigger passes a signed delivery on and answers 401 to any other', async () => {

@@ -9,8 +9,14 @@ const subscribe = (event) => (z, bundle) =>
     body: { event, target_url: bundle.targetUrl },
   });
 
-const unsubscribe = (z, bundle) =>
-  call(z, 'DELETE', `/v1/workspaces/${workspace(bundle)}/hooks/${encodeURIComponent(bundle.subscribeData.id)}`);
+// A hook that is already gone (deleted by the broker after its target answered 410, or by an admin) counts as
+// unsubscribed. After a disconnect the DELETE gets a 401, which Zapier turns into a refused refresh: the broker has
+// already disabled that connection's hooks itself, so nothing is left behind. Reconnecting is a new connection, and
+// turning the Zap on again subscribes anew.
+const unsubscribe = async (z, bundle) =>
+  (await call(z, 'DELETE', `/v1/workspaces/${workspace(bundle)}/hooks/${encodeURIComponent(bundle.subscribeData.id)}`, {
+    missingOk: true,
+  })) ?? {};
 
 // Zapier passes the delivery's headers with an `Http-` prefix; accept either spelling.
 const header = (headers, name) => {

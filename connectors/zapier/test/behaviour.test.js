@@ -50,7 +50,7 @@ const routes = {
       token_type: 'Bearer',
       expires_in: 3600,
       refresh_token: `refresh-${number}`,
-      scope: 'links:read links:write hooks:write',
+      scope: 'links:read links:write analytics:read hooks:write',
       account_id: 'acc_test',
     });
   },
@@ -78,6 +78,10 @@ const routes = {
   'POST /v1/workspaces/acc_test/hooks': (request, body, response) =>
     send(response, 201, { id: 'hook_1', ...JSON.parse(body), secret: `whsec_${Buffer.from('k'.repeat(24)).toString('base64')}` }),
   'DELETE /v1/workspaces/acc_test/hooks/hook_1': (request, body, response) => send(response, 204),
+  'DELETE /v1/workspaces/acc_test/hooks/hook_gone': (request, body, response) =>
+    send(response, 404, { error: 'not_found', message: 'No hook with that id.' }),
+  'DELETE /v1/workspaces/acc_test/hooks/hook_locked': (request, body, response) =>
+    send(response, 409, { error: 'conflict', message: 'Try again later.' }),
 };
 
 before(async () => {
@@ -139,9 +143,13 @@ test('test and the connection label read /v1/me', async () => {
 });
 
 test('a 401 reconnect_required becomes RefreshAuthError, and the refused refresh a clear error', async () => {
-  await assert.rejects(appTester(App.authentication.test, { authData: { ...authData, access_token: 'revoked' } }), {
+  // The core raises RefreshAuthError before the app's afterResponse: that handler never sees a 401.
+  const seenByApp = [];
+  const watched = { ...App, afterResponse: [(response, z) => (seenByApp.push(response.status), App.afterResponse[0](response, z))] };
+  await assert.rejects(zapier.createAppTester(watched)(watched.authentication.test, { authData: { ...authData, access_token: 'revoked' } }), {
     name: 'RefreshAuthError',
   });
+  assert.deepEqual(seenByApp, []);
   refreshRefused = true;
   try {
     await assert.rejects(appTester(App.authentication.oauth2Config.refreshAccessToken, { authData }), (error) => {
@@ -171,6 +179,13 @@ test('subscribe registers the target URL for the event; unsubscribe deletes that
   assert.equal(JSON.parse(last().body).event, 'link.clicked');
   await appTester(App.triggers.new_link.operation.performUnsubscribe, { authData, subscribeData: hook });
   assert.equal(`${last().method} ${last().path}`, 'DELETE /v1/workspaces/acc_test/hooks/hook_1');
+  // Already gone: unsubscribing still succeeds; any other refusal keeps the broker's sentence.
+  const gone = await appTester(App.triggers.new_link.operation.performUnsubscribe, { authData, subscribeData: { id: 'hook_gone' } });
+  assert.deepEqual(gone, {});
+  await assert.rejects(
+    appTester(App.triggers.new_link.operation.performUnsubscribe, { authData, subscribeData: { id: 'hook_locked' } }),
+    /Try again later/,
+  );
 });
 
 test('perform returns the delivered link and refuses a delivery with a bad signature', async () => {

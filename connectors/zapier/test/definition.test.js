@@ -35,7 +35,7 @@ test('oauth2Config is what Zapier needs for PKCE and automatic refresh', () => {
   assert.equal(App.authentication.type, 'oauth2');
   assert.equal(config.autoRefresh, true);
   assert.equal(config.enablePkce, true);
-  assert.deepEqual(config.scope.split(' ').sort(), ['hooks:write', 'links:read', 'links:write']);
+  assert.deepEqual(config.scope.split(' ').sort(), ['analytics:read', 'hooks:write', 'links:read', 'links:write']);
   assert.equal(config.getAccessToken.body.code_verifier, '{{bundle.inputData.code_verifier}}');
   assert.equal(config.authorizeUrl.params.response_type, 'code');
 });

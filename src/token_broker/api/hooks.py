@@ -29,6 +29,13 @@ async def list_hooks(request: Request, credential: VerifiedCredential) -> Respon
     return JSONResponse({"data": [hook.to_json() for hook in found], "has_more": False})
 
 
+async def get_hook(request: Request, credential: VerifiedCredential) -> Response:
+    database = resources(request).database
+    hook_id: str = request.path_params["hook_id"]
+    found = await to_thread.run_sync(lambda: hooks.get_hook(database, credential, hook_id))
+    return JSONResponse(found.to_json())
+
+
 async def create_hook(request: Request, credential: VerifiedCredential) -> Response:
     state = resources(request)
     body = await json_object(request)

@@ -255,6 +255,22 @@ def _query_int(name: str, minimum: int, maximum: int) -> dict[str, Any]:
     return {"name": name, "in": "query", "schema": {"type": "integer", "minimum": minimum, "maximum": maximum}}
 
 
+def _hook_create() -> dict[str, Any]:
+    operation = _operation(
+        "Subscribe to an event: deliveries are signed POSTs (Standard Webhooks) to target_url",
+        "hooks:write",
+        _ok("201", "CreatedHook", "created, with its signing secret shown this once"),
+        body="HookCreate",
+        extra_errors={"409": _error("this connection or key already has the most hooks allowed")},
+    )
+    operation["description"] = (
+        "Needs the `hooks:write` scope, and the scope that reads the event's data: `links:read` for link events, "
+        "`analytics:read` for `link.clicked`, a workspace key with full access for admin notices "
+        "(403 insufficient_scope otherwise). Deliveries stop while the owner lacks that scope."
+    )
+    return operation
+
+
 def openapi_document(server_url: str) -> dict[str, Any]:
     account = _path("account_id", "the workspace, which must be the credential's own")
     link = _path("link_id", "a link id such as lnk_...")
@@ -314,16 +330,15 @@ def openapi_document(server_url: str) -> dict[str, Any]:
             "/v1/workspaces/{account_id}/hooks": {
                 "parameters": [account],
                 "get": _operation("This credential's hooks", "hooks:write", _ok("200", "HookList", "the hooks")),
-                "post": _operation(
-                    "Subscribe to an event: deliveries are signed POSTs (Standard Webhooks) to target_url",
-                    "hooks:write",
-                    _ok("201", "CreatedHook", "created, with its signing secret shown this once"),
-                    body="HookCreate",
-                    extra_errors={"409": _error("this connection or key already has the most hooks allowed")},
-                ),
+                "post": _hook_create(),
             },
             "/v1/workspaces/{account_id}/hooks/{hook_id}": {
                 "parameters": [account, _path("hook_id", "a hook id such as hook_...")],
+                "get": _operation(
+                    "One of this credential's hooks: whether the hook it saved still exists, and its status",
+                    "hooks:write",
+                    _ok("200", "Hook", "the hook"),
+                ),
                 "delete": _operation("Unsubscribe: delete a hook", "hooks:write", _ok("204", None, "deleted")),
             },
             "/r/{slug}": {

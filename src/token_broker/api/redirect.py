@@ -1,4 +1,5 @@
-"""GET /r/{slug}: the public redirect. Records the click, then sends the visitor on; no credential involved."""
+"""GET /r/{slug}: the public redirect. Limited per address block (`redirect_limit`), then finds the link with one
+read, notes the click for the next batch (`clicks`), and sends the visitor on; no credential involved."""
 
 from __future__ import annotations
 
@@ -27,17 +28,23 @@ def _referrer_host(request: Request) -> str | None:
 
 
 async def follow(request: Request) -> Response:
-    database = resources(request).database
+    state = resources(request)
+    wait = state.redirect_limit.take(request.client.host if request.client else None)
+    if wait:
+        return PlainTextResponse(
+            "Too many visits from your address: retry after Retry-After seconds.",
+            status_code=429,
+            headers={"Retry-After": str(wait), "Cache-Control": "no-store"},
+        )
     slug: str = request.path_params["slug"]
-    referrer = _referrer_host(request)
-    user_agent = request.headers.get("user-agent")
-    found = await to_thread.run_sync(links.visit, database, slug, referrer, user_agent)
+    found = await to_thread.run_sync(links.find_destination, state.database, slug)
     if found.outcome == "expired":
         return PlainTextResponse(
             "This short link has expired.", status_code=410, headers={"Cache-Control": "private, max-age=0"}
         )
-    if found.destination is None:
+    if found.link_id is None or found.destination is None:
         return PlainTextResponse("No such short link.", status_code=404)
+    state.clicks.note(links.new_click(found.link_id, _referrer_host(request), request.headers.get("user-agent")))
     return RedirectResponse(
         quote(found.destination, safe=_URL_SAFE),
         status_code=302,

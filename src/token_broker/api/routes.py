@@ -20,5 +20,6 @@ ROUTES: list[BaseRoute] = [
     api_route("GET", f"{WORKSPACE}/links/{{link_id}}/analytics", "analytics:read", links.link_analytics),
     api_route("GET", f"{WORKSPACE}/hooks", "hooks:write", hooks.list_hooks),
     api_route("POST", f"{WORKSPACE}/hooks", "hooks:write", hooks.create_hook),
+    api_route("GET", f"{WORKSPACE}/hooks/{{hook_id}}", "hooks:write", hooks.get_hook),
     api_route("DELETE", f"{WORKSPACE}/hooks/{{hook_id}}", "hooks:write", hooks.delete_hook),
 ]

@@ -22,11 +22,13 @@ from token_broker.oauth.server import BrokerAuthorizationServer, current_session
 from token_broker.oauth.token_routes import issuer_of, server_of
 from token_broker.scopes import SCOPE_DESCRIPTIONS
 from token_broker.services import workspaces
+from token_broker.services.actors import Actor
+from token_broker.services.audit import AuditEntry, record
 from token_broker.services.connections import PLATFORM_NAMES
 from token_broker.services.workspaces import MANAGING_ROLES, MembershipView, SignedInUser
 from token_broker.store.models import Workspace
 from token_broker.web.pages import render
-from token_broker.web.sessions import check_form_csrf, signed_in_user
+from token_broker.web.sessions import actor_for, check_form_csrf, signed_in_user
 
 AUTHORIZE_PARAMETERS = ("response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
                         "code_challenge_method")  # fmt: skip
@@ -134,6 +136,20 @@ async def _error_response(
     return _error_page(request, error.description or error.error)
 
 
+def _audit_forged_approval(actor: Actor, client: BrokerClient, target: Workspace) -> None:
+    """An approval naming a workspace the client may not serve cannot come from the consent page: someone posted it
+    by hand, perhaps to take a code for a workspace they were not offered. Both workspaces' admins see the attempt."""
+    assert client.row.workspace_id is not None  # only a workspace's own client serves a single workspace
+    for workspace_id in dict.fromkeys((client.row.workspace_id, target.id)):
+        entry = AuditEntry(
+            action="oauth.consent_refused",
+            workspace_id=workspace_id,
+            target_id=client.row.client_id,
+            details={"platform": client.row.platform, "account_id": target.account_id},
+        )
+        record(current_session(), actor, entry, "refused", "workspace_mismatch")
+
+
 async def authorize_decision(request: Request) -> Response:
     form: dict[str, Any] = await check_form_csrf(request)
     parameters = [(name, str(form[name])) for name in AUTHORIZE_PARAMETERS if name in form]
@@ -149,15 +165,17 @@ async def authorize_decision(request: Request) -> Response:
     except (BadRequest, InsecureTransportError) as error:
         return _error_page(request, str(error) if isinstance(error, BadRequest) else "Use https.")
     server, issuer = server_of(request), issuer_of(request)
+    actor = actor_for(request, user)
 
     def decide() -> Response | ConsentRequest:
         grant = server.get_consent_grant(oauth_request, end_user=user)
         approval = None
         if approve:
             consent = _describe(oauth_request)
-            if not consent.allows(account_id):
-                return consent  # a forged account_id for a workspace's own client: no code is made
             workspace = workspaces.find_workspace(current_session(), account_id)
+            if not consent.allows(account_id):
+                _audit_forged_approval(actor, oauth_request.client, workspace)
+                return consent  # a forged account_id for a workspace's own client: no code is made
             approval = Approval(user_id=user.id, label=user.public_id, workspace_id=workspace.id)
         response: Response = server.create_authorization_response(oauth_request, approval, grant)
         return response

@@ -10,6 +10,7 @@ from typing import Any
 
 from anyio import from_thread, to_thread
 from authlib.oauth2.rfc6749.errors import InsecureTransportError, OAuth2Error
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -26,6 +27,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 GRANT_TYPES = ("authorization_code", "refresh_token")
 
 MAX_FORM_BYTES = 16 * 1024
+MAX_FORM_FIELDS = 50
 FORM_TYPE = "application/x-www-form-urlencoded"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -71,7 +73,7 @@ async def _form_request(request: Request, path: str) -> BrokerRequest | Response
     if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
         return oauth_error(400, "invalid_request", "The request body is missing its length or is too large.")
     try:
-        form = await request.form()
+        form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
         oauth_request = build_request("POST", issuer_of(request), path, request.headers, form_pairs(form), True)
     except BadClientCredentials as error:
         _charge_failure(request)
@@ -80,7 +82,7 @@ async def _form_request(request: Request, path: str) -> BrokerRequest | Response
         return oauth_error(400, "invalid_request", str(error))
     except InsecureTransportError:
         return oauth_error(400, "invalid_request", "The authorization server must be reached over https.")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, HTTPException):
         return oauth_error(400, "invalid_request", "The form could not be read.")
     oauth_request.client_address = request.client.host if request.client else None
     return oauth_request

@@ -3,6 +3,12 @@
 Checks run cheapest first and each refusal changes nothing: the body's size (413), both signature headers (401),
 the key identifier against the trusted key sets (401; 503 while none could be fetched), the ECDSA signature over the
 raw bytes (401), the body's shape (400), then a replay of an accepted body (401). Only then is anything looked up.
+
+Looking up costs an argon2 check for each reported token that names a real workspace key, and anyone can make a
+trusted scanner report a thousand such strings (key ids are public) by pushing them somewhere public. So verified
+reports are handled one at a time on each instance (`Resources.report_slots`), in one worker thread, and while
+MAX_WAITING_REPORTS wait, another is answered 503 with Retry-After (GitHub retries): the rest of the service keeps its
+threads and cores.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from token_broker.api.errors import MethodNotAllowed, error_response
+from token_broker.api.errors import MethodNotAllowed, Unavailable, error_response
 from token_broker.app_state import resources
 from token_broker.errors import (
     BadReportSignature,
@@ -28,6 +34,7 @@ from token_broker.services.leaks import Report, handle_report
 
 KEY_IDENTIFIER_HEADER = "github-public-key-identifier"
 SIGNATURE_HEADER = "github-public-key-signature"
+MAX_WAITING_REPORTS = 8
 
 
 async def report(request: Request) -> Response:
@@ -51,7 +58,11 @@ async def report(request: Request) -> Response:
         raise BadReportSignature("The signature does not verify over the request body with the named key.")
     verified = Report(tokens=read_report(body), body_digest=hashlib.sha256(body).hexdigest(), reporter=reporter)
     address = request.client.host if request.client else None
-    outcome = await to_thread.run_sync(handle_report, state.database, state.hasher, verified, address)
+    slots = state.report_slots
+    if slots.statistics().tasks_waiting >= MAX_WAITING_REPORTS:
+        busy = Unavailable("Too many reports are waiting to be checked; retry in a minute.")
+        return error_response(busy, {"Retry-After": "60"})
+    outcome = await to_thread.run_sync(handle_report, state.database, state.hasher, verified, address, limiter=slots)
     return JSONResponse([verdict.to_json() for verdict in outcome.verdicts], headers={"Cache-Control": "no-store"})
 
 

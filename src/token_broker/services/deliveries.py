@@ -10,6 +10,10 @@ The delivery worker (`token_broker.webhooks.worker`) does the HTTP; this module 
   the same attempt. The claim's transaction is the one that sees the hook active and its connection or key alive:
   after a disconnect commits, no claim of its hooks' deliveries can happen. Due deliveries of hooks that are no longer
   deliverable are cancelled on the way.
+- Scopes: an event reaches a hook only while the hook's owner (the key, or the connection's access token) has the
+  scope that reads the event's data (`scopes.may_receive`), checked at fan-out (no delivery is made), at claim (a due
+  delivery is cancelled, its `last_error` saying which scope is missing, and nothing is sent) and again in the send
+  gate. The hook itself stays active: events after the owner regains the scope are delivered.
 - A worker killed mid-delivery leaves its claims `delivering`; when their lease ends another worker claims them
   again (the attempt counter already counted the lost attempt): at-least-once, never lost.
 - Record: each attempt writes a line of the hook's log and moves the delivery on: succeeded; retried later with
@@ -33,6 +37,7 @@ from typing import TypeVarTuple
 from sqlalchemy import ColumnElement, Select, and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from token_broker.scopes import EVENT_SCOPES, may_receive
 from token_broker.services.hooks import cancel_deliveries
 from token_broker.store.database import Database
 from token_broker.store.hook_models import MAX_ERROR_LENGTH, Hook, WebhookAttempt, WebhookDelivery
@@ -123,6 +128,16 @@ def _with_owner(query: Select[*Ts]) -> Select[*Ts]:
     )
 
 
+def _owner_may_receive(event: str, scopes: list[str] | None, connection_id: int | None) -> bool:
+    """Does the hook's owner, with its scopes as stored now, still have what reading `event` takes?"""
+    return may_receive(event, scopes, partner=connection_id is not None)
+
+
+def _missing_scope_error(event: str) -> str:
+    needed = EVENT_SCOPES.get(event)
+    return f"insufficient_scope: the owner no longer has {needed or 'full access'}"
+
+
 def _is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
@@ -142,7 +157,9 @@ def fan_out(database: Database, now: datetime, limit: int = 200) -> int:
         if not events:
             return 0
         hooks = session.execute(
-            _with_owner(select(Hook.id, Hook.workspace_id, Hook.event, Hook.created_at)).where(
+            _with_owner(
+                select(Hook.id, Hook.workspace_id, Hook.event, Hook.created_at, Hook.connection_id, Credential.scopes)
+            ).where(
                 Hook.workspace_id.in_({event.workspace_id for event in events}),
                 Hook.event.in_({event.type for event in events}),
                 _deliverable(now),
@@ -150,6 +167,8 @@ def fan_out(database: Database, now: datetime, limit: int = 200) -> int:
         ).all()
         by_key: dict[tuple[int, str], list[tuple[int, datetime]]] = {}
         for hook in hooks:
+            if not _owner_may_receive(hook.event, hook.scopes, hook.connection_id):
+                continue
             by_key.setdefault((hook.workspace_id, hook.event), []).append((hook.id, hook.created_at))
         rows = [
             {
@@ -204,7 +223,15 @@ def claim(database: Database, worker_id: str, now: datetime, limit: int, lease: 
             )
         query = (
             _with_owner(
-                select(WebhookDelivery, Hook.public_id, Hook.target_url, Hook.secret_ciphertext, OutboxEvent)
+                select(
+                    WebhookDelivery,
+                    Hook.public_id,
+                    Hook.target_url,
+                    Hook.secret_ciphertext,
+                    OutboxEvent,
+                    Hook.connection_id,
+                    Credential.scopes,
+                )
                 .join(Hook, Hook.id == WebhookDelivery.hook_id)
                 .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
             )
@@ -215,7 +242,11 @@ def claim(database: Database, worker_id: str, now: datetime, limit: int, lease: 
         if postgres:
             query = query.with_for_update(of=WebhookDelivery, skip_locked=True)
         jobs = []
-        for delivery, hook_public_id, target_url, sealed, event in session.execute(query).all():
+        for delivery, hook_public_id, target_url, sealed, event, connection_id, scopes in session.execute(query).all():
+            if not _owner_may_receive(event.type, scopes, connection_id):
+                delivery.status, delivery.claimed_by, delivery.finished_at = "cancelled", None, now
+                delivery.last_error = _missing_scope_error(event.type)
+                continue
             delivery.status = "delivering"
             delivery.claimed_by = worker_id
             delivery.attempts += 1
@@ -237,16 +268,22 @@ def claim(database: Database, worker_id: str, now: datetime, limit: int, lease: 
 
 
 def _claim_holds(session: Session, job: Job, now: datetime) -> bool:
-    """Is the claim still this worker's, and the hook (and its owner) still deliverable?"""
-    found = session.scalar(
-        _with_owner(select(WebhookDelivery.id).join(Hook, Hook.id == WebhookDelivery.hook_id)).where(
+    """Is the claim still this worker's, the hook (and its owner) still deliverable, and the owner still allowed to
+    read the event?"""
+    found = session.execute(
+        _with_owner(
+            select(OutboxEvent.type, Hook.connection_id, Credential.scopes)
+            .select_from(WebhookDelivery)
+            .join(Hook, Hook.id == WebhookDelivery.hook_id)
+            .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
+        ).where(
             WebhookDelivery.id == job.delivery_id,
             WebhookDelivery.status == "delivering",
             WebhookDelivery.claimed_by == job.claimed_by,
             _deliverable(now),
         )
-    )
-    return found is not None
+    ).first()
+    return found is not None and _owner_may_receive(found[0], found[2], found[1])
 
 
 def still_deliverable(database: Database, job: Job, now: datetime) -> bool:

@@ -7,6 +7,9 @@
 - The target URL is checked (https, public addresses only, see `token_broker.webhooks.ssrf`) when the hook is
   registered, and again at every delivery against the address its name then resolves to.
 - The signing secret is shown once, in the answer to the creation, and kept sealed (`webhooks.signing`).
+- Each event needs the scope that reads its data (`scopes.EVENT_SCOPES`: `links:read` for link events,
+  `analytics:read` for clicks, full access for admin notices): checked at subscription (403 insufficient_scope) and
+  again by the delivery worker against the owner's scopes at that moment (`deliveries`).
 - Creation and deletion are audited ("hook.created", "hook.deleted"), refusals included, with the credential as actor.
   The audit row names the target's host, never its path (a partner's target URL often carries a token).
 - Disconnecting a connection or revoking a key disables its hooks and cancels their queued deliveries in the same
@@ -24,7 +27,15 @@ from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.orm import Session
 
 from token_broker.config import Settings
-from token_broker.errors import Conflict, InvalidCredential, InvalidInput, NotFound, ReconnectRequired
+from token_broker.errors import (
+    Conflict,
+    InsufficientScope,
+    InvalidCredential,
+    InvalidInput,
+    NotFound,
+    ReconnectRequired,
+)
+from token_broker.scopes import event_scope_needed, may_receive
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
 from token_broker.services.verification import INVALID_MESSAGE, RECONNECT_MESSAGE, VerifiedCredential
@@ -161,12 +172,16 @@ def create_hook(
     write transaction opens, so no lock is held through DNS; a refusal is audited like any other."""
     if not settings.secret_key:
         raise ValueError("create_hook needs settings with a secret key (Settings.with_secret_key)")
-    refusal: InvalidInput | None = None
+    refusal: InvalidInput | InsufficientScope | None = None
     target: ssrf.Target | None = None
     try:
         event = validate_event(event, partner=credential.platform is not None)
+        if not may_receive(event, credential.scopes, partner=credential.platform is not None):
+            raise InsufficientScope(
+                f"Receiving {event} events takes {event_scope_needed(event)}, which this credential does not have."
+            )
         target = ssrf.check_target(target_url, settings.webhook_allow_hosts)
-    except InvalidInput as error:
+    except (InvalidInput, InsufficientScope) as error:
         refusal = error
     except ssrf.TargetRefused as error:
         refusal = InvalidInput("target_url", str(error))
@@ -215,6 +230,26 @@ def list_hooks(database: Database, credential: VerifiedCredential) -> list[HookV
             select(Hook).where(_owned_by(owner), Hook.status != "deleted").order_by(Hook.id.desc())
         ).all()
         return [HookView.of(row) for row in rows]
+
+
+def get_hook(database: Database, credential: VerifiedCredential, hook_id: str) -> HookView:
+    """One of the owner's hooks, active or disabled: lets a platform confirm that the hook it saved still exists
+    (n8n's checkExists) without listing the others. Another owner's hook is "not found", like a missing one."""
+    if _HOOK_ID.fullmatch(hook_id) is None:
+        raise _not_found(hook_id)
+    with database.read() as session:
+        owner = _owner(session, credential, lock=False)
+        row = session.scalar(
+            select(Hook).where(
+                Hook.public_id == hook_id,
+                Hook.workspace_id == credential.workspace_id,
+                _owned_by(owner),
+                Hook.status != "deleted",
+            )
+        )
+        if row is None:
+            raise _not_found(hook_id)
+        return HookView.of(row)
 
 
 def _not_found(hook_id: str) -> NotFound:

@@ -3,6 +3,8 @@ credential that made it, the address it came from and the time; for admins to sp
 to see what a platform connection changed before disconnecting it.
 
 Rows are written by services/links.py in the transaction of the change; reading them is for owners and admins.
+Any key with `links:write` adds rows, so they are kept for a retention period only
+(TOKEN_BROKER_ACTIVITY_RETENTION_DAYS, 90 by default): each server prunes older ones at start and every hour.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from token_broker import credentials
@@ -27,6 +29,28 @@ from token_broker.times import rfc3339
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
+PRUNE_BATCH = 5000
+
+
+def prune_activity(database: Database, older_than: datetime, batch: int = PRUNE_BATCH) -> int:
+    """Delete activity that happened before `older_than`, in batches (each its own short write transaction, so that
+    link writes are never held up for long); the number of rows deleted."""
+    deleted = 0
+    while True:
+        with database.write() as session:
+            ids = list(
+                session.scalars(
+                    select(LinkActivity.id)
+                    .where(LinkActivity.occurred_at < older_than)
+                    .order_by(LinkActivity.id)
+                    .limit(batch)
+                )
+            )
+            if ids:
+                session.execute(delete(LinkActivity).where(LinkActivity.id.in_(ids)))
+        deleted += len(ids)
+        if len(ids) < batch:
+            return deleted
 
 
 def record(

@@ -8,6 +8,8 @@ every credential and connection (services/governance.py). Rules:
   workspace (the operator may do both). A workspace is in at most one organization; moving it is refused.
 - Only organization owners name owners and admins, or take a role away; the last owner keeps theirs. Taking a role
   away or lowering it ends the person's dashboard sessions, as a workspace demotion does.
+- An owner may name only people already in one of the organization's workspaces (or in its roles): anyone else, with
+  an account or without, gets the same 404, so that the form cannot be used to learn which emails have accounts.
 Every change and every refused attempt is audited.
 """
 
@@ -22,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from token_broker.errors import Conflict, Forbidden, InvalidInput, NotFound
 from token_broker.services.actors import Actor
-from token_broker.services.audit import AuditEntry, run_audited
+from token_broker.services.audit import AuditEntry, record, run_audited
 from token_broker.services.members import find_user
 from token_broker.services.user_sessions import end_sessions_in
 from token_broker.services.workspaces import find_workspace, new_public_id, role_in
@@ -31,6 +33,7 @@ from token_broker.store.models import Membership, Organization, User, Workspace,
 from token_broker.store.org_models import ORGANIZATION_ROLES, OrganizationRole
 
 ORGANIZATION_ID = re.compile(r"org_[0-9A-Za-z]{1,36}")
+MAX_PLACED_AT_CREATION = 50  # each is looked up and locked in the creating transaction
 ROLE_CHOICES = (*ORGANIZATION_ROLES, "none")
 
 
@@ -85,6 +88,13 @@ def _place(session: Session, actor: Actor, organization: Organization, account_i
         raise NotFound(f"No workspace {account_id!r} is visible to you.")
     if role != "owner":
         raise Forbidden(f"Your role in {account_id} is {role}; only its owners place it in an organization.")
+    # Locked and read again: two organizations placing the same workspace at once must not both succeed.
+    workspace = session.scalars(
+        select(Workspace)
+        .where(Workspace.id == workspace.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
     if workspace.organization_id == organization.id:
         raise Conflict(f"{account_id} is already in this organization.")
     if workspace.organization_id is not None:
@@ -146,6 +156,10 @@ def create_organization(
     def work(session: Session, entry: AuditEntry) -> OrganizationView:
         entry.target_id = public_id
         clean = _name(name)
+        if len(account_ids or []) > MAX_PLACED_AT_CREATION:
+            raise InvalidInput(
+                "account_ids", f"place at most {MAX_PLACED_AT_CREATION} workspaces at creation; add the rest later"
+            )
         named = list(owners or [])
         if actor.is_operator and not named:
             raise InvalidInput("owner", "name at least one owner (--owner USER_ID_OR_EMAIL)")
@@ -165,11 +179,24 @@ def create_organization(
                 OrganizationRole(organization_id=organization.id, user_id=user_id, role="owner", created_at=utcnow())
             )
         session.flush()
-        placed = [_place(session, actor, organization, account_id).account_id for account_id in account_ids or []]
-        entry.details = {"organization": public_id, "workspaces": placed}
+        placed = [_place(session, actor, organization, account_id) for account_id in account_ids or []]
+        for workspace in placed:  # each workspace's own log says who can now see its credentials
+            _record_placed(session, actor, organization, workspace)
+        entry.details = {"organization": public_id, "workspaces": [workspace.account_id for workspace in placed]}
         return _view(session, organization, "owner")
 
     return run_audited(database, actor, "organization.created", work)
+
+
+def _record_placed(session: Session, actor: Actor, organization: Organization, workspace: Workspace) -> None:
+    details = {"organization": organization.public_id, "account_id": workspace.account_id}
+    entry = AuditEntry(
+        action="organization.workspace_added",
+        workspace_id=workspace.id,
+        target_id=organization.public_id,
+        details=details,
+    )
+    record(session, actor, entry, "ok", None)
 
 
 def add_workspace(database: Database, actor: Actor, organization_id: str, account_id: object) -> OrganizationView:
@@ -198,9 +225,7 @@ def set_role(database: Database, actor: Actor, organization_id: str, user: objec
             raise InvalidInput("role", f"role must be one of {', '.join(ROLE_CHOICES)}")
         if not isinstance(user, str) or not user.strip() or len(user) > 320:
             raise InvalidInput("user", "name the user by their id (usr_...) or email")
-        target = find_user(session, user.strip())
-        if target is None:
-            raise NotFound(f"No user {user.strip()[:80]!r}.")
+        target = _nameable(session, actor, organization, user.strip())
         current = session.scalar(
             select(OrganizationRole).where(
                 OrganizationRole.organization_id == organization.id, OrganizationRole.user_id == target.id
@@ -235,6 +260,33 @@ def set_role(database: Database, actor: Actor, organization_id: str, user: objec
         return _view(session, organization, organization_role(session, actor, organization))
 
     return run_audited(database, actor, "organization.role_changed", work)
+
+
+def _nameable(session: Session, actor: Actor, organization: Organization, reference: str) -> User:
+    """The user an organization owner may name: someone in one of its workspaces or already in its roles. Anyone
+    else, with an account or not, gets the same answer, so that naming cannot probe which emails have accounts.
+    The operator may name any user."""
+    target = find_user(session, reference)
+    if target is not None and not actor.is_operator:
+        in_workspace = session.scalar(
+            select(Membership.id)
+            .join(Workspace, Workspace.id == Membership.workspace_id)
+            .where(Membership.user_id == target.id, Workspace.organization_id == organization.id)
+            .limit(1)
+        )
+        in_roles = session.scalar(
+            select(OrganizationRole.id).where(
+                OrganizationRole.user_id == target.id, OrganizationRole.organization_id == organization.id
+            )
+        )
+        if in_workspace is None and in_roles is None:
+            target = None
+    if target is None:
+        raise NotFound(
+            f"{reference[:80]!r} is not a member of any of this organization's workspaces: "
+            "only they, or its present owners and admins, can be named."
+        )
+    return target
 
 
 def show_organization(database: Database, actor: Actor, organization_id: str) -> OrganizationView:

@@ -1,17 +1,23 @@
 """A signed-in user's own account: changing their password (the current one required), in a page (/account) and the
-admin JSON API (POST /api/account/password). The change ends the user's other sessions; this one stays signed in."""
+admin JSON API (POST /api/account/password). The change ends the user's other sessions; this one stays signed in.
+
+The current password is checked in the bounded password pool that sign-in uses (`Resources.password_pool`), never in
+the thread pool the database calls share, so that a stolen session spraying guesses cannot starve other requests;
+a full pool answers 503 with Retry-After and costs the user none of their budget of wrong current passwords.
+"""
 
 from __future__ import annotations
 
-from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from token_broker.api.errors import error_response
 from token_broker.app_state import resources
 from token_broker.errors import BrokerError
-from token_broker.guard.throttle import FailureThrottle
+from token_broker.hashing_pool import HashingBusy
 from token_broker.services import members
+from token_broker.sources import source_of
 from token_broker.web.admin_api import answer, json_body
 from token_broker.web.frame import html_page
 from token_broker.web.pages import render
@@ -23,21 +29,37 @@ class TooManyTries(BrokerError):
     status = 429
 
 
-# Wrong current passwords per user (only the holder of their session can try): 5, then one a minute.
-WRONG_PASSWORDS = FailureThrottle(per_credential=(5, 1 / 60), per_address=(20, 1 / 10))
+class PasswordsBusy(BrokerError):
+    code = "service_unavailable"
+    status = 503
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("Too many password checks at once: wait a few seconds, then try again.")
+        self.retry_after = retry_after
 
 
 async def _change(request: Request, current: object, new: object) -> None:
     user = await require_user(request)
     address = request.client.host if request.client else "unknown"
-    if not WRONG_PASSWORDS.admit(user.public_id, address):
+    # Keyed by the user, whom only the holder of one of their sessions can name here, not by a public email.
+    failures = resources(request).password_change_failures
+    if not failures.admit(user.public_id, address):
         raise TooManyTries("Too many wrong current passwords: wait a minute, then try again.")
     state = resources(request)
     actor = actor_for(request, user)
-    generation = await to_thread.run_sync(
-        lambda: members.change_password(state.database, state.hasher, actor, current, new)
-    )
-    WRONG_PASSWORDS.succeeded(user.public_id, address)
+    try:
+        generation = await state.password_pool.run(
+            source_of(address), lambda: members.change_password(state.database, state.hasher, actor, current, new)
+        )
+    except HashingBusy as busy:
+        failures.succeeded(user.public_id, address)  # nothing was checked: the attempt costs nothing
+        raise PasswordsBusy(busy.retry_after) from None
+    except members.WrongPassword:
+        raise
+    except BrokerError:
+        failures.succeeded(user.public_id, address)  # the current password was right (or never checked)
+        raise
+    failures.succeeded(user.public_id, address)
     keep_session(request, generation)
 
 
@@ -45,7 +67,10 @@ async def api_change_password(request: Request) -> Response:
     await require_user(request)
     check_header_csrf(request)
     body = await json_body(request, ("current_password", "new_password"))
-    await _change(request, body.get("current_password"), body.get("new_password"))
+    try:
+        await _change(request, body.get("current_password"), body.get("new_password"))
+    except PasswordsBusy as busy:
+        return error_response(busy, {"Retry-After": str(busy.retry_after)})
     return answer({"status": "password changed", "other_sessions_ended": True})
 
 
@@ -63,10 +88,13 @@ async def account_change_password(request: Request) -> Response:
     try:
         await _change(request, current, new)
     except BrokerError as error:
-        if error.status >= 500:
+        if error.status >= 500 and not isinstance(error, PasswordsBusy):
             raise
         context = {"user": user, "error": error.message, "done": False}
-        return render(request, "account.html", context, status_code=error.status)
+        page = render(request, "account.html", context, status_code=error.status)
+        if isinstance(error, PasswordsBusy):
+            page.headers["Retry-After"] = str(error.retry_after)
+        return page
     return render(request, "account.html", {"user": user, "error": None, "done": True})
 
 

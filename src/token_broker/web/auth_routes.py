@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import anyio
 from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -59,6 +60,9 @@ async def login(request: Request) -> Response:
         page.headers["Retry-After"] = str(busy.retry_after)
         return page
     if user is None:
+        delay = state.sign_in_failures.failed(email)
+        if delay:
+            await anyio.sleep(delay)
         message = "That email and password do not match an account."
         return render(request, "login.html", {"next": target, "error": message, "email": email}, status_code=401)
     state.sign_in_failures.succeeded(email, address)

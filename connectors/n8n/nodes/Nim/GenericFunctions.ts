@@ -32,13 +32,15 @@ function credentialType(context: Context): string {
 }
 
 // One request to the Nim API with the node's credential; n8n adds the token (and refreshes it after a 401).
+// `missingOk`: a 404 answers undefined instead of failing.
 export async function nimApiRequest(
 	this: Context,
 	method: IHttpRequestMethods,
 	path: string,
 	body?: IDataObject,
 	qs?: IDataObject,
-): Promise<any> {
+	missingOk = false,
+): Promise<IDataObject | undefined> {
 	const type = credentialType(this);
 	const credentials = await this.getCredentials(type);
 	const options: IHttpRequestOptions = {
@@ -49,9 +51,11 @@ export async function nimApiRequest(
 	if (body !== undefined) options.body = body;
 	if (qs !== undefined) options.qs = qs;
 	try {
-		return await this.helpers.httpRequestWithAuthentication.call(this, type, options);
+		return (await this.helpers.httpRequestWithAuthentication.call(this, type, options)) as IDataObject;
 	} catch (error) {
-		throw new NodeApiError(this.getNode(), error as JsonObject);
+		const failed = new NodeApiError(this.getNode(), error as JsonObject);
+		if (missingOk && failed.httpCode === '404') return undefined;
+		throw failed;
 	}
 }
 

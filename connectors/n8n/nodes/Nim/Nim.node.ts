@@ -1,11 +1,14 @@
-import type {
-	IDataObject,
-	IExecuteFunctions,
-	INodeExecutionData,
-	INodeType,
-	INodeTypeDescription,
+import {
+	type IDataObject,
+	type IExecuteFunctions,
+	type INodeExecutionData,
+	type INodeType,
+	type INodeTypeDescription,
+	type JsonObject,
+	NodeApiError,
+	NodeConnectionTypes,
+	NodeOperationError,
 } from 'n8n-workflow';
-import { NodeConnectionTypes, NodeOperationError } from 'n8n-workflow';
 
 import { accountId, authenticationProperty, credentialsDescription, nimApiRequest } from './GenericFunctions';
 
@@ -22,7 +25,7 @@ export class Nim implements INodeType {
 	description: INodeTypeDescription = {
 		displayName: 'Nim',
 		name: 'nim',
-		icon: 'fa:link',
+		icon: { light: 'file:nim.svg', dark: 'file:nim.dark.svg' },
 		group: ['transform'],
 		version: 1,
 		subtitle: '={{$parameter["operation"] + ": " + $parameter["resource"]}}',
@@ -30,6 +33,7 @@ export class Nim implements INodeType {
 		defaults: { name: 'Nim' },
 		inputs: [NodeConnectionTypes.Main],
 		outputs: [NodeConnectionTypes.Main],
+		usableAsTool: true,
 		credentials: credentialsDescription,
 		properties: [
 			authenticationProperty,
@@ -144,15 +148,15 @@ export class Nim implements INodeType {
 					const body: IDataObject = { destination: this.getNodeParameter('destination', i) as string };
 					const slug = this.getNodeParameter('slug', i, '') as string;
 					if (slug) body.slug = slug;
-					answer = await nimApiRequest.call(this, 'POST', `/v1/workspaces/${account}/links`, body);
+					answer = (await nimApiRequest.call(this, 'POST', `/v1/workspaces/${account}/links`, body)) as IDataObject;
 				} else if (resource === 'link' && operation === 'get') {
 					const id = encodeURIComponent(this.getNodeParameter('linkId', i) as string);
-					answer = await nimApiRequest.call(this, 'GET', `/v1/workspaces/${account}/links/${id}`);
+					answer = (await nimApiRequest.call(this, 'GET', `/v1/workspaces/${account}/links/${id}`)) as IDataObject;
 				} else if (resource === 'link' && operation === 'update') {
 					const id = encodeURIComponent(this.getNodeParameter('linkId', i) as string);
 					const fields = this.getNodeParameter('updateFields', i, {}) as IDataObject;
 					const body = Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== ''));
-					answer = await nimApiRequest.call(this, 'PATCH', `/v1/workspaces/${account}/links/${id}`, body);
+					answer = (await nimApiRequest.call(this, 'PATCH', `/v1/workspaces/${account}/links/${id}`, body)) as IDataObject;
 				} else if (resource === 'link' && operation === 'delete') {
 					const id = encodeURIComponent(this.getNodeParameter('linkId', i) as string);
 					await nimApiRequest.call(this, 'DELETE', `/v1/workspaces/${account}/links/${id}`);
@@ -177,9 +181,9 @@ export class Nim implements INodeType {
 				} else if (resource === 'analytics' && operation === 'get') {
 					const id = encodeURIComponent(this.getNodeParameter('linkId', i) as string);
 					const days = this.getNodeParameter('days', i, 30) as number;
-					answer = await nimApiRequest.call(this, 'GET', `/v1/workspaces/${account}/links/${id}/analytics`, undefined, {
+					answer = (await nimApiRequest.call(this, 'GET', `/v1/workspaces/${account}/links/${id}/analytics`, undefined, {
 						days,
-					});
+					})) as IDataObject;
 				} else {
 					throw new NodeOperationError(this.getNode(), `The operation ${operation} of ${resource} is not supported.`, {
 						itemIndex: i,
@@ -195,7 +199,9 @@ export class Nim implements INodeType {
 					results.push({ json: { error: (error as Error).message }, pairedItem: { item: i } });
 					continue;
 				}
-				throw error;
+				// Both hand back an error that is already theirs (a NodeApiError from nimApiRequest keeps its HTTP context).
+				if (error instanceof NodeOperationError) throw new NodeOperationError(this.getNode(), error, { itemIndex: i });
+				throw new NodeApiError(this.getNode(), error as JsonObject, { itemIndex: i });
 			}
 		}
 		return [results];

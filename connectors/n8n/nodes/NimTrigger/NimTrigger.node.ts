@@ -13,9 +13,18 @@ import { accountId, authenticationProperty, credentialsDescription, nimApiReques
 
 const TOLERANCE_SECONDS = 5 * 60;
 
-interface Hook {
+interface Hook extends IDataObject {
 	id: string;
-	secret: string;
+	event: string;
+	target_url: string;
+	status: string;
+	secret?: string;
+}
+
+// Removes one of this connection's hooks; one that is already gone counts as removed.
+async function removeHook(this: IHookFunctions, account: string, hookId: string): Promise<void> {
+	const hook = encodeURIComponent(hookId);
+	await nimApiRequest.call(this, 'DELETE', `/v1/workspaces/${account}/hooks/${hook}`, undefined, undefined, true);
 }
 
 // Standard Webhooks: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`, keyed with the secret's bytes (the part
@@ -41,7 +50,7 @@ export class NimTrigger implements INodeType {
 	description: INodeTypeDescription = {
 		displayName: 'Nim Trigger',
 		name: 'nimTrigger',
-		icon: 'fa:link',
+		icon: { light: 'file:../Nim/nim.svg', dark: 'file:../Nim/nim.dark.svg' },
 		group: ['trigger'],
 		version: 1,
 		subtitle: '={{$parameter["event"]}}',
@@ -71,41 +80,63 @@ export class NimTrigger implements INodeType {
 
 	webhookMethods = {
 		default: {
-			// Nim has no call to look one hook up, and this package does not list hooks (see manifest.json): the stored id
-			// stands for the hook. A hook Nim removed meanwhile is "not found" at delete, which then counts as done.
+			// Asks Nim whether the saved hook is still there and live for this URL and event: saved data alone says
+			// nothing after a disconnect (Nim disables the connection's hooks) or a reconnect (a new connection owns none).
 			async checkExists(this: IHookFunctions): Promise<boolean> {
 				const staticData = this.getWorkflowStaticData('node');
-				return typeof staticData.hookId === 'string' && staticData.webhookUrl === this.getNodeWebhookUrl('default');
+				const webhookUrl = this.getNodeWebhookUrl('default');
+				if (typeof staticData.hookId !== 'string' || staticData.webhookUrl !== webhookUrl) return false;
+				const account = await accountId.call(this);
+				const saved = encodeURIComponent(staticData.hookId);
+				const hook = (await nimApiRequest.call(
+					this,
+					'GET',
+					`/v1/workspaces/${account}/hooks/${saved}`,
+					undefined,
+					undefined,
+					true,
+				)) as Hook | undefined;
+				if (hook === undefined) return false;
+				return hook.status === 'active' && hook.target_url === webhookUrl && hook.event === this.getNodeParameter('event');
 			},
 
 			async create(this: IHookFunctions): Promise<boolean> {
 				const account = await accountId.call(this);
+				const staticData = this.getWorkflowStaticData('node');
+				if (typeof staticData.hookId === 'string') {
+					// A stale hook of this connection (disabled, or for another URL or event): remove it, or ignore it if gone.
+					await removeHook.call(this, account, staticData.hookId);
+				}
 				const hook = (await nimApiRequest.call(this, 'POST', `/v1/workspaces/${account}/hooks`, {
 					event: this.getNodeParameter('event') as string,
 					target_url: this.getNodeWebhookUrl('default'),
 				})) as Hook;
-				const staticData = this.getWorkflowStaticData('node');
 				staticData.hookId = hook.id;
 				staticData.secret = hook.secret;
 				staticData.webhookUrl = this.getNodeWebhookUrl('default');
 				return true;
 			},
 
+			// Always forgets the saved hook and reports success: when Nim cannot be asked (the connection was
+			// disconnected, or the hook is already gone) Nim has already disabled or removed the hook itself, and saved
+			// data kept past this point would make the next activation trust a hook that no longer exists.
 			async delete(this: IHookFunctions): Promise<boolean> {
 				const staticData = this.getWorkflowStaticData('node');
-				if (staticData.hookId) {
-					const account = await accountId.call(this);
-					const hook = encodeURIComponent(String(staticData.hookId));
-					try {
-						await nimApiRequest.call(this, 'DELETE', `/v1/workspaces/${account}/hooks/${hook}`);
-					} catch (error) {
-						// Already gone (deleted in Nim, or after a 410): nothing left to remove.
-						if ((error as { httpCode?: string }).httpCode !== '404') return false;
-					}
-				}
+				const hookId = staticData.hookId;
 				delete staticData.hookId;
 				delete staticData.secret;
 				delete staticData.webhookUrl;
+				if (typeof hookId === 'string') {
+					try {
+						await removeHook.call(this, await accountId.call(this), hookId);
+					} catch (error) {
+						// See above: nothing is left that this workflow could still remove.
+						this.logger.warn('Nim Trigger: the hook could not be removed in Nim; it was forgotten here', {
+							hookId,
+							error: (error as Error).message,
+						});
+					}
+				}
 				return true;
 			},
 		},
