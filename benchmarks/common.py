@@ -34,20 +34,25 @@ def free_port() -> int:
 
 
 @contextmanager
-def uvicorn_process(app: str, env: dict[str, str], log: Path) -> Iterator[str]:
-    """One uvicorn worker serving `app` (an import string), pinned to one core when taskset is there."""
-    with uvicorn_server(app, env, log) as (base, _pid):
+def uvicorn_process(app: str, env: dict[str, str], log: Path, workers: int = 1,
+                    core: str | None = "0") -> Iterator[str]:  # fmt: skip
+    """uvicorn serving `app` (an import string) with `workers` processes, pinned to `core` when taskset is there
+    (core=None: wherever the system puts them)."""
+    with uvicorn_server(app, env, log, workers, core) as (base, _pid):
         yield base
 
 
 @contextmanager
-def uvicorn_server(app: str, env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
+def uvicorn_server(app: str, env: dict[str, str], log: Path, workers: int = 1,
+                   core: str | None = "0") -> Iterator[tuple[str, int]]:  # fmt: skip
     """uvicorn_process, also yielding the server's process id (taskset execs it, so the pid is uvicorn's own)."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--factory", "--port", str(port), "--log-level", "warning",
                "--no-access-log", "--no-server-header"]  # fmt: skip
-    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
-        command = ["taskset", "-c", "0", *command]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    if core is not None and shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+        command = ["taskset", "-c", core, *command]
     env = {"TOKEN_BROKER_ISSUER": f"http://127.0.0.1:{port}", **os.environ, **env}
     with log.open("w") as output, subprocess.Popen(command, env=env, stdout=output,
                                                     stderr=subprocess.STDOUT) as server:  # fmt: skip

@@ -59,13 +59,19 @@ def authenticate(
     presented = presented_client(request)
     if presented is None:
         raise InvalidClientError(description="Authenticate the client with client_secret_basic or client_secret_post.")
-    status = 401 if presented.method == BASIC else 400
     client = query_client(presented.client_id) if presented.client_id else None
     if client is None or not presented.secret or not client.check_client_secret(presented.secret):
-        raise InvalidClientError(status_code=status, description="Client authentication failed.")
-    if not client.check_endpoint_auth_method(
-        presented.method, endpoint
-    ):  # a revoked client, outside the token endpoint
-        raise InvalidClientError(status_code=status, description="Client authentication failed.")
+        raise InvalidClientError(status_code=_failure_status(presented), description="Client authentication failed.")
+    return admit(request, client, presented, endpoint)
+
+
+def admit(request: Any, client: BrokerClient, presented: PresentedClient, endpoint: str) -> BrokerClient:
+    """The client whose secret was verified, if it may authenticate at `endpoint` (a revoked one only at token)."""
+    if not client.check_endpoint_auth_method(presented.method, endpoint):
+        raise InvalidClientError(status_code=_failure_status(presented), description="Client authentication failed.")
     request.auth_method = presented.method
     return client
+
+
+def _failure_status(presented: PresentedClient) -> int:
+    return 401 if presented.method == BASIC else 400

@@ -50,7 +50,7 @@ class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
 
     def authenticate_token(self, request: Any, client: BrokerClient) -> dict[str, Any] | None:
         described = tokens.describe(current_session(), _presented(request).value)
-        if described is None or described[0].id != client.row.id:
+        if described is None or described[0] != client.row.id:
             return None
         return described[1].fields
 

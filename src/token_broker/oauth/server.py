@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from token_broker.oauth import client_auth
 from token_broker.oauth.auth_failures import AuthFailures
+from token_broker.oauth.client_cache import VerifiedClients
 from token_broker.oauth.models import BrokerClient
 from token_broker.scopes import ALL_SCOPES, Manifest
 from token_broker.services.tokens import TokenLifetimes
@@ -39,6 +40,7 @@ DEFAULT_DESCRIPTIONS = {
     "access_denied": "The user denied the request.",
     "unsupported_token_type": "This token type cannot be revoked.",
 }
+_VERIFIED = "verified_client"  # on a request: (session, client, presented) of its verified client authentication
 _session: contextvars.ContextVar[Session] = contextvars.ContextVar("oauth_session")
 _issuer: contextvars.ContextVar[str] = contextvars.ContextVar("oauth_issuer")
 
@@ -56,6 +58,7 @@ class BrokerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.manifests = manifests
         self.lifetimes = lifetimes
         self.auth_failures = failures
+        self.verified_clients = VerifiedClients()
 
     @contextmanager
     def transaction(self, issuer: str, write: bool = True) -> Iterator[Session]:
@@ -79,8 +82,21 @@ class BrokerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         return None if row is None else BrokerClient(row, self.manifests.get(row.platform))
 
     def authenticate_client(self, request: OAuth2Request, methods: list[str], endpoint: str = "token") -> BrokerClient:
-        """One method per request, chosen by what the request presents (client_auth), never tried in turn."""
-        return client_auth.authenticate(request, self.query_client, endpoint)
+        """One method per request, chosen by what the request presents (client_auth), never tried in turn.
+
+        The secret is verified once per transaction: the token routes authenticate before authlib runs, and when
+        authlib asks again in the same transaction (introspection, revocation), the row it would read is the one
+        already read, so only the endpoint's own rule (a revoked client) is checked again. A write that follows in
+        a transaction of its own verifies afresh, so a client revoked or rotated in between is refused."""
+        session = current_session()
+        verified = getattr(request, _VERIFIED, None)
+        if verified is not None and verified[0] is session:
+            return client_auth.admit(request, verified[1], verified[2], endpoint)
+        client = client_auth.authenticate(request, self.query_client, endpoint)
+        presented = client_auth.presented_client(request)
+        assert presented is not None
+        setattr(request, _VERIFIED, (session, client, presented))
+        return client
 
     def handle_error_response(self, request: OAuth2Request, error: OAuth2Error) -> Response:
         if not error.description:  # authlib leaves some without one (unsupported_grant_type); RFC 6749 5.2 wants it

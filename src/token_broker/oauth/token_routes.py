@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from token_broker.app_state import resources
 from token_broker.oauth.auth_failures import address_bucket
-from token_broker.oauth.client_auth import uses_basic
+from token_broker.oauth.client_auth import presented_client, uses_basic
 from token_broker.oauth.models import AUTH_METHODS
 from token_broker.oauth.requests import BadClientCredentials, BadRequest, BrokerRequest, build_request, form_pairs
 from token_broker.oauth.server import BrokerAuthorizationServer
@@ -107,9 +107,15 @@ async def _run(
     The client is charged only once it has authenticated: requests naming a client (ids are public) without its
     secret cost that client nothing, and cost their own address a failure (_address_refused stops an address that
     has too many). Authentication runs in a read transaction; a read-only call (introspection) continues in it, a
-    write gets its own transaction afterwards, so no write lock is held while the budget is charged."""
+    write gets its own transaction afterwards, so no write lock is held while the budget is charged. When the same
+    client credentials authenticated a moment ago (oauth/client_cache.py), the budget is charged without that read
+    transaction and the call's own transaction authenticates the client (_run_verified)."""
     state, server, issuer = resources(request), server_of(request), issuer_of(request)
     limiter, limit = state.guard.rate_limiter, state.settings.token_rate_limit
+    digest = _verified_digest(server, oauth_request)
+    known = server.verified_clients.get(digest) if digest is not None else None
+    if digest is not None and known is not None:
+        return await _run_verified(request, oauth_request, call, digest, known, write)
 
     def admitted() -> tuple[Response, bool]:
         """The response, and whether client authentication failed."""
@@ -119,20 +125,75 @@ async def _run(
             except OAuth2Error as error:
                 refused: Response = server.handle_error_response(oauth_request, error)
                 return refused, True
+            if digest is not None:
+                server.verified_clients.put(digest, client_id)
             decision = from_thread.run(limiter.hit, f"client:{client_id}", (limit,))
             if not decision.allowed:
-                headers = {name.decode(): value.decode() for name, value in decision.headers()}
-                description = "Too many token requests: retry after Retry-After seconds."
-                return oauth_error(429, "rate_limited", description, headers), False
+                return _rate_limited(decision.headers()), False
             if not write:
                 answered: Response = call(server)
                 return answered, False
-        return server.run(issuer, lambda: call(server), write), False
+        return _ran(server, issuer, call, digest, write), False
 
     response, failed = await to_thread.run_sync(admitted)
     if failed:
         _charge_failure(request)
     return _answered(oauth_request, response)
+
+
+async def _run_verified(
+    request: Request,
+    oauth_request: BrokerRequest,
+    call: Callable[[BrokerAuthorizationServer], Any],
+    digest: bytes,
+    client_id: str,
+    write: bool,
+) -> Response:
+    """A request whose client authenticated with the same credentials a moment ago: its budget is charged on the event
+    loop, without a transaction of its own; the call's transaction authenticates it again (authlib asks), and that is
+    the check that counts."""
+    state, server, issuer = resources(request), server_of(request), issuer_of(request)
+    decision = await state.guard.rate_limiter.hit(f"client:{client_id}", (state.settings.token_rate_limit,))
+    if not decision.allowed:
+        return _rate_limited(decision.headers())
+    response = await to_thread.run_sync(_ran, server, issuer, call, digest, write)
+    return _answered(oauth_request, response)
+
+
+def _ran(
+    server: BrokerAuthorizationServer,
+    issuer: str,
+    call: Callable[[BrokerAuthorizationServer], Any],
+    digest: bytes | None,
+    write: bool,
+) -> Response:
+    """`call` in a transaction of its own; a client refused there (changed since, revoked at introspection, or the
+    body names another client) is verified afresh next time, in a read transaction that charges its address for a
+    failure as usual."""
+    response: Response = server.run(issuer, lambda: call(server), write)
+    if digest is not None and _client_refused(response):
+        server.verified_clients.drop(digest)
+    return response
+
+
+def _verified_digest(server: BrokerAuthorizationServer, oauth_request: BrokerRequest) -> bytes | None:
+    """The cache key of the client credentials the request presents; None when it presents none, or two methods."""
+    try:
+        presented = presented_client(oauth_request)
+    except OAuth2Error:
+        return None
+    if presented is None or not presented.client_id or not presented.secret:
+        return None
+    return server.verified_clients.digest(presented)
+
+
+def _client_refused(response: Response) -> bool:
+    return response.status_code in (400, 401) and b'"invalid_client"' in bytes(response.body)
+
+
+def _rate_limited(rate_headers: list[tuple[bytes, bytes]]) -> Response:
+    headers = {name.decode(): value.decode() for name, value in rate_headers}
+    return oauth_error(429, "rate_limited", "Too many token requests: retry after Retry-After seconds.", headers)
 
 
 def _grant_type_refusal(oauth_request: BrokerRequest) -> Response | None:

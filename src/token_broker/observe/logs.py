@@ -19,8 +19,11 @@ import re
 import sys
 import threading
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+import orjson
 
 from token_broker.credentials import CREDENTIAL_PATTERN
 
@@ -31,6 +34,7 @@ _HEADER_VALUE = re.compile(r"(?i)\b(bearer|basic)(?:\s+|%20|\+)[A-Za-z0-9._~+/=:
 # Attributes every LogRecord has; anything else on a record came from `extra=` and becomes a field of the line.
 WRITE_SECONDS = 0.2
 MAX_WAITING_LINES = 10_000  # past this, lines are written at once
+ACCESS_LOGGER = "token_broker.access"
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message",
     "asctime",
@@ -49,12 +53,47 @@ def scrub(text: str) -> str:
     return text
 
 
+def dumps(line: dict[str, Any]) -> str:
+    """One line of JSON, UTF-8 as it is; anything JSON has no type for as its str()."""
+    try:
+        return orjson.dumps(line, default=str).decode()
+    except (orjson.JSONEncodeError, TypeError):  # e.g. an int beyond 64 bits
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def timestamp(created: float) -> str:
+    """RFC 3339 UTC with milliseconds; the part up to the second is formatted once a second."""
+    second = int(created)
+    cached = _last_second[0]
+    if cached[0] != second:  # one tuple, replaced whole: threads never see one second's number with another's text
+        cached = _last_second[0] = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{cached[1]}.{int((created - second) * 1000):03d}Z"
+
+
+_last_second: list[tuple[int, str]] = [(-1, "")]
+
+
+@dataclass(frozen=True)
+class AccessLine:
+    """A request log line's parts, taken on the event loop; the writer thread makes the JSON of it."""
+
+    created: float
+    request_id: str | None
+    fields: dict[str, Any]
+
+    def json(self) -> str:
+        line: dict[str, Any] = {"time": timestamp(self.created), "level": "info", "logger": ACCESS_LOGGER,
+                                "message": "request"}  # fmt: skip
+        if self.request_id is not None:
+            line["request_id"] = self.request_id
+        line.update(self.fields)
+        return scrub(dumps(line))
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "time": timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -67,16 +106,17 @@ class JsonFormatter(logging.Formatter):
                 line[name] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return scrub(json.dumps(line, default=str, ensure_ascii=False))
+        return scrub(dumps(line))
 
 
 class BatchWriter(logging.Handler):
-    """Formats each record at once; a daemon thread writes the lines in batches (at exit, what is left)."""
+    """Formats each record at once (request log lines given to `add_access`: in the writer thread); a daemon thread
+    writes the lines in batches (at exit, what is left)."""
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__()
         self.stream = stream
-        self._lines: list[str] = []
+        self._lines: list[str | AccessLine] = []
         self._wake = threading.Event()
         self._guard = threading.Lock()
         threading.Thread(target=self._write_forever, name="log-writer", daemon=True).start()
@@ -88,10 +128,16 @@ class BatchWriter(logging.Handler):
         except Exception:
             self.handleError(record)
             return
+        self._add(line, urgent=record.levelno >= logging.WARNING)
+
+    def add_access(self, line: AccessLine) -> None:
+        self._add(line, urgent=False)
+
+    def _add(self, line: str | AccessLine, urgent: bool) -> None:
         with self._guard:
             self._lines.append(line)
             waiting = len(self._lines)
-        if record.levelno >= logging.WARNING or waiting >= MAX_WAITING_LINES:
+        if urgent or waiting >= MAX_WAITING_LINES:
             self._wake.set()
 
     def _write_forever(self) -> None:
@@ -102,7 +148,8 @@ class BatchWriter(logging.Handler):
 
     def write_waiting(self) -> None:
         with self._guard:
-            lines, self._lines = self._lines, []
+            waiting, self._lines = self._lines, []
+        lines = [line for line in map(self._formatted, waiting) if line is not None]
         if lines:
             try:
                 self.stream.write("\n".join(lines) + "\n")
@@ -110,10 +157,35 @@ class BatchWriter(logging.Handler):
             except (OSError, ValueError):  # the stream is gone (closed pipe, interpreter exit): nothing to do
                 pass
 
+    @staticmethod
+    def _formatted(line: str | AccessLine) -> str | None:
+        if isinstance(line, str):
+            return line
+        try:
+            return line.json()
+        except Exception:  # an unserialisable field must not stop the writer
+            return None
+
+
+_configured: BatchWriter | None = None
+
+
+def access_writer() -> BatchWriter | None:
+    """The writer `configure` installed, when a request log line may go to it directly: the request logger has no
+    handlers or filters of its own and propagates to a root with that writer alone. None: log it the usual way."""
+    writer = _configured
+    if writer is None:
+        return None
+    access, root = logging.getLogger(ACCESS_LOGGER), logging.root
+    if access.handlers or access.filters or not access.propagate or root.handlers != [writer] or root.filters:
+        return None
+    return None if writer.filters or writer.level > logging.INFO else writer
+
 
 def configure(level: str) -> None:
     """JSON lines on stderr at `level` for this process, uvicorn's loggers included (its access log is off)."""
-    handler = BatchWriter(sys.stderr)
+    global _configured
+    handler = _configured = BatchWriter(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):

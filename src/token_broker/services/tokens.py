@@ -288,13 +288,16 @@ def _replay(
     return Refused(error, connection, replay=True, ended=True)
 
 
-def _access_expiry(row: Credential, presented: str) -> datetime | None:
-    """When the presented access token expires, if it is the row's current or previous secret; None if neither."""
+def _access_expiry(row: Any, presented: str) -> datetime | None:
+    """When the presented access token expires, if it is the row's current or previous secret; None if neither.
+    `row`: a Credential, or a row of its secret_hash, expires_at, previous_secret_hash and previous_valid_until."""
     hashed = credentials.fast_hash(presented)
     if hmac.compare_digest(row.secret_hash, hashed):
-        return row.expires_at
+        expires: datetime | None = row.expires_at
+        return expires
     if row.previous_secret_hash is not None and hmac.compare_digest(row.previous_secret_hash, hashed):
-        return row.previous_valid_until
+        previous: datetime | None = row.previous_valid_until
+        return previous
     return None
 
 
@@ -305,49 +308,89 @@ class TokenDescription:
     fields: dict[str, Any]
 
 
-def describe(session: Session, presented: str) -> tuple[OAuthClient, TokenDescription] | None:
-    """The active token's client and RFC 7662 description; None for anything not active."""
+# What introspection tells about the token's connection, read in the same statement as the token itself.
+_CONNECTION_FIELDS = (
+    Connection.status.label("connection_status"),
+    Connection.client_id.label("client_row_id"),
+    Connection.approved_by,
+    Connection.platform,
+    Connection.public_id.label("connection_public_id"),
+    OAuthClient.client_id,
+    Workspace.account_id,
+)
+
+
+def _with_connection(token_columns: tuple[Any, ...], connection_id: Any, public_id_column: Any, public_id: str) -> Any:
+    return (
+        select(*token_columns, *_CONNECTION_FIELDS)
+        .join(Connection, Connection.id == connection_id)
+        .join(OAuthClient, OAuthClient.id == Connection.client_id)
+        .join(Workspace, Workspace.id == Connection.workspace_id)
+        .where(public_id_column == public_id)
+    )
+
+
+def describe(session: Session, presented: str) -> tuple[int, TokenDescription] | None:
+    """The active token's client (its row id) and RFC 7662 description; None for anything not active.
+
+    One statement reads the token with its connection, client and workspace."""
     try:
         parsed = credentials.parse(presented)
     except MalformedCredential:
         return None
     now = utcnow()
     if parsed.kind is CredentialKind.PARTNER_ACCESS:
-        row = session.scalar(select(Credential).where(Credential.public_id == parsed.public_id))
-        if row is None or row.connection_id is None or row.status != "active":
+        columns: tuple[Any, ...] = (
+            Credential.status,
+            Credential.secret_hash,
+            Credential.expires_at,
+            Credential.previous_secret_hash,
+            Credential.previous_valid_until,
+            Credential.scopes,
+            Credential.rotated_at,
+            Credential.created_at,
+        )
+        row = session.execute(
+            _with_connection(columns, Credential.connection_id, Credential.public_id, parsed.public_id)
+        ).one_or_none()
+        if row is None or row.status != "active":
             return None
         expires = _access_expiry(row, presented)
         if expires is None or expires <= now:
             return None
-        connection_id, scope, is_access = row.connection_id, " ".join(row.scopes or []), True
-        issued_at = row.rotated_at or row.created_at
+        scope, is_access, issued_at = " ".join(row.scopes or []), True, row.rotated_at or row.created_at
     elif parsed.kind is CredentialKind.PARTNER_REFRESH:
-        token = session.scalar(select(RefreshToken).where(RefreshToken.public_id == parsed.public_id))
-        if token is None or token.status != "active" or token.expires_at <= now:
+        columns = (
+            RefreshToken.status,
+            RefreshToken.expires_at,
+            RefreshToken.token_hash,
+            RefreshToken.scope,
+            RefreshToken.created_at,
+        )
+        row = session.execute(
+            _with_connection(columns, RefreshToken.connection_id, RefreshToken.public_id, parsed.public_id)
+        ).one_or_none()
+        if row is None or row.status != "active" or row.expires_at <= now:
             return None
-        if not hmac.compare_digest(token.token_hash, credentials.fast_hash(presented)):
+        if not hmac.compare_digest(row.token_hash, credentials.fast_hash(presented)):
             return None
-        connection_id, scope, is_access, expires = token.connection_id, token.scope, False, token.expires_at
-        issued_at = token.created_at
+        scope, is_access, expires, issued_at = row.scope, False, row.expires_at, row.created_at
     else:
         return None
-    connection = session.get_one(Connection, connection_id)
-    if connection.status != "active":
+    if row.connection_status != "active":
         return None
-    client = session.get_one(OAuthClient, connection.client_id)
-    workspace = session.get_one(Workspace, connection.workspace_id)
-    return client, TokenDescription(
+    return row.client_row_id, TokenDescription(
         {
             "active": True,
             "scope": scope,
-            "client_id": client.client_id,
+            "client_id": row.client_id,
             "token_type": "Bearer" if is_access else "refresh_token",
             "exp": int(expires.timestamp()),
             "iat": int(issued_at.timestamp()),
-            "sub": connection.approved_by,
-            "account_id": workspace.account_id,
-            "platform": connection.platform,
-            "connection_id": connection.public_id,
+            "sub": row.approved_by,
+            "account_id": row.account_id,
+            "platform": row.platform,
+            "connection_id": row.connection_public_id,
         }
     )
 

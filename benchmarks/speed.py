@@ -1,0 +1,274 @@
+"""`scripts/bench speed`: every figure of the speed aims, each against a bare Starlette app measured in the same run.
+
+scripts/bench starts a throwaway PostgreSQL and Redis and passes their URLs (BENCH_POSTGRES_URL, BENCH_REDIS_URL).
+
+On SQLite, each server one uvicorn worker pinned to core 0, wrk (16 connections) pinned to core 1, the servers taking
+turns round by round so that a change in the machine's load hits all alike:
+  bare Starlette GET /me (the same JSON as /v1/me) and form POST (benchmarks/bare.py), no middleware, no work;
+  the app as `serve` runs it (token_broker.server:app_from_env, JSON request log at level info): the metadata
+  document, GET /v1/me with a cached key, /oauth/introspect of an active token, refresh grants (real rotation chains);
+  the same app at TOKEN_BROKER_LOG_LEVEL=warning, and with rate limits shared in Redis: GET /v1/me.
+On PostgreSQL, not pinned (the store and the workers share the machine): refresh grants with one worker and with four.
+Webhook fan-out, PostgreSQL: signed deliveries a second from one and from two delivery workers
+(`python -m token_broker.webhooks.worker`) to a local receiver that answers 204 at once (benchmarks/receiver.py).
+Prints the figures, the ratios and the aims; asserts nothing but that the runs themselves worked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+from sqlalchemy import select
+
+from benchmarks.common import WrkResult, report, require_wrk, scratch_dir, uvicorn_process, wrk
+from token_broker.config import HashingCost, Settings
+from token_broker.credentials import SecretHasher
+from token_broker.services import clients, hooks, keys, outbox, tokens, verification, workspaces
+from token_broker.services.actors import Actor
+from token_broker.services.connections import open_connection
+from token_broker.services.keys import KeyRequest
+from token_broker.store import migrate
+from token_broker.store.database import Database
+from token_broker.store.models import Workspace
+from token_broker.store.oauth_models import OAuthClient
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+EVENTS = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "400"))
+HOOKS = 10  # deliveries per event
+CONCURRENCY = os.environ.get("BENCH_WEBHOOK_CONCURRENCY", "8")  # deliveries in flight per worker; 8 is the default
+WORKER_COUNTS = tuple(int(n) for n in os.environ.get("BENCH_WEBHOOK_WORKERS", "1,2").split(","))
+CONNECTIONS = 16
+TOKENS_PER_RUN = 3 * CONNECTIONS  # wrk may ask for a connection's next request before the answer refilling the pool
+CHEAPEST = HashingCost(time_cost=1, memory_kib=1024, parallelism=1)
+SECRET_KEY = "bench-secret-key-" + "x" * 32
+CALLBACK = "https://zapier.com/dashboard/auth/oauth/return/App1CLIAPI/"
+UNLIMITED = ["999999999/minute"]
+FACTORY = "token_broker.server:app_from_env"
+HERE = Path(__file__).resolve().parent
+AIMS = {"me": 0.70, "log": 0.90, "introspect": 0.50, "refresh": 0.15, "scale": 3.0, "redis": 0.90}
+
+
+@dataclass
+class Store:
+    url: str
+    account_id: str
+    key: str
+    client_id: str
+    client_secret: str
+    access: str
+    refresh: list[str]
+
+
+def prepare(url: str, refresh_count: int) -> Store:
+    database = Database(url)
+    migrate.upgrade(database)
+    settings = Settings.from_env({"TOKEN_BROKER_SECRET_KEY": SECRET_KEY})
+    operator = Actor.operator()
+    account_id = workspaces.create_workspace(database, operator, "Benchmark")
+    workspaces.add_user(database, SecretHasher(CHEAPEST), operator, "bench@example.com", "bench-password",
+                        account_id, "owner")  # fmt: skip
+    issued = keys.create_key(database, SecretHasher(settings.hashing), operator, account_id,
+                             KeyRequest(name="bench", rate_limits=UNLIMITED))  # fmt: skip
+    assert issued.plaintext is not None
+    client = clients.register_client(database, operator, "zapier", [CALLBACK])
+    lifetimes = tokens.TokenLifetimes.of(settings.access_seconds(), 90, SECRET_KEY)
+    refresh, access = [], ""
+    with database.write() as session:
+        row = session.query(OAuthClient).filter_by(client_id=client.client_id).one()
+        workspace = session.query(Workspace).filter_by(account_id=account_id).one()
+        for _ in range(refresh_count + 1):
+            made = open_connection(session, row, workspace, "bench", ["links:read"], 3600, lifetimes.refresh)
+            refresh.append(made.refresh_token)
+            access = made.access_token
+    database.dispose()
+    return Store(url, account_id, issued.plaintext, client.client_id, client.client_secret, access, refresh)
+
+
+def app_env(store: Store, extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {
+        "TOKEN_BROKER_DATABASE_URL": store.url,
+        "TOKEN_BROKER_SECRET_KEY": SECRET_KEY,
+        "TOKEN_BROKER_TOKEN_RATE_LIMIT": "999999999/minute",
+        "PYTHONPATH": str(HERE.parent),
+        **(extra or {}),
+    }
+
+
+class Chains:
+    """Refresh tokens handed out a run's worth at a time: each token is presented in one run only."""
+
+    def __init__(self, store: Store, folder: Path) -> None:
+        self.store, self.folder, self.used = store, folder, 0
+
+    def run(self, base: str) -> WrkResult:
+        pool = self.store.refresh[self.used : self.used + TOKENS_PER_RUN]
+        assert len(pool) == TOKENS_PER_RUN, "not enough refresh tokens prepared"
+        self.used += TOKENS_PER_RUN
+        path = self.folder / f"refresh-{secrets.token_hex(4)}.txt"
+        path.write_text("\n".join(pool) + "\n")
+        return wrk(base, SECONDS, CONNECTIONS, script=HERE / "refresh.lua",
+                   script_args=(str(path), self.store.client_id, self.store.client_secret))  # fmt: skip
+
+
+def take_turns(runs: dict[str, Callable[[], WrkResult]]) -> dict[str, float]:
+    """Median requests per second of each run, the runs taking turns round by round."""
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(ROUNDS):
+        for name, run in runs.items():
+            result = run()
+            if result.non_2xx:
+                raise SystemExit(f"{name}: {result.non_2xx} requests were refused during the benchmark")
+            rates[name].append(result.requests_per_second)
+        print("  round: " + ", ".join(f"{name} {values[-1]:,.0f}" for name, values in rates.items()), flush=True)
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def sqlite_figures(folder: Path, redis_url: str) -> dict[str, float]:
+    store = prepare(f"sqlite:///{folder / 'bench.db'}", TOKENS_PER_RUN * ROUNDS)
+    auth = {"Authorization": f"Bearer {store.key}"}
+    client = {"client_id": store.client_id, "client_secret": store.client_secret}
+    form_body = urlencode({"grant_type": "refresh_token", "refresh_token": store.refresh[0], **client})
+    introspection = urlencode({"token": store.access, **client})
+    chains = Chains(store, folder)
+    with ExitStack() as stack:
+        bare = stack.enter_context(uvicorn_process("benchmarks.bare:app", {}, folder / "bare.log"))
+        app = stack.enter_context(uvicorn_process(FACTORY, app_env(store), folder / "app.log"))
+        quiet = stack.enter_context(
+            uvicorn_process(FACTORY, app_env(store, {"TOKEN_BROKER_LOG_LEVEL": "warning"}), folder / "quiet.log")
+        )
+        shared = stack.enter_context(
+            uvicorn_process(FACTORY, app_env(store, {"TOKEN_BROKER_REDIS_URL": redis_url}), folder / "redis.log")
+        )
+        for base in (app, quiet, shared):
+            wrk(f"{base}/v1/me", 2, CONNECTIONS, auth)  # warm up: the key's one argon2 verification, caches
+        wrk(f"{bare}/me", 2, CONNECTIONS)
+        return take_turns(
+            {
+                "bare GET": lambda: wrk(f"{bare}/me", SECONDS, CONNECTIONS),
+                "metadata": lambda: wrk(f"{app}/.well-known/oauth-authorization-server", SECONDS, CONNECTIONS),
+                "me": lambda: wrk(f"{app}/v1/me", SECONDS, CONNECTIONS, auth),
+                "me quiet": lambda: wrk(f"{quiet}/v1/me", SECONDS, CONNECTIONS, auth),
+                "me redis": lambda: wrk(f"{shared}/v1/me", SECONDS, CONNECTIONS, auth),
+                "bare POST": lambda: wrk(
+                    bare, SECONDS, CONNECTIONS, script=HERE / "form.lua", script_args=("/form", form_body)
+                ),
+                "introspect": lambda: wrk(
+                    app,
+                    SECONDS,
+                    CONNECTIONS,
+                    script=HERE / "form.lua",
+                    script_args=("/oauth/introspect", introspection),
+                ),
+                "refresh": lambda: chains.run(app),
+            }
+        )
+
+
+def postgres_refresh(folder: Path, postgres_url: str) -> dict[str, float]:
+    store = prepare(postgres_url, 2 * TOKENS_PER_RUN * ROUNDS)
+    chains = Chains(store, folder)
+    env = app_env(store, {"TOKEN_BROKER_WEBHOOK_WORKER": "off"})
+    with ExitStack() as stack:
+        one = stack.enter_context(uvicorn_process(FACTORY, env, folder / "pg-one.log", core=None))
+        four = stack.enter_context(uvicorn_process(FACTORY, env, folder / "pg-four.log", workers=4, core=None))
+        return take_turns({"refresh pg x1": lambda: chains.run(one), "refresh pg x4": lambda: chains.run(four)})
+
+
+def webhook_rate(folder: Path, postgres_url: str, workers: int) -> float:
+    """Signed deliveries a second from `workers` delivery workers: EVENTS events, each to HOOKS hooks."""
+    database = Database(postgres_url)
+    settings = replace(Settings.from_env({}), database_url=postgres_url, secret_key=SECRET_KEY,
+                       hashing=CHEAPEST, webhook_allow_hosts=("127.0.0.1",))  # fmt: skip
+    operator = Actor.operator()
+    account_id = workspaces.create_workspace(database, operator, f"Hooks {workers}")
+    hasher = SecretHasher(CHEAPEST)
+    issued = keys.create_key(database, hasher, operator, account_id, KeyRequest(name="hooks", rate_limits=UNLIMITED))
+    assert issued.plaintext is not None
+    owner = verification.verify(database, hasher, issued.plaintext)
+    total = EVENTS * HOOKS
+    with ExitStack() as stack:
+        receiver = stack.enter_context(uvicorn_process("benchmarks.receiver:app", {}, folder / f"rx-{workers}.log",
+                                                       core=None))  # fmt: skip
+        for index in range(HOOKS):
+            hooks.create_hook(database, owner, "link.created", f"{receiver}/hook/{index}", settings)
+        with database.write() as session:
+            workspace = session.scalars(select(Workspace).where(Workspace.account_id == account_id)).one()
+            for index in range(EVENTS):
+                outbox.add_event(session, workspace, "link.created", {"slug": f"s{index}", "n": index})
+        env = {**os.environ, "TOKEN_BROKER_DATABASE_URL": postgres_url, "TOKEN_BROKER_SECRET_KEY": SECRET_KEY,
+               "TOKEN_BROKER_WEBHOOK_ALLOW_HOSTS": "127.0.0.1", "PYTHONPATH": str(HERE.parent)}  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "token_broker.webhooks.worker",
+            "--poll-seconds",
+            "0.05",
+            "--concurrency",
+            CONCURRENCY,
+        ]
+        logs = [stack.enter_context((folder / f"worker-{workers}-{n}.log").open("w")) for n in range(workers)]
+        processes = [subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT) for log in logs]
+        try:
+            deadline = (
+                time.monotonic() + 300 + total / 10
+            )  # generous: a busy machine slows it, the rate says by how much
+            while True:
+                seen = httpx.get(f"{receiver}/count", timeout=10).json()
+                if seen["count"] >= total:
+                    break
+                if time.monotonic() > deadline or any(process.poll() is not None for process in processes):
+                    raise SystemExit(f"webhooks: {seen['count']} of {total} deliveries arrived")
+                time.sleep(0.2)
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=30)
+    database.dispose()
+    return float((total - 1) / max(seen["last"] - seen["first"], 1e-9))
+
+
+def main() -> None:
+    require_wrk()
+    postgres_url, redis_url = os.environ["BENCH_POSTGRES_URL"], os.environ["BENCH_REDIS_URL"]
+    folder = scratch_dir("speed")
+    load = os.getloadavg()[0]
+    print(f"load average at start: {load:.1f}", flush=True)
+    r = sqlite_figures(folder, redis_url)
+    r |= postgres_refresh(folder, postgres_url)
+    deliveries = {n: webhook_rate(folder, postgres_url, n) for n in WORKER_COUNTS}
+    rows = [(name, f"{rate:,.0f} req/s") for name, rate in r.items()]
+    rows += [(f"webhook deliveries, {n} worker(s) x {CONCURRENCY} in flight", f"{rate:,.0f} /s")
+             for n, rate in deliveries.items()]  # fmt: skip
+    rows.append(("rounds x seconds", f"{ROUNDS} x {SECONDS}, {CONNECTIONS} connections; load average "
+                                     f"{load:.1f} at start, {os.getloadavg()[0]:.1f} at end"))  # fmt: skip
+    ratios: list[tuple[str, float, float | None]] = [
+        ("metadata / bare GET", r["metadata"] / r["bare GET"], None),
+        ("/v1/me / bare GET", r["me"] / r["bare GET"], AIMS["me"]),
+        ("/v1/me / same at warning (1 - log+metrics cost)", r["me"] / r["me quiet"], AIMS["log"]),
+        ("/v1/me Redis limits / local limits", r["me redis"] / r["me"], AIMS["redis"]),
+        ("introspect / bare POST", r["introspect"] / r["bare POST"], AIMS["introspect"]),
+        ("refresh (SQLite, 1 worker) / bare POST", r["refresh"] / r["bare POST"], AIMS["refresh"]),
+        ("refresh PostgreSQL 4 workers / 1 worker", r["refresh pg x4"] / r["refresh pg x1"], AIMS["scale"]),
+    ]
+    first = deliveries[WORKER_COUNTS[0]]
+    ratios += [(f"webhooks {n} workers / {WORKER_COUNTS[0]}", rate / first, None) for n, rate in deliveries.items()]
+    ratios.append((f"webhooks {WORKER_COUNTS[0]} worker / 1,000 a second", first / 1000, 1.0))
+    report("speed", rows, ratios)
+    print(json.dumps({"rates": r, "webhooks": deliveries}))
+
+
+if __name__ == "__main__":
+    main()
