@@ -24,6 +24,10 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 CLEAN, SUSPECT = 0, 1
 CLEAN_PER_SUSPECT = 3
+# Suspects together get one thread at a time, and that thread rests this many times a job's length after each of
+# their jobs: however many sources an attacker has, wrong secrets cost at most a quarter of one core, so requests
+# that need no hashing (cached keys) keep their share of the machine.
+SUSPECT_REST_FACTOR = 3.0
 
 
 class HashingBusy(Exception):
@@ -66,6 +70,7 @@ class HashingPool:
         # CLEAN_PER_SUSPECT + 1 while clean ones wait, so that they are slowed, never starved).
         self._rings: tuple[OrderedDict[str, deque[_Job[Any]]], ...] = (OrderedDict(), OrderedDict())
         self._clean_in_a_row = 0
+        self._suspect_ready_at = 0.0  # monotonic time from which a suspect's job may start (inf: one is running)
         self._queued = 0
         self._cond = threading.Condition()
         self._workers: list[threading.Thread] = []
@@ -148,32 +153,46 @@ class HashingPool:
             self._workers.append(worker)
             worker.start()
 
-    def _next_job(self) -> _Job[Any] | None:
+    def _next_job(self) -> tuple[_Job[Any], bool] | None:
+        """The next job to run, and whether it is a suspect's."""
         with self._cond:
-            while not self._queued and not self._closed:
-                self._cond.wait()
-            if self._closed:
-                return None
-            clean, suspect = self._rings
-            if suspect and (not clean or self._clean_in_a_row >= CLEAN_PER_SUSPECT):
-                ring, self._clean_in_a_row = suspect, 0
-            else:
-                ring, self._clean_in_a_row = clean, self._clean_in_a_row + 1
+            while True:
+                if self._closed:
+                    return None
+                clean, suspect = self._rings
+                wait_for_suspects = time.monotonic() < self._suspect_ready_at
+                if suspect and not wait_for_suspects and (not clean or self._clean_in_a_row >= CLEAN_PER_SUSPECT):
+                    ring, self._clean_in_a_row, is_suspect = suspect, 0, True
+                    self._suspect_ready_at = math.inf
+                    break
+                if clean:
+                    ring, self._clean_in_a_row, is_suspect = clean, self._clean_in_a_row + 1, False
+                    break
+                rest = self._suspect_ready_at - time.monotonic() if suspect else None
+                self._cond.wait(timeout=None if rest is None or math.isinf(rest) else max(rest, 0.001))
             source, queue = ring.popitem(last=False)
             job = queue.popleft()
             if queue:
                 ring[source] = queue  # back of the line: each source in turn
             self._queued -= 1
-            return job
+            return job, is_suspect
+
+    def _suspect_done(self, seconds: float) -> None:
+        with self._cond:
+            self._suspect_ready_at = time.monotonic() + SUSPECT_REST_FACTOR * seconds
+            self._cond.notify_all()
 
     def _work(self) -> None:
-        while (job := self._next_job()) is not None:
-            if job.abandoned:
-                continue
-            if time.monotonic() - job.queued_at > self._max_wait:  # its caller has likely given up: spend nothing
-                self.shed += 1
-                with contextlib.suppress(RuntimeError):
-                    job.loop.call_soon_threadsafe(_settle, job.future, None, HashingBusy(self._retry_after()))
+        while (picked := self._next_job()) is not None:
+            job, is_suspect = picked
+            stale = time.monotonic() - job.queued_at > self._max_wait  # its caller has likely given up
+            if job.abandoned or stale:  # spend nothing on it
+                if is_suspect:
+                    self._suspect_done(0.0)
+                if stale and not job.abandoned:
+                    self.shed += 1
+                    with contextlib.suppress(RuntimeError):
+                        job.loop.call_soon_threadsafe(_settle, job.future, None, HashingBusy(self._retry_after()))
                 continue
             started = time.monotonic()
             result: Any = None
@@ -183,6 +202,8 @@ class HashingPool:
             except BaseException as raised:  # handed to the awaiting request, which raises it
                 error = raised
             self.ran += 1
+            if is_suspect:
+                self._suspect_done(time.monotonic() - started)
             self._seconds_per_job = 0.8 * self._seconds_per_job + 0.2 * (time.monotonic() - started)
             with contextlib.suppress(RuntimeError):  # the event loop is gone (shutdown): nobody waits for the answer
                 job.loop.call_soon_threadsafe(_settle, job.future, result, error)

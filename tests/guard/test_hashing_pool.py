@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -13,7 +15,7 @@ from tests.browser_forms import hidden_inputs
 from tests.live import LiveServer
 from tests.makers import Keys
 from tests.support import PASSWORD, Team
-from token_broker.hashing_pool import HashingBusy, HashingPool
+from token_broker.hashing_pool import SUSPECT_REST_FACTOR, HashingBusy, HashingPool
 from token_broker.services import workspaces
 from token_broker.sources import source_of
 
@@ -218,3 +220,61 @@ def test_sign_ins_beyond_the_password_pool_are_shed_with_503_and_cost_no_attempt
     assert running.status_code == waiting.status_code == 303  # signed in
     for _ in range(5):  # the shed attempt spent none of the email's budget of five
         assert state.sign_in_failures.admit("admin@acme.example", "127.0.0.1")
+
+
+def test_suspects_share_one_resting_thread_however_many_sources_they_have() -> None:
+    """Wrong secrets from any number of sources cost at most a quarter of one thread: suspects' jobs never overlap,
+    and after each the pool rests SUSPECT_REST_FACTOR times its length before the next suspect's job starts. (The
+    pool measures each job from outside it, so the gaps seen inside the jobs can only be longer: no timing luck.)"""
+    pool = HashingPool("test", threads=2, max_queued=32, max_per_source=4)
+    spans: list[tuple[float, float]] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        started = time.monotonic()
+        time.sleep(0.02)
+        with lock:
+            spans.append((started, time.monotonic()))
+
+    async def scenario() -> None:
+        jobs = [pool.run(f"suspect-{index}", work, suspect=True) for index in range(6)]
+        await asyncio.gather(*jobs)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        pool.close()
+    spans.sort()
+    assert len(spans) == 6
+    for (_, ended), (next_started, _) in itertools.pairwise(spans):
+        assert next_started >= ended, "two suspects' jobs ran at once"
+    for (started, ended), (next_started, _) in itertools.pairwise(spans):
+        assert next_started - ended >= SUSPECT_REST_FACTOR * (ended - started)
+
+
+def test_a_clean_source_is_not_held_back_by_resting_suspects() -> None:
+    pool = HashingPool("test", threads=1, max_queued=32, max_per_source=4)
+    gate = threading.Event()
+    order: list[str] = []
+
+    def first_suspect() -> None:
+        gate.wait()
+        order.append("suspect")
+
+    async def scenario() -> None:
+        blocker = asyncio.ensure_future(pool.run("suspect-0", first_suspect, suspect=True))
+        await asyncio.sleep(0.05)  # the only thread runs the first suspect's job: what follows queues
+        suspects = [
+            asyncio.ensure_future(pool.run(f"suspect-{index}", lambda: order.append("suspect"), suspect=True))
+            for index in range(1, 4)
+        ]
+        clean = asyncio.ensure_future(pool.run("clean", lambda: order.append("clean")))
+        await asyncio.sleep(0)
+        gate.set()
+        await asyncio.gather(blocker, clean, *suspects)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        pool.close()
+    assert order.index("clean") <= 1  # suspects rest after their job: the clean source goes next
