@@ -64,6 +64,27 @@ SUSPECT_SECONDS = 60.0
 MAX_SUSPECTS = 100_000
 
 
+class RecentFailures:
+    """Sources whose checks failed in the last SUSPECT_SECONDS (at most MAX_SUSPECTS, oldest dropped): the hashing
+    pool serves them behind everyone else, on one resting thread."""
+
+    def __init__(self) -> None:
+        self._failures: OrderedDict[str, float] = OrderedDict()  # source -> time of its last failure
+        self._lock = threading.Lock()
+
+    def failed(self, address: str | None) -> None:
+        source = source_of(address)
+        with self._lock:
+            self._failures[source] = time.monotonic()
+            self._failures.move_to_end(source)
+            while len(self._failures) > MAX_SUSPECTS:
+                self._failures.popitem(last=False)
+
+    def suspect(self, address: str | None) -> bool:
+        failed_at = self._failures.get(source_of(address))
+        return failed_at is not None and time.monotonic() - failed_at < SUSPECT_SECONDS
+
+
 class FailureThrottle:
     """Failures per name (a credential id, or an email at sign-in) and per client source.
 
@@ -83,8 +104,7 @@ class FailureThrottle:
         self.by_credential = TokenBuckets(*per_credential)
         self.by_address = TokenBuckets(*per_address)
         self._name_per_source = name_per_source
-        self._failures: OrderedDict[str, float] = OrderedDict()  # source -> time of its last failure
-        self._lock = threading.Lock()
+        self._recent = RecentFailures()
         self.refused = 0
 
     def _name_key(self, name: str, source: str) -> str:
@@ -106,17 +126,11 @@ class FailureThrottle:
 
     def failed(self, address: str) -> None:
         """A verification from this address failed (or was refused unhashed): it is suspect for a while."""
-        source = source_of(address)
-        with self._lock:
-            self._failures[source] = time.monotonic()
-            self._failures.move_to_end(source)
-            while len(self._failures) > MAX_SUSPECTS:
-                self._failures.popitem(last=False)
+        self._recent.failed(address)
 
     def suspect(self, address: str) -> bool:
         """Whether a verification from this address failed in the last SUSPECT_SECONDS."""
-        failed_at = self._failures.get(source_of(address))
-        return failed_at is not None and time.monotonic() - failed_at < SUSPECT_SECONDS
+        return self._recent.suspect(address)
 
     def succeeded(self, credential_id: str, address: str) -> None:
         """A verification succeeded, or never ran (shed): its tokens are given back."""

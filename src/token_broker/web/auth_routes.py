@@ -51,7 +51,9 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", {"next": target, "error": message, "email": email}, status_code=429)
     try:
         user = await state.password_pool.run(
-            source_of(address), lambda: workspaces.authenticate(state.database, state.hasher, email, password)
+            source_of(address),
+            lambda: workspaces.authenticate(state.database, state.hasher, email, password),
+            state.sign_in_failures.suspect(address),
         )
     except HashingBusy as busy:
         state.sign_in_failures.succeeded(email, address)  # nothing was checked: the attempt costs nothing
@@ -60,7 +62,7 @@ async def login(request: Request) -> Response:
         page.headers["Retry-After"] = str(busy.retry_after)
         return page
     if user is None:
-        delay = state.sign_in_failures.failed(email)
+        delay = state.sign_in_failures.failed(email, address)
         if delay:
             await anyio.sleep(delay)
         message = "That email and password do not match an account."

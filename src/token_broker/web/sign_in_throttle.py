@@ -14,7 +14,7 @@ per-address limit spreads over many addresses and much time.
 
 from __future__ import annotations
 
-from token_broker.guard.throttle import TokenBuckets
+from token_broker.guard.throttle import RecentFailures, TokenBuckets
 from token_broker.netblocks import address_block
 
 FRICTION_SECONDS = 1.0
@@ -30,6 +30,7 @@ class SignInThrottle:
         self.by_pair = TokenBuckets(*per_pair)
         self.by_address = TokenBuckets(*per_address)
         self.by_email = TokenBuckets(*per_email)
+        self.recent = RecentFailures()  # sources whose sign-ins failed lately: hashed behind others (hashing_pool)
         self.refused = 0
 
     def admit(self, email: str, address: str | None) -> bool:
@@ -45,9 +46,14 @@ class SignInThrottle:
             return False
         return True
 
-    def failed(self, email: str) -> float:
-        """Note a failure against the email's global count; the seconds to hold the failed answer back (0 or more)."""
+    def failed(self, email: str, address: str | None = None) -> float:
+        """Note a failure against the email's global count (and the address as a suspect); the seconds to hold the
+        failed answer back (0 or more)."""
+        self.recent.failed(address)
         return 0.0 if self.by_email.take(email) else FRICTION_SECONDS
+
+    def suspect(self, address: str | None) -> bool:
+        return self.recent.suspect(address)
 
     def succeeded(self, email: str, address: str | None) -> None:
         block = address_block(address)
