@@ -21,14 +21,14 @@ from starlette.routing import Mount, Route, Router
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from token_broker.api.endpoints import endpoint_scopes
-from token_broker.api.errors import MethodNotAllowed, Unavailable, error_response
+from token_broker.api.errors import error_response
 from token_broker.api.openapi import openapi_document
 from token_broker.api.redirect import follow
 from token_broker.api.routes import ROUTES
 from token_broker.app_state import Resources, resources
 from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
-from token_broker.errors import BrokerError, NotFound
+from token_broker.errors import BrokerError, MethodNotAllowed, NotFound, Unavailable
 from token_broker.guard.changes import ChangeWatcher
 from token_broker.guard.guard import Guard
 from token_broker.guard.limiter import RateLimiter
@@ -128,7 +128,7 @@ def create_app(settings: Settings) -> Starlette:
     metrics = Metrics()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Resources]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         database = Database(settings.database_url, **settings.pool_options())
         hasher = await to_thread.run_sync(SecretHasher, settings.hashing)
         limiter = RateLimiter(RedisWindows.from_url(settings.redis_url) if settings.redis_url else None)
@@ -143,10 +143,13 @@ def create_app(settings: Settings) -> Starlette:
             guard=guard,
             manifests=manifests,
             lifetimes=lifetimes,
-            oauth=build_server(database, manifests, lifetimes, settings.client_auth_failure_limit),
-            metrics=metrics,
-            reporter_keys=reporters.ReporterKeys(settings.secret_scanning_key_urls, key_set_client),
         )
+        # Each adapter's own handle, reached through that adapter's accessor (see app_state).
+        adapters = {
+            "authorization_server": build_server(database, manifests, lifetimes, settings.client_auth_failure_limit),
+            "metrics": metrics,
+            "reporter_keys": reporters.ReporterKeys(settings.secret_scanning_key_urls, key_set_client),
+        }
         webhook_client = make_webhook_client()
         listener = None
         if settings.listen_notify and database.dialect == "postgresql":
@@ -163,7 +166,7 @@ def create_app(settings: Settings) -> Starlette:
                     tasks.start_soon(listener.run_forever)
                 if worker is not None:
                     tasks.start_soon(worker.run_forever)
-                yield {"resources": app.state.resources}
+                yield {"resources": app.state.resources, **adapters}
                 tasks.cancel_scope.cancel()
             await to_thread.run_sync(guard.usage.flush, database)
         finally:
@@ -190,7 +193,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/openapi.json", openapi),
         Route("/r/{slug}", follow, methods=["GET"]),
         Route("/secret-scanning/github", secret_scanning_report, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-        Mount("/v1", app=GuardMiddleware(Router(ROUTES))),
+        Mount("/v1", app=GuardMiddleware(Router(ROUTES), error_response)),
         *TOKEN_ROUTES,
         Mount("", app=dashboard),
     ]

@@ -1,4 +1,8 @@
-"""What the app's lifespan opens, reached by handlers through request.state."""
+"""What the app's lifespan opens, reached by handlers through request.state.
+
+Only what the layers below the HTTP adapters define lives here; an adapter's own handle (the authorization server, the
+metrics, the reporters' keys) sits beside it in the lifespan state and is reached through that adapter's accessor, so
+this module imports no adapter."""
 
 from __future__ import annotations
 
@@ -11,9 +15,6 @@ from token_broker.credentials import SecretHasher
 from token_broker.guard.guard import Guard
 from token_broker.guard.throttle import FailureThrottle
 from token_broker.hashing_pool import HashingPool
-from token_broker.oauth.server import BrokerAuthorizationServer
-from token_broker.observe.metrics import Metrics
-from token_broker.scanning.reporters import ReporterKeys
 from token_broker.scopes import Manifest
 from token_broker.services.tokens import TokenLifetimes
 from token_broker.store.database import Database
@@ -27,9 +28,6 @@ class Resources:
     guard: Guard
     manifests: dict[str, Manifest]
     lifetimes: TokenLifetimes
-    oauth: BrokerAuthorizationServer
-    metrics: Metrics
-    reporter_keys: ReporterKeys
     # Password checks (argon2id, 64 MiB each) run here, never in the thread pool the database calls share.
     password_pool: HashingPool = field(default_factory=lambda: HashingPool("verify-passwords", threads=2))
     # Failed sign-ins: per email 5, then one a minute; per address (IPv6: per /64) 20, then one each 10 seconds.

@@ -5,6 +5,10 @@
     ├── NotFound                     404 not_found: no such object here, or not visible to the actor
     ├── Forbidden                    403 forbidden: the actor's role may not do this
     ├── Conflict                     409 conflict: the object's state does not allow it (already revoked)
+    ├── MethodNotAllowed             405 method_not_allowed: the path exists, the method does not
+    ├── PayloadTooLarge              413 payload_too_large: a request body over its cap
+    ├── RateLimited                  429 rate_limited: over the credential's rate limit (Retry-After says when)
+    ├── Unavailable                  503 service_unavailable: the store or a hashing pool is busy (Retry-After)
     ├── ReportRefused                a secret-scanning report is not acted on (changes nothing)
     │   ├── MalformedReport          400 malformed_report: not JSON, not an array of matches, a token of the wrong shape
     │   ├── ReportTooLarge           413 payload_too_large: over the body or match-count cap
@@ -61,6 +65,26 @@ class Forbidden(BrokerError):
 class Conflict(BrokerError):
     code = "conflict"
     status = 409
+
+
+class MethodNotAllowed(BrokerError):
+    code = "method_not_allowed"
+    status = 405
+
+
+class PayloadTooLarge(BrokerError):
+    code = "payload_too_large"
+    status = 413
+
+
+class RateLimited(BrokerError):
+    code = "rate_limited"
+    status = 429
+
+
+class Unavailable(BrokerError):
+    code = "service_unavailable"
+    status = 503
 
 
 class ReportRefused(BrokerError):

@@ -19,9 +19,9 @@ from tests.live import LiveServer, live_server
 from tests.makers import Keys
 from tests.support import CHEAP_HASHING, make_team
 from token_broker.credentials import SecretHasher
+from token_broker.net import ssrf
 from token_broker.store import migrate
 from token_broker.store.database import Database
-from token_broker.webhooks import ssrf
 
 
 class Fuzzing:

@@ -18,6 +18,7 @@ from tests.webhooks.receivers import Answer, Received, receiver
 from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
 from token_broker.errors import InvalidCredential, NotFound, ReconnectRequired
+from token_broker.net import signing
 from token_broker.services import deliveries, hooks, keys, links, verification
 from token_broker.services.deliveries import RetryPolicy
 from token_broker.services.verification import VerifiedCredential
@@ -26,7 +27,6 @@ from token_broker.store.hook_models import Hook, WebhookAttempt, WebhookDelivery
 from token_broker.store.link_models import OutboxEvent
 from token_broker.store.models import Credential, utcnow
 from token_broker.store.oauth_models import Connection
-from token_broker.webhooks import signing
 from token_broker.webhooks.worker import parse_retry_after
 
 

@@ -16,10 +16,10 @@ import pytest
 from tests.servers import free_port
 from tests.webhooks.conftest import make_events, run_worker
 from token_broker.config import Settings
+from token_broker.net import signing
 from token_broker.services import hooks
 from token_broker.services.verification import VerifiedCredential
 from token_broker.store.database import Database
-from token_broker.webhooks import signing
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "webhook_receiver.py"
 

@@ -16,12 +16,13 @@ from tests.webhooks.conftest import SECRET_KEY, FakeDns, make_events, run_worker
 from tests.webhooks.receivers import Answer, Canary, receiver
 from token_broker.config import Settings
 from token_broker.errors import InvalidInput
+from token_broker.net import signing, ssrf
 from token_broker.services import hooks
 from token_broker.services.verification import VerifiedCredential
 from token_broker.store.database import Database
 from token_broker.store.hook_models import Hook, WebhookAttempt
 from token_broker.store.models import AuditEvent, Credential, utcnow
-from token_broker.webhooks import signing, ssrf, transport
+from token_broker.webhooks import transport
 
 BLOCKED_IPV4 = [
     "0.0.0.0", "0.1.2.3", "10.0.0.1",  # noqa: S104 - addresses to refuse, not to bind "10.255.255.255", "100.64.0.1", "100.100.100.200", "100.127.255.254",

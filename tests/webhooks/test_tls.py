@@ -19,10 +19,10 @@ from tests.webhooks.conftest import FakeDns, make_events, run_worker
 from tests.webhooks.receivers import Receiver, receiver
 from tests.webhooks.test_delivery import delivered
 from token_broker.config import Settings
+from token_broker.net import signing
 from token_broker.services import hooks
 from token_broker.services.verification import VerifiedCredential
 from token_broker.store.database import Database
-from token_broker.webhooks import signing
 
 NAME = "secure.partner.test"
 

@@ -11,9 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from token_broker.api.errors import PayloadTooLarge
 from token_broker.app_state import resources
-from token_broker.errors import AccountMismatch, InsufficientScope, InvalidInput
+from token_broker.errors import AccountMismatch, InsufficientScope, InvalidInput, PayloadTooLarge
 from token_broker.guard.middleware import CredentialUser
 from token_broker.services.verification import VerifiedCredential
 

@@ -17,26 +17,6 @@ from token_broker.errors import (
 REALM = 'Bearer realm="workspace-api"'
 
 
-class RateLimited(BrokerError):
-    code = "rate_limited"
-    status = 429
-
-
-class PayloadTooLarge(BrokerError):
-    code = "payload_too_large"
-    status = 413
-
-
-class MethodNotAllowed(BrokerError):
-    code = "method_not_allowed"
-    status = 405
-
-
-class Unavailable(BrokerError):
-    code = "service_unavailable"
-    status = 503
-
-
 def error_response(error: BrokerError, headers: Mapping[str, str] | None = None) -> JSONResponse:
     body: dict[str, object] = {"error": error.code, "message": error.message}
     all_headers = {"Cache-Control": "no-store", **(headers or {})}

@@ -19,7 +19,8 @@ from token_broker.oauth.auth_failures import address_bucket
 from token_broker.oauth.client_auth import uses_basic
 from token_broker.oauth.models import AUTH_METHODS
 from token_broker.oauth.requests import BadClientCredentials, BadRequest, BrokerRequest, build_request, form_pairs
-from token_broker.oauth.server import BrokerAuthorizationServer
+from token_broker.oauth.server import BrokerAuthorizationServer, authorization_server
+from token_broker.observe.metrics import metrics_of
 from token_broker.scopes import ALL_SCOPES
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -41,8 +42,7 @@ def oauth_error(status: int, error: str, description: str, headers: dict[str, st
 
 
 def server_of(request: Request) -> BrokerAuthorizationServer:
-    server: BrokerAuthorizationServer = resources(request).oauth
-    return server
+    return authorization_server(request)
 
 
 def _address_refused(request: Request) -> Response | None:
@@ -152,7 +152,7 @@ async def token(request: Request) -> Response:
         return refused
     response = await _run(request, oauth_request, lambda server: server.create_token_response(oauth_request))
     if oauth_request.form.get("grant_type") == "refresh_token":
-        resources(request).metrics.refreshes.labels("ok" if response.status_code == 200 else "refused").inc()
+        metrics_of(request).refreshes.labels("ok" if response.status_code == 200 else "refused").inc()
     return response
 
 

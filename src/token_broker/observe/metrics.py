@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import HTTPConnection
 
 from token_broker.guard.guard import Guard
 from token_broker.guard.limiter import RateLimiter
@@ -162,3 +163,9 @@ def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=float(value))
+
+
+def metrics_of(connection: HTTPConnection) -> Metrics:
+    """The running app's metrics, which its lifespan puts in the request state."""
+    found: Metrics = connection.state.metrics
+    return found

@@ -13,15 +13,17 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from token_broker.api.errors import MethodNotAllowed, error_response
+from token_broker.api.errors import error_response
 from token_broker.app_state import resources
 from token_broker.errors import (
     BadReportSignature,
+    MethodNotAllowed,
     ReporterKeysUnavailable,
     ReportTooLarge,
     UnknownReporterKey,
     UnsignedReport,
 )
+from token_broker.scanning.reporters import reporter_keys
 from token_broker.scanning.reports import MAX_BODY_BYTES, read_report
 from token_broker.scanning.signatures import MAX_KEY_IDENTIFIER_LENGTH, decode_signature, verifies
 from token_broker.services.leaks import Report, handle_report
@@ -43,7 +45,7 @@ async def report(request: Request) -> Response:
     if len(key_identifier) > MAX_KEY_IDENTIFIER_LENGTH:
         raise UnknownReporterKey("No trusted reporter publishes a key with this Github-Public-Key-Identifier.")
     try:
-        trusted = await state.reporter_keys.keys_for(key_identifier)
+        trusted = await reporter_keys(request).keys_for(key_identifier)
     except ReporterKeysUnavailable as error:
         return error_response(error, {"Retry-After": "60"})
     reporter = next((key.reporter for key in trusted if verifies(key.key, body, signature)), None)

@@ -4,9 +4,9 @@
   token's refreshes and ends with the connection), or the workspace API key that created it. An owner sees, and can
   delete, only its own hooks; another owner's hook in the same workspace is "not found", like a hook that does not
   exist.
-- The target URL is checked (https, public addresses only, see `token_broker.webhooks.ssrf`) when the hook is
+- The target URL is checked (https, public addresses only, see `token_broker.net.ssrf`) when the hook is
   registered, and again at every delivery against the address its name then resolves to.
-- The signing secret is shown once, in the answer to the creation, and kept sealed (`webhooks.signing`).
+- The signing secret is shown once, in the answer to the creation, and kept sealed (`net.signing`).
 - Creation and deletion are audited ("hook.created", "hook.deleted"), refusals included, with the credential as actor.
   The audit row names the target's host, never its path (a partner's target URL often carries a token).
 - Disconnecting a connection or revoking a key disables its hooks and cancels their queued deliveries in the same
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from token_broker.config import Settings
 from token_broker.errors import Conflict, InvalidCredential, InvalidInput, NotFound, ReconnectRequired
+from token_broker.net import signing, ssrf
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
 from token_broker.services.verification import INVALID_MESSAGE, RECONNECT_MESSAGE, VerifiedCredential
@@ -35,7 +36,6 @@ from token_broker.store.link_models import LINK_EVENT_TYPES, OutboxEvent
 from token_broker.store.models import Credential, utcnow
 from token_broker.store.oauth_models import Connection
 from token_broker.times import rfc3339
-from token_broker.webhooks import signing, ssrf
 
 HOOK_ID_PREFIX = "hook_"
 HOOK_ID_LENGTH = 16

@@ -36,11 +36,12 @@ from anyio import to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
 from token_broker.config import Settings
+from token_broker.net import signing, ssrf
 from token_broker.services import deliveries, notices
 from token_broker.services.deliveries import AttemptResult, Job, RetryPolicy
 from token_broker.store.database import Database
 from token_broker.store.models import utcnow
-from token_broker.webhooks import signing, ssrf, transport
+from token_broker.webhooks import transport
 
 log = logging.getLogger("token_broker.webhooks")
 DEFAULT_CONCURRENCY = 8
