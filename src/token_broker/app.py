@@ -20,16 +20,16 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, Router
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from token_broker.api.endpoints import endpoint_scopes
 from token_broker.api.errors import error_response
 from token_broker.api.openapi import openapi_document
 from token_broker.api.redirect import follow
 from token_broker.api.routes import ROUTES
+from token_broker.api.scoped_routes import endpoint_scopes
 from token_broker.app_state import Resources, resources
 from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
 from token_broker.errors import BrokerError, MethodNotAllowed, NotFound, Unavailable
-from token_broker.guard.changes import ChangeWatcher
+from token_broker.guard.change_watcher import ChangeWatcher
 from token_broker.guard.guard import Guard
 from token_broker.guard.limiter import RateLimiter
 from token_broker.guard.middleware import GuardMiddleware
@@ -38,13 +38,13 @@ from token_broker.oauth.factory import build_server
 from token_broker.oauth.routes import TOKEN_ROUTES
 from token_broker.observe.endpoint import metrics as metrics_endpoint
 from token_broker.observe.metrics import LiveState, Metrics
-from token_broker.observe.requests import RequestLog
+from token_broker.observe.request_log import RequestLog
 from token_broker.scanning import reporters
 from token_broker.scanning.endpoint import report as secret_scanning_report
 from token_broker.scopes import load_manifests
 from token_broker.services.tokens import TokenLifetimes
+from token_broker.store.change_listener import ChangeListener
 from token_broker.store.database import Database
-from token_broker.store.notifications import ChangeListener
 from token_broker.web.pages import security_headers
 from token_broker.web.routes import ROUTES as WEB_ROUTES
 from token_broker.web.sessions import SESSION_COOKIE, SESSION_SECONDS

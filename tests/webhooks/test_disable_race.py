@@ -17,7 +17,7 @@ from tests.servers import free_port
 from tests.webhooks.conftest import Partner, make_events, run_worker
 from tests.webhooks.test_delivery import statuses
 from token_broker.config import Settings
-from token_broker.services import hooks
+from token_broker.services import webhook_subscriptions
 from token_broker.store.database import Database
 from token_broker.store.models import utcnow
 from token_broker.store.oauth_models import Connection
@@ -65,7 +65,9 @@ def test_no_request_reaches_the_receiver_after_the_disabling_commits(
         while "ready" not in log.read_text():
             assert time.monotonic() < deadline and receiver.poll() is None, log.read_text()
             time.sleep(0.02)
-        hooks.create_hook(database, partner.credential, "link.created", f"http://127.0.0.1:{port}/in", settings)
+        webhook_subscriptions.create_hook(
+            database, partner.credential, "link.created", f"http://127.0.0.1:{port}/in", settings
+        )
         make_events(database, partner.credential, 300)
         committed: list[float] = []
 
@@ -79,7 +81,7 @@ def test_no_request_reaches_the_receiver_after_the_disabling_commits(
                     .where(Connection.id == partner.connection_id)
                     .values(status="disconnected", disconnected_at=now, disconnected_by="usr_admin")
                 )
-                hooks.disable_hooks_for_connection(session, partner.connection_id, now)
+                webhook_subscriptions.disable_hooks_for_connection(session, partner.connection_id, now)
             committed.append(time.monotonic())
 
         disconnector = threading.Thread(target=disconnect_after_some_deliveries)

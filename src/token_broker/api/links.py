@@ -6,7 +6,7 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from token_broker.api.endpoints import json_object, query_int
+from token_broker.api.scoped_routes import json_object, query_int
 from token_broker.app_state import resources
 from token_broker.errors import InvalidInput
 from token_broker.services import links

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from token_broker.api import hooks, links
-from token_broker.api.endpoints import api_route
+from token_broker.api import links, webhook_subscriptions
 from token_broker.api.me import me
+from token_broker.api.scoped_routes import api_route
 
 WORKSPACE = "/workspaces/{account_id}"
 
@@ -18,7 +18,7 @@ ROUTES: list[BaseRoute] = [
     api_route("PATCH", f"{WORKSPACE}/links/{{link_id}}", "links:write", links.update_link),
     api_route("DELETE", f"{WORKSPACE}/links/{{link_id}}", "links:write", links.delete_link),
     api_route("GET", f"{WORKSPACE}/links/{{link_id}}/analytics", "analytics:read", links.link_analytics),
-    api_route("GET", f"{WORKSPACE}/hooks", "hooks:write", hooks.list_hooks),
-    api_route("POST", f"{WORKSPACE}/hooks", "hooks:write", hooks.create_hook),
-    api_route("DELETE", f"{WORKSPACE}/hooks/{{hook_id}}", "hooks:write", hooks.delete_hook),
+    api_route("GET", f"{WORKSPACE}/hooks", "hooks:write", webhook_subscriptions.list_hooks),
+    api_route("POST", f"{WORKSPACE}/hooks", "hooks:write", webhook_subscriptions.create_hook),
+    api_route("DELETE", f"{WORKSPACE}/hooks/{{hook_id}}", "hooks:write", webhook_subscriptions.delete_hook),
 ]

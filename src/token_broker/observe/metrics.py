@@ -24,8 +24,8 @@ from token_broker.guard.guard import Guard
 from token_broker.guard.limiter import RateLimiter
 from token_broker.hashing_pool import HashingPool
 from token_broker.services.monitoring import QueueDepth, queue_depth
+from token_broker.store.change_listener import ChangeListener
 from token_broker.store.database import Database
-from token_broker.store.notifications import ChangeListener
 from token_broker.webhooks.worker import DeliveryWorker
 
 log = logging.getLogger("token_broker")
@@ -100,7 +100,7 @@ class LiveState(Collector):
                        guard.cache.misses)  # fmt: skip
         yield _gauge("token_broker_verification_cache_entries", "Verification outcomes cached", len(guard.cache))
         yield _counter("token_broker_argon2_verifications", "Credential verifications against the store (argon2id for "
-                       "workspace keys)", guard.argon2_verifications)  # fmt: skip
+                       "workspace keys)", guard.store_verifications)  # fmt: skip
         yield _counter("token_broker_verification_throttled", "Verifications refused by the failure throttle",
                        guard.throttle.refused)  # fmt: skip
         shed = CounterMetricFamily("token_broker_hashing_shed", "Hashing jobs refused with 503 (queue full or "

@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 from token_broker import credentials
 from token_broker.credentials import CredentialKind
 from token_broker.errors import BrokerError, MalformedCredential
-from token_broker.services.changes import note_change
 from token_broker.services.clients import serves_workspace
 from token_broker.services.connections import IssuedTokens, end_connection, lock_connection, open_connection
+from token_broker.services.credential_changes import note_change
 from token_broker.store.models import Credential, Workspace, utcnow
 from token_broker.store.oauth_models import AuthorizationCode, Connection, OAuthClient, RefreshToken
 

@@ -1,3 +1,3 @@
 """Webhooks to partners: the pinned HTTP client (`transport`) and the delivery worker (`worker`). Where targets may
 point and how deliveries are signed are in `token_broker.net`; the rules about hooks and deliveries in the store are in
-`token_broker.services.hooks` and `token_broker.services.deliveries`."""
+`token_broker.services.webhook_subscriptions` and `token_broker.services.deliveries`."""

@@ -37,7 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from token_broker.config import Settings
 from token_broker.net import signing, ssrf
-from token_broker.services import deliveries, notices
+from token_broker.services import admin_notices, deliveries
 from token_broker.services.deliveries import AttemptResult, Job, RetryPolicy
 from token_broker.store.database import Database
 from token_broker.store.models import utcnow
@@ -180,7 +180,7 @@ class DeliveryWorker:
         """Fan out one batch and start as many due attempts as there are free slots; True when there was work."""
         if time.monotonic() >= self._next_expiry_check:  # time-based notices become events like any other
             self._next_expiry_check = time.monotonic() + EXPIRY_CHECK_SECONDS
-            await to_thread.run_sync(notices.record_expiring, self.database, utcnow())
+            await to_thread.run_sync(admin_notices.record_expiring, self.database, utcnow())
         fanned = await to_thread.run_sync(deliveries.fan_out, self.database, utcnow(), self.fan_out_batch)
         free = self.concurrency - self.in_flight
         jobs: list[Job] = []
