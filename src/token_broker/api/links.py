@@ -10,6 +10,7 @@ from token_broker.api.scoped_routes import json_object, query_int
 from token_broker.app_state import resources
 from token_broker.errors import InvalidInput
 from token_broker.services import links
+from token_broker.services.link_analytics import link_analytics as analytics_of
 from token_broker.services.verification import VerifiedCredential
 
 
@@ -97,5 +98,5 @@ async def link_analytics(request: Request, credential: VerifiedCredential) -> Re
     database = resources(request).database
     days = query_int(request, "days", 30)
     link_id = _link_id(request)
-    report = await to_thread.run_sync(lambda: links.link_analytics(database, credential.workspace_id, link_id, days))
+    report = await to_thread.run_sync(lambda: analytics_of(database, credential.workspace_id, link_id, days))
     return JSONResponse(report)

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from token_broker.app_state import resources
-from token_broker.services import links
+from token_broker.services import link_clicks
 
 # Characters a URL may hold as they are; anything else (non-ASCII) is percent-encoded for the Location header.
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%-._~"
@@ -31,7 +31,7 @@ async def follow(request: Request) -> Response:
     slug: str = request.path_params["slug"]
     referrer = _referrer_host(request)
     user_agent = request.headers.get("user-agent")
-    found = await to_thread.run_sync(links.visit, database, slug, referrer, user_agent)
+    found = await to_thread.run_sync(link_clicks.visit, database, slug, referrer, user_agent)
     if found.outcome == "expired":
         return PlainTextResponse(
             "This short link has expired.", status_code=410, headers={"Cache-Control": "private, max-age=0"}
