@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("net",),
     ("store",),
     ("credentials", "policy", "scopes"),
-    ("sources", "hashing_pool", "times", "config"),
+    ("sources", "hashing_pool", "times", "config", "error_responses"),
     ("errors",),
 ]
 LEVEL = {unit: len(LAYERS) - index for index, layer in enumerate(LAYERS) for unit in layer}

@@ -16,11 +16,10 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from token_broker.api.errors import error_response
 from token_broker.api.openapi import openapi_document
 from token_broker.api.redirect import follow
 from token_broker.api.routes import ROUTES
@@ -28,7 +27,8 @@ from token_broker.api.scoped_routes import endpoint_scopes
 from token_broker.app_state import Resources, resources
 from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
-from token_broker.errors import BrokerError, MethodNotAllowed, NotFound, Unavailable
+from token_broker.error_responses import api_error, page_error
+from token_broker.errors import BrokerError, InternalError, MethodNotAllowed, NotFound, Unavailable
 from token_broker.guard.change_watcher import ChangeWatcher
 from token_broker.guard.guard import Guard
 from token_broker.guard.limiter import RateLimiter
@@ -78,28 +78,32 @@ def _wants_json(request: Request) -> bool:
 async def on_broker_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, BrokerError)
     if _wants_json(request):
-        return error_response(error)
-    return PlainTextResponse(error.message, status_code=error.status, headers=security_headers())
+        return api_error(error)
+    return page_error(error, security_headers())
 
 
 async def on_http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     if not _wants_json(request):
-        return PlainTextResponse(error.detail, status_code=error.status_code, headers=error.headers)
+        page = BrokerError(error.detail, error.headers)
+        page.status = error.status_code
+        return page_error(page, security_headers())
     if error.status_code == 404:
-        return error_response(NotFound("There is no such endpoint: check the method and path."))
+        return api_error(NotFound("There is no such endpoint: check the method and path."))
     if error.status_code == 405:
-        return error_response(MethodNotAllowed("This endpoint does not take that method."), error.headers)
+        return api_error(MethodNotAllowed("This endpoint does not take that method."), error.headers)
     return JSONResponse({"error": "http_error", "message": error.detail}, status_code=error.status_code)
 
 
-async def on_store_error(_request: Request, _error: Exception) -> Response:
+async def on_store_error(request: Request, _error: Exception) -> Response:
     log.exception("the store failed during a request")
-    return error_response(Unavailable("The store is unavailable for a moment; retry shortly."), {"Retry-After": "1"})
+    unavailable = Unavailable("The store is unavailable for a moment; retry shortly.", {"Retry-After": "1"})
+    return api_error(unavailable) if _wants_json(request) else page_error(unavailable, security_headers())
 
 
-async def on_unexpected(_request: Request, _error: Exception) -> Response:
-    return JSONResponse({"error": "internal_error", "message": "Something went wrong on our side."}, status_code=500)
+async def on_unexpected(request: Request, _error: Exception) -> Response:
+    internal = InternalError("Something went wrong on our side.")
+    return api_error(internal) if _wants_json(request) else page_error(internal, security_headers())
 
 
 async def _flush_usage_forever(guard: Guard, database: Database) -> None:
@@ -193,7 +197,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/openapi.json", openapi),
         Route("/r/{slug}", follow, methods=["GET"]),
         Route("/secret-scanning/github", secret_scanning_report, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-        Mount("/v1", app=GuardMiddleware(Router(ROUTES), error_response)),
+        Mount("/v1", app=GuardMiddleware(Router(ROUTES), api_error)),
         *TOKEN_ROUTES,
         Mount("", app=dashboard),
     ]

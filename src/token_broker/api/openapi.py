@@ -5,26 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from token_broker import __version__
+from token_broker.errors import api_error_codes
 from token_broker.store.hook_models import HOOK_EVENTS
 
 JSON = "application/json"
-ERROR_CODES = [
-    "missing_api_key",
-    "malformed_api_key",
-    "invalid_api_key",
-    "token_expired",
-    "reconnect_required",
-    "api_key_account_mismatch",
-    "insufficient_scope",
-    "ip_not_allowed",
-    "not_found",
-    "invalid_request",
-    "conflict",
-    "rate_limited",
-    "payload_too_large",
-    "method_not_allowed",
-    "service_unavailable",
-]
 RATE_HEADERS = {
     name: {"schema": {"type": "integer"}, "description": description}
     for name, description in [
@@ -39,7 +23,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["error", "message"],
         "properties": {
-            "error": {"type": "string", "enum": ERROR_CODES},
+            "error": {"type": "string", "enum": api_error_codes()},
             "message": {"type": "string"},
             "reconnect": {"type": "boolean"},
         },

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from token_broker.app_state import resources
+from token_broker.error_responses import oauth_error
 from token_broker.oauth.client_auth import uses_basic
 from token_broker.oauth.models import AUTH_METHODS
 from token_broker.oauth.request_adapter import (
@@ -40,11 +41,6 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 def issuer_of(request: Request) -> str:
     """The configured issuer, never the Host this request named: create_app refuses to start without one."""
     return resources(request).settings.require_issuer()
-
-
-def oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "error_description": description}, status_code=status,
-                        headers={**NO_STORE, **(headers or {})})  # fmt: skip
 
 
 def server_of(request: Request) -> BrokerAuthorizationServer:

@@ -13,8 +13,8 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from token_broker.api.errors import error_response
 from token_broker.app_state import resources
+from token_broker.error_responses import api_error
 from token_broker.errors import (
     BadReportSignature,
     MethodNotAllowed,
@@ -35,7 +35,7 @@ SIGNATURE_HEADER = "github-public-key-signature"
 async def report(request: Request) -> Response:
     if request.method != "POST":
         # Routed for every method: the dashboard's catch-all mount would otherwise answer other methods with a 404.
-        return error_response(MethodNotAllowed("Reports are POSTed."), {"Allow": "POST"})
+        return api_error(MethodNotAllowed("Reports are POSTed."), {"Allow": "POST"})
     state = resources(request)
     body = await _capped_body(request)
     key_identifier = _one_header(request, KEY_IDENTIFIER_HEADER)
@@ -47,7 +47,7 @@ async def report(request: Request) -> Response:
     try:
         trusted = await reporter_keys(request).keys_for(key_identifier)
     except ReporterKeysUnavailable as error:
-        return error_response(error, {"Retry-After": "60"})
+        return api_error(error, {"Retry-After": "60"})
     reporter = next((key.reporter for key in trusted if verifies(key.key, body, signature)), None)
     if reporter is None:
         raise BadReportSignature("The signature does not verify over the request body with the named key.")

@@ -9,19 +9,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from token_broker.app_state import resources
-from token_broker.errors import BrokerError
+from token_broker.errors import BrokerError, TooManyTries
 from token_broker.guard.throttle import FailureThrottle
 from token_broker.services import members
 from token_broker.web.admin_api import answer, json_body
 from token_broker.web.frame import html_page
 from token_broker.web.pages import render
 from token_broker.web.sessions import actor_for, check_form_csrf, check_header_csrf, keep_session, require_user
-
-
-class TooManyTries(BrokerError):
-    code = "rate_limited"
-    status = 429
-
 
 # Wrong current passwords per user (only the holder of their session can try): 5, then one a minute.
 WRONG_PASSWORDS = FailureThrottle(per_credential=(5, 1 / 60), per_address=(20, 1 / 10))

@@ -18,7 +18,7 @@ from anyio import to_thread
 from starlette.requests import HTTPConnection, Request
 
 from token_broker.app_state import resources
-from token_broker.errors import BrokerError
+from token_broker.errors import CsrfFailed, NotSignedIn
 from token_broker.services import user_sessions, workspaces
 from token_broker.services.actors import Actor
 from token_broker.services.workspaces import SignedInUser
@@ -27,16 +27,6 @@ SESSION_COOKIE = "tb_session"
 SESSION_SECONDS = 12 * 3600
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-
-
-class CsrfFailed(BrokerError):
-    code = "csrf_failed"
-    status = 403
-
-
-class NotSignedIn(BrokerError):
-    code = "not_signed_in"
-    status = 401
 
 
 def csrf_token(connection: HTTPConnection) -> str:
