@@ -9,6 +9,7 @@ from typing import Any
 from starlette.routing import BaseRoute
 
 from token_broker import __version__
+from token_broker.api import payloads
 from token_broker.api.routes import ROUTES
 from token_broker.api.scoped_routes import ApiRoute, QueryInt
 from token_broker.errors import api_error_codes
@@ -32,31 +33,6 @@ SCHEMAS: dict[str, Any] = {
             "error": {"type": "string", "enum": api_error_codes()},
             "message": {"type": "string"},
             "reconnect": {"type": "boolean"},
-        },
-    },
-    "Link": {
-        "type": "object",
-        "required": ["id", "domain", "slug", "destination", "created_at", "updated_at", "clicks"],
-        "properties": {
-            "id": {"type": "string", "examples": ["lnk_4fQ2k9LmZx0aB7cD"]},
-            "domain": {"type": "string"},
-            "slug": {"type": "string"},
-            "short_url": {"type": "string"},
-            "destination": {"type": "string", "format": "uri"},
-            "created_at": {"type": "string", "format": "date-time"},
-            "updated_at": {"type": "string", "format": "date-time"},
-            "created_by": {"type": "string"},
-            "clicks": {"type": "integer", "minimum": 0},
-            "expires_at": {
-                "type": ["string", "null"],
-                "format": "date-time",
-                "description": "when the link stops redirecting (its redirect answers 410 Gone); null: never",
-            },
-            "status": {
-                "type": "string",
-                "enum": ["active", "expired"],
-                "description": "expired once expires_at has passed; PATCH a later expires_at (or null) to reactivate",
-            },
         },
     },
     "LinkList": {
@@ -297,7 +273,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer nim_..."},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-Nim-Api-Key"},
             },
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **payloads.schemas()},
         },
         "paths": api_paths(ROUTES),
     }
