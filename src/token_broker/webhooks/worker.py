@@ -3,7 +3,7 @@
 It runs in every `serve` process (started in the app's lifespan unless TOKEN_BROKER_WEBHOOK_WORKER=off) and, for
 deployments that want it apart, on its own:
 
-    python -m token_broker.webhooks.worker --database-url postgresql://...
+    python -m token_broker.webhooks.worker --database-url postgresql://...   (its options: `worker_cli`)
 
 Any number of workers may share one store (see `services.deliveries` for how claims keep them apart). Each keeps at
 most `concurrency` deliveries in flight and claims only as many as it has free slots, so every claimed attempt starts
@@ -15,7 +15,6 @@ the answer. Bodies of answers are never read.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import random
@@ -26,7 +25,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -255,49 +253,7 @@ class DeliveryWorker:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m token_broker.webhooks.worker", description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", default=None, help="default: $TOKEN_BROKER_DATABASE_URL")
-    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
-    parser.add_argument("--poll-seconds", type=float, default=DEFAULT_POLL_SECONDS)
-    parser.add_argument("--lease-seconds", type=float, default=DEFAULT_LEASE.total_seconds())
-    parser.add_argument("--request-seconds", type=float, default=REQUEST_SECONDS)
-    parser.add_argument("--first-retry-seconds", type=float, default=RetryPolicy.first_delay.total_seconds())
-    parser.add_argument("--max-retry-seconds", type=float, default=RetryPolicy.max_delay.total_seconds())
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings.from_env()
-    if args.database_url:
-        settings = replace(settings, database_url=args.database_url)
-    settings = settings.with_secret_key()
-    policy = RetryPolicy(
-        first_delay=timedelta(seconds=args.first_retry_seconds), max_delay=timedelta(seconds=args.max_retry_seconds)
-    )
-    database = Database(settings.database_url)
+if __name__ == "__main__":  # `python -m token_broker.webhooks.worker` stays the command; its CLI is worker_cli
+    from token_broker.webhooks.worker_cli import main
 
-    async def run() -> None:
-        async with transport.make_client() as client:
-            worker = DeliveryWorker(
-                database,
-                settings,
-                client,
-                policy=policy,
-                concurrency=args.concurrency,
-                poll_seconds=args.poll_seconds,
-                lease=timedelta(seconds=args.lease_seconds),
-                request_seconds=args.request_seconds,
-            )
-            print(f"webhook worker {worker.worker_id} started", flush=True)
-            await worker.run_forever()
-
-    try:
-        anyio.run(run)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        database.dispose()
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())
