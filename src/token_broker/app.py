@@ -48,8 +48,8 @@ from token_broker.store.database import Database
 from token_broker.web.pages import security_headers
 from token_broker.web.routes import ROUTES as WEB_ROUTES
 from token_broker.web.sessions import SESSION_COOKIE, SESSION_SECONDS
+from token_broker.webhooks.delivery_worker import DeliveryWorker
 from token_broker.webhooks.transport import make_client as make_webhook_client
-from token_broker.webhooks.worker import DeliveryWorker
 
 log = logging.getLogger("token_broker")
 USAGE_FLUSH_SECONDS = 2.0

@@ -27,7 +27,7 @@ from token_broker.store.hook_models import Hook, WebhookAttempt, WebhookDelivery
 from token_broker.store.link_models import OutboxEvent
 from token_broker.store.models import Credential, utcnow
 from token_broker.store.oauth_models import Connection
-from token_broker.webhooks.worker import parse_retry_after
+from token_broker.webhooks.delivery_worker import parse_retry_after
 
 
 def statuses(database: Database) -> list[str]:

@@ -26,7 +26,7 @@ from token_broker.hashing_pool import HashingPool
 from token_broker.services.monitoring import QueueDepth, queue_depth
 from token_broker.store.change_listener import ChangeListener
 from token_broker.store.database import Database
-from token_broker.webhooks.worker import DeliveryWorker
+from token_broker.webhooks.delivery_worker import DeliveryWorker
 
 log = logging.getLogger("token_broker")
 DEPTH_SECONDS = 5.0

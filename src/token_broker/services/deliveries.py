@@ -1,5 +1,5 @@
 """The delivery queue's rules, in transactions: fan events out to hooks, claim due deliveries, record what happened.
-The delivery worker (`token_broker.webhooks.worker`) does the HTTP; this module knows nothing of it.
+The delivery worker (`token_broker.webhooks.delivery_worker`) does the HTTP; this module knows nothing of it.
 
 - Fan-out: a batch of outbox events not yet fanned out becomes one delivery per (event, hook whose event type and
   workspace match, created no later than the event, and whose owner is alive), and the events are marked fanned out,
