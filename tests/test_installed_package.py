@@ -89,7 +89,7 @@ def test_the_installed_package_connects_zapier_and_serves_the_workspace_api(inst
 
         tokens = connect(base, zapier, account_id)
         assert tokens["account_id"] == account_id and tokens["token_type"] == "Bearer"
-        assert set(tokens["scope"].split()) == {"links:read", "links:write", "hooks:write"}
+        assert set(tokens["scope"].split()) == {"links:read", "links:write", "analytics:read", "hooks:write"}
         bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
         with httpx.Client(base_url=base, headers=bearer, timeout=30) as api:
             me = api.get("/v1/me")

@@ -16,23 +16,21 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from token_broker.api.clicks import FLUSH_SECONDS as CLICK_FLUSH_SECONDS
-from token_broker.api.clicks import ClickRecorder
-from token_broker.api.endpoints import endpoint_scopes
-from token_broker.api.errors import MethodNotAllowed, Unavailable, error_response
 from token_broker.api.openapi import openapi_document
 from token_broker.api.redirect import follow
 from token_broker.api.routes import ROUTES
+from token_broker.api.scoped_routes import endpoint_scopes
 from token_broker.app_state import Resources, resources
 from token_broker.body_limit import BodyLimit
 from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
-from token_broker.errors import BrokerError, NotFound
-from token_broker.guard.changes import ChangeWatcher
+from token_broker.error_responses import api_error, page_error
+from token_broker.errors import BrokerError, InternalError, MethodNotAllowed, NotFound, Unavailable
+from token_broker.guard.change_watcher import ChangeWatcher
 from token_broker.guard.guard import Guard
 from token_broker.guard.limiter import RateLimiter
 from token_broker.guard.middleware import GuardMiddleware
@@ -43,20 +41,22 @@ from token_broker.observe.abuse_metrics import AbuseState
 from token_broker.observe.endpoint import metrics as metrics_endpoint
 from token_broker.observe.health import health, missing_manifests, readiness
 from token_broker.observe.metrics import LiveState, Metrics
-from token_broker.observe.requests import RequestLog
+from token_broker.observe.request_log import RequestLog
 from token_broker.scanning import reporters
 from token_broker.scanning.endpoint import report as secret_scanning_report
 from token_broker.scopes import Manifest, load_manifests
 from token_broker.services import link_activity
+from token_broker.services.click_batches import FLUSH_SECONDS as CLICK_FLUSH_SECONDS
+from token_broker.services.click_batches import ClickRecorder
 from token_broker.services.tokens import TokenLifetimes
+from token_broker.store.change_listener import ChangeListener
 from token_broker.store.database import Database
 from token_broker.store.models import utcnow
-from token_broker.store.notifications import ChangeListener
 from token_broker.web.pages import security_headers
 from token_broker.web.routes import ROUTES as WEB_ROUTES
 from token_broker.web.sessions import SESSION_COOKIE, SESSION_SECONDS
+from token_broker.webhooks.delivery_worker import DeliveryWorker
 from token_broker.webhooks.transport import make_client as make_webhook_client
-from token_broker.webhooks.worker import DeliveryWorker
 
 log = logging.getLogger("token_broker")
 USAGE_FLUSH_SECONDS = 2.0
@@ -75,28 +75,32 @@ def _wants_json(request: Request) -> bool:
 async def on_broker_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, BrokerError)
     if _wants_json(request):
-        return error_response(error)
-    return PlainTextResponse(error.message, status_code=error.status, headers=security_headers())
+        return api_error(error)
+    return page_error(error, security_headers())
 
 
 async def on_http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     if not _wants_json(request):
-        return PlainTextResponse(error.detail, status_code=error.status_code, headers=error.headers)
+        page = BrokerError(error.detail, error.headers)
+        page.status = error.status_code
+        return page_error(page, security_headers())
     if error.status_code == 404:
-        return error_response(NotFound("There is no such endpoint: check the method and path."))
+        return api_error(NotFound("There is no such endpoint: check the method and path."))
     if error.status_code == 405:
-        return error_response(MethodNotAllowed("This endpoint does not take that method."), error.headers)
+        return api_error(MethodNotAllowed("This endpoint does not take that method."), error.headers)
     return JSONResponse({"error": "http_error", "message": error.detail}, status_code=error.status_code)
 
 
-async def on_store_error(_request: Request, _error: Exception) -> Response:
+async def on_store_error(request: Request, _error: Exception) -> Response:
     log.exception("the store failed during a request")
-    return error_response(Unavailable("The store is unavailable for a moment; retry shortly."), {"Retry-After": "1"})
+    unavailable = Unavailable("The store is unavailable for a moment; retry shortly.", {"Retry-After": "1"})
+    return api_error(unavailable) if _wants_json(request) else page_error(unavailable, security_headers())
 
 
-async def on_unexpected(_request: Request, _error: Exception) -> Response:
-    return JSONResponse({"error": "internal_error", "message": "Something went wrong on our side."}, status_code=500)
+async def on_unexpected(request: Request, _error: Exception) -> Response:
+    internal = InternalError("Something went wrong on our side.")
+    return api_error(internal) if _wants_json(request) else page_error(internal, security_headers())
 
 
 async def _flush_usage_forever(guard: Guard, database: Database) -> None:
@@ -161,7 +165,7 @@ def create_app(settings: Settings) -> Starlette:
     metrics = Metrics()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Resources]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         database = Database(settings.database_url, **settings.pool_options())
         hasher = await to_thread.run_sync(SecretHasher, settings.hashing)
         limiter = RateLimiter(RedisWindows.from_url(settings.redis_url) if settings.redis_url else None)
@@ -176,10 +180,13 @@ def create_app(settings: Settings) -> Starlette:
             guard=guard,
             manifests=manifests,
             lifetimes=lifetimes,
-            oauth=build_server(database, manifests, lifetimes, settings.client_auth_failure_limit),
-            metrics=metrics,
-            reporter_keys=reporters.ReporterKeys(settings.secret_scanning_key_urls, key_set_client),
         )
+        # Each adapter's own handle, reached through that adapter's accessor (see app_state).
+        adapters = {
+            "authorization_server": build_server(database, manifests, lifetimes, settings.client_auth_failure_limit),
+            "metrics": metrics,
+            "reporter_keys": reporters.ReporterKeys(settings.secret_scanning_key_urls, key_set_client),
+        }
         webhook_client = make_webhook_client()
         listener = None
         if settings.listen_notify and database.dialect == "postgresql":
@@ -201,7 +208,7 @@ def create_app(settings: Settings) -> Starlette:
                     tasks.start_soon(listener.run_forever)
                 if worker is not None:
                     tasks.start_soon(worker.run_forever)
-                yield {"resources": app.state.resources}
+                yield {"resources": app.state.resources, **adapters}
                 tasks.cancel_scope.cancel()
             await to_thread.run_sync(guard.usage.flush, database)
             await to_thread.run_sync(app.state.resources.clicks.flush, database)
@@ -231,7 +238,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/openapi.json", openapi),
         Route("/r/{slug}", follow, methods=["GET"]),
         Route("/secret-scanning/github", secret_scanning_report, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-        Mount("/v1", app=GuardMiddleware(Router(ROUTES))),
+        Mount("/v1", app=GuardMiddleware(Router(ROUTES), api_error)),
         *TOKEN_ROUTES,
         Mount("", app=dashboard),
     ]

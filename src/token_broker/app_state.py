@@ -1,4 +1,8 @@
-"""What the app's lifespan opens, reached by handlers through request.state."""
+"""What the app's lifespan opens, reached by handlers through request.state.
+
+Only what the layers below the HTTP adapters define lives here; an adapter's own handle (the authorization server, the
+metrics, the reporters' keys) sits beside it in the lifespan state and is reached through that adapter's accessor, so
+this module imports no adapter."""
 
 from __future__ import annotations
 
@@ -7,20 +11,17 @@ from dataclasses import dataclass, field
 import anyio
 from starlette.requests import HTTPConnection
 
-from token_broker.api.clicks import ClickRecorder
-from token_broker.api.redirect_limit import RedirectLimit
 from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
 from token_broker.guard.guard import Guard
+from token_broker.guard.redirect_limit import RedirectLimit
+from token_broker.guard.sign_in_throttle import SignInThrottle
 from token_broker.guard.throttle import FailureThrottle
 from token_broker.hashing_pool import HashingPool
-from token_broker.oauth.server import BrokerAuthorizationServer
-from token_broker.observe.metrics import Metrics
-from token_broker.scanning.reporters import ReporterKeys
 from token_broker.scopes import Manifest
+from token_broker.services.click_batches import ClickRecorder
 from token_broker.services.tokens import TokenLifetimes
 from token_broker.store.database import Database
-from token_broker.web.sign_in_throttle import SignInThrottle
 
 
 @dataclass(frozen=True)
@@ -31,14 +32,11 @@ class Resources:
     guard: Guard
     manifests: dict[str, Manifest]
     lifetimes: TokenLifetimes
-    oauth: BrokerAuthorizationServer
-    metrics: Metrics
-    reporter_keys: ReporterKeys
     # Password checks (argon2id, 64 MiB each) run here, never in the thread pool the database calls share.
     password_pool: HashingPool = field(default_factory=lambda: HashingPool("verify-passwords", threads=2))
-    # Failed sign-ins, per (email, address block) and per address block: web/sign_in_throttle.py.
+    # Failed sign-ins, per (email, address block) and per address block: guard/sign_in_throttle.py.
     sign_in_failures: SignInThrottle = field(default_factory=SignInThrottle)
-    # The public redirect: visits per address block, and clicks waiting for their batch (api/clicks.py).
+    # The public redirect: visits per address block, and clicks waiting for their batch (services/click_batches.py).
     redirect_limit: RedirectLimit = field(default_factory=RedirectLimit)
     clicks: ClickRecorder = field(default_factory=ClickRecorder)
     # Verified secret-scanning reports are handled one at a time: anyone can make a scanner report many token-shaped

@@ -12,7 +12,8 @@ from __future__ import annotations
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from token_broker.api.errors import PayloadTooLarge, error_response
+from token_broker.error_responses import api_error
+from token_broker.errors import PayloadTooLarge
 
 # Every form and JSON body the service takes is far smaller: the largest is a key with allow-lists, a few KiB.
 MAX_BODY_BYTES = 64 * 1024
@@ -34,7 +35,7 @@ def too_large_response(path: str, limit: int) -> Response:
         body = {"error": "invalid_request", "error_description": message}
         return JSONResponse(body, status_code=413, headers={"Cache-Control": "no-store", "Connection": "close"})
     if path.startswith(_JSON_PREFIXES):
-        return error_response(PayloadTooLarge(message), {"Connection": "close"})
+        return api_error(PayloadTooLarge(message), {"Connection": "close"})
     return PlainTextResponse(message, status_code=413, headers={"Cache-Control": "no-store", "Connection": "close"})
 
 

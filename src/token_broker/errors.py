@@ -1,10 +1,24 @@
 """The error tree. Every error the broker reports on purpose is one of these.
 
-    BrokerError                      code, status, message (never secret material)
+    BrokerError                      code, status, headers, message (never secret material)
     ├── InvalidInput                 422 invalid_request: a field does not validate (names the field)
     ├── NotFound                     404 not_found: no such object here, or not visible to the actor
     ├── Forbidden                    403 forbidden: the actor's role may not do this
+    │   └── WrongPassword            403 wrong_password: the current password given to change it is wrong
     ├── Conflict                     409 conflict: the object's state does not allow it (already revoked)
+    ├── MethodNotAllowed             405 method_not_allowed: the path exists, the method does not
+    ├── PayloadTooLarge              413 payload_too_large: a request body over its cap
+    ├── RateLimited                  429 rate_limited: over the credential's rate limit (Retry-After says when)
+    │   └── TooManyTries             429 rate_limited: too many wrong current passwords (dashboard)
+    ├── Unavailable                  503 service_unavailable: the store or a hashing pool is busy (Retry-After)
+    │   └── PasswordsBusy            503 service_unavailable: too many password checks at once (dashboard)
+    ├── InternalError                500 internal_error: a failure of ours, with no detail
+    ├── GrantRefused                 the token service refuses a grant (OAuth wire only)
+    │   ├── InvalidGrant             400 invalid_grant
+    │   └── InvalidScope             400 invalid_scope
+    ├── SessionRefused               the dashboard refuses a request (its pages and its JSON only)
+    │   ├── CsrfFailed               403 csrf_failed
+    │   └── NotSignedIn              401 not_signed_in
     ├── ReportRefused                a secret-scanning report is not acted on (changes nothing)
     │   ├── MalformedReport          400 malformed_report: not JSON, not an array of matches, a token of the wrong shape
     │   ├── ReportTooLarge           413 payload_too_large: over the body or match-count cap
@@ -23,20 +37,28 @@
         ├── InsufficientScope        403 insufficient_scope
         └── IpNotAllowed             403 ip_not_allowed
 
-Each class carries its wire `code` and HTTP `status`; the HTTP layers turn them into responses in one handler.
+Each class carries its wire `code`, its HTTP `status` and the `headers` its answer needs (Retry-After, Allow); one
+renderer per wire style (`error_responses`: the API's, OAuth's and the dashboard pages') turns them into responses.
+`api_error_codes()` is the list of codes the workspace API can answer with, which its OpenAPI document publishes.
 This module imports nothing of ours.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class BrokerError(Exception):
     code: str = "error"
     status: int = 400
+    # Which wire answers with it: "api" (the workspace API and the dashboard's JSON share it), "oauth", "dashboard"
+    # (its pages and JSON only) or "report" (the secret-scanning endpoint).
+    wire: str = "api"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers: Mapping[str, str] = dict(headers or {})
 
 
 class InvalidInput(BrokerError):
@@ -58,13 +80,92 @@ class Forbidden(BrokerError):
     status = 403
 
 
+class WrongPassword(Forbidden):
+    code = "wrong_password"
+    wire = "dashboard"
+
+
 class Conflict(BrokerError):
     code = "conflict"
     status = 409
 
 
+class MethodNotAllowed(BrokerError):
+    code = "method_not_allowed"
+    status = 405
+
+
+class PayloadTooLarge(BrokerError):
+    code = "payload_too_large"
+    status = 413
+
+
+class RateLimited(BrokerError):
+    code = "rate_limited"
+    status = 429
+
+
+class TooManyTries(RateLimited):
+    code = "rate_limited"
+    status = 429
+    wire = "dashboard"
+
+
+class Unavailable(BrokerError):
+    code = "service_unavailable"
+    status = 503
+
+
+class PasswordsBusy(Unavailable):
+    wire = "dashboard"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "Too many password checks at once: wait a few seconds, then try again.",
+            {"Retry-After": str(retry_after)},
+        )
+        self.retry_after = retry_after
+
+
+class InternalError(BrokerError):
+    code = "internal_error"
+    status = 500
+
+
+class GrantRefused(BrokerError):
+    """Refusals of the token service, answered on the OAuth wire only."""
+
+    wire = "oauth"
+
+
+class InvalidGrant(GrantRefused):
+    code = "invalid_grant"
+    status = 400
+
+
+class InvalidScope(GrantRefused):
+    code = "invalid_scope"
+    status = 400
+
+
+class SessionRefused(BrokerError):
+    """Refusals of the dashboard's session checks, answered on its pages and its JSON only."""
+
+    wire = "dashboard"
+
+
+class CsrfFailed(SessionRefused):
+    code = "csrf_failed"
+    status = 403
+
+
+class NotSignedIn(SessionRefused):
+    code = "not_signed_in"
+    status = 401
+
+
 class ReportRefused(BrokerError):
-    pass
+    wire = "report"
 
 
 class MalformedReport(ReportRefused):
@@ -139,3 +240,15 @@ class InsufficientScope(CredentialRefused):
 class IpNotAllowed(CredentialRefused):
     code = "ip_not_allowed"
     status = 403
+
+
+def _subclasses(root: type[BrokerError]) -> list[type[BrokerError]]:
+    found: list[type[BrokerError]] = []
+    for child in root.__subclasses__():
+        found += [child, *_subclasses(child)]
+    return found
+
+
+def api_error_codes() -> list[str]:
+    """The codes the workspace API can answer with: every concrete error of the tree whose wire is the API's."""
+    return sorted({cls.code for cls in _subclasses(BrokerError) if cls.wire == "api" and cls.code != BrokerError.code})

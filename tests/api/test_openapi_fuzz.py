@@ -18,10 +18,12 @@ from schemathesis.checks import positive_data_acceptance
 from tests.live import LiveServer, live_server
 from tests.makers import Keys
 from tests.support import CHEAP_HASHING, make_team
+from token_broker.api.routes import ROUTES
+from token_broker.api.scoped_routes import ApiRoute
 from token_broker.credentials import SecretHasher
+from token_broker.net import ssrf
 from token_broker.store import migrate
 from token_broker.store.database import Database
-from token_broker.webhooks import ssrf
 
 
 class Fuzzing:
@@ -57,19 +59,9 @@ def operations(schema: BaseSchema) -> dict[str, APIOperation]:
     return found
 
 
-OPERATIONS = [
-    "GET /v1/me",
-    "GET /v1/workspaces/{account_id}/links",
-    "POST /v1/workspaces/{account_id}/links",
-    "GET /v1/workspaces/{account_id}/links/{link_id}",
-    "PATCH /v1/workspaces/{account_id}/links/{link_id}",
-    "DELETE /v1/workspaces/{account_id}/links/{link_id}",
-    "GET /v1/workspaces/{account_id}/links/{link_id}/analytics",
-    "GET /v1/workspaces/{account_id}/hooks",
-    "POST /v1/workspaces/{account_id}/hooks",
-    "GET /v1/workspaces/{account_id}/hooks/{hook_id}",
-    "DELETE /v1/workspaces/{account_id}/hooks/{hook_id}",
-    "GET /r/{slug}",
+# From the route table itself, never a copy: a new route is fuzzed as soon as it is declared.
+OPERATIONS = [f"{route.method} {route.public_path}" for route in ROUTES if isinstance(route, ApiRoute)] + [
+    "GET /r/{slug}"
 ]
 
 

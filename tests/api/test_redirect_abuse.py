@@ -16,8 +16,8 @@ from tests.live import LiveServer, live_server
 from tests.makers import Keys
 from tests.servers import command_env, running_server
 from tests.support import Team, make_team
-from token_broker.api.redirect_limit import BURST, RedirectLimit
 from token_broker.credentials import SecretHasher
+from token_broker.guard.redirect_limit import BURST, RedirectLimit
 from token_broker.services import links
 from token_broker.store.database import Database
 from token_broker.store.link_models import Link, LinkClick, OutboxEvent

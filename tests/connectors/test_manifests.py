@@ -17,8 +17,8 @@ from tests.connectors.connectors import (
     manifest_endpoints,
     served_endpoints,
 )
-from token_broker.api.endpoints import endpoint_scopes
 from token_broker.api.routes import ROUTES
+from token_broker.api.scoped_routes import endpoint_scopes
 from token_broker.scopes import load_manifest, may_receive
 
 

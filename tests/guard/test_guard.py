@@ -33,7 +33,7 @@ def test_argon2_runs_once_per_credential(live: LiveServer, make: Keys) -> None:
         for _ in range(25):
             assert client.get("/v1/me", headers=bearer(first.plaintext)).status_code == 200
             assert client.get("/v1/me", headers=bearer(second.plaintext)).status_code == 200
-    assert guard.argon2_verifications == 2
+    assert guard.store_verifications == 2
     assert guard.cache.hits >= 48
 
 
@@ -47,7 +47,7 @@ def test_concurrent_first_requests_verify_once(live: LiveServer, make: Keys) -> 
         return [answer.status_code for answer in answers]
 
     assert asyncio.run(burst()) == [200] * 30
-    assert guard.argon2_verifications == 1
+    assert guard.store_verifications == 1
 
 
 def test_sprayed_wrong_secrets_are_throttled_and_the_real_key_keeps_working(live: LiveServer, make: Keys) -> None:
@@ -61,7 +61,7 @@ def test_sprayed_wrong_secrets_are_throttled_and_the_real_key_keeps_working(live
             assert response.status_code == 401 and response.json()["error"] == "invalid_api_key"
             assert client.get("/v1/me", headers=bearer(issued.plaintext)).status_code == 200
     # 1 real verification, then the id's budget of 3 plus what it refilled meanwhile (1 per 10 s)
-    assert guard.argon2_verifications <= 1 + 3 + 6
+    assert guard.store_verifications <= 1 + 3 + 6
     assert guard.throttle.refused > 100
 
 
@@ -71,7 +71,7 @@ def test_one_address_spraying_many_ids_is_throttled(live: LiveServer) -> None:
         for _ in range(100):
             unknown = credentials.generate(CredentialKind.WORKSPACE_KEY).plaintext
             assert client.get("/v1/me", headers=bearer(unknown)).json()["error"] == "invalid_api_key"
-    assert guard.argon2_verifications <= 20 + 60
+    assert guard.store_verifications <= 20 + 60
     assert guard.throttle.refused > 0
 
 
@@ -83,7 +83,7 @@ def test_a_dead_key_presented_again_and_again_costs_one_verification(live: LiveS
         for _ in range(50):  # a forgotten server still using the rotated-out secret
             assert client.get("/v1/me", headers=bearer(old.plaintext)).status_code == 401
         assert client.get("/v1/me", headers=bearer(new.plaintext)).status_code == 200
-    assert guard.argon2_verifications == 2
+    assert guard.store_verifications == 2
 
 
 def test_forget_makes_revocation_effective_on_the_very_next_request(live: LiveServer, make: Keys, team: Team) -> None:

@@ -18,7 +18,8 @@ import pytest
 from tests.connect import Platform, connect, refresh, register
 from tests.live import live_server
 from tests.support import Team
-from token_broker.oauth.auth_failures import AuthFailures, address_bucket
+from token_broker.oauth.auth_failures import AuthFailures
+from token_broker.sources import source_of
 
 ATTACKERS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 JUNK_PER_ATTACKER = 45  # 135 in all: more than the client's whole budget below
@@ -137,10 +138,10 @@ def test_failures_are_counted_per_ipv6_64(database_url: str, team: Team) -> None
 
 
 def test_address_buckets() -> None:
-    assert address_bucket("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
-    assert address_bucket("::ffff:192.0.2.1") == "192.0.2.1"
-    assert address_bucket("192.0.2.1") == "192.0.2.1"
-    assert address_bucket(None) == address_bucket("not an address") == "unknown"
+    assert source_of("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+    assert source_of("::ffff:192.0.2.1") == "192.0.2.1"
+    assert source_of("192.0.2.1") == "192.0.2.1"
+    assert source_of(None) == source_of("not an address") == "unknown"
 
 
 @pytest.mark.parametrize("count", [1, 3])

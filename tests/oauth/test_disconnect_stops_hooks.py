@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from tests.connect import connect, refresh, register
 from tests.live import LiveServer, live_server
 from tests.support import Team
-from token_broker.services import connections, deliveries, hooks, keys, verification
+from token_broker.services import connections, deliveries, keys, verification, webhook_subscriptions
 from token_broker.services.keys import KeyRequest
 from token_broker.services.outbox import add_event
 from token_broker.store.hook_models import Hook, WebhookDelivery
@@ -52,7 +52,7 @@ def test_disconnect_with_a_thousand_queued_events(live: LiveServer, team: Team) 
     platform = register(live.resources.database, "zapier")
     tokens = connect(live.base_url, platform, team.account_id)
     credential = verification.verify(live.resources.database, live.resources.hasher, tokens["access_token"])
-    hooks.create_hook(live.resources.database, credential, "link.created", TARGET, settings)
+    webhook_subscriptions.create_hook(live.resources.database, credential, "link.created", TARGET, settings)
     assert queue_events(live, team.account_id, 1000) == 1000
     assert open_deliveries(live) == 1000
     [connection] = connections.list_connections(live.resources.database, team.admin, team.account_id)
@@ -74,7 +74,7 @@ def test_revoking_a_key_stops_its_hooks(live: LiveServer, team: Team) -> None:
                              KeyRequest(name="hooks", scopes=["links:read", "hooks:write"]))  # fmt: skip
     assert issued.plaintext is not None
     credential = verification.verify(live.resources.database, live.resources.hasher, issued.plaintext)
-    hooks.create_hook(live.resources.database, credential, "link.created", TARGET, settings)
+    webhook_subscriptions.create_hook(live.resources.database, credential, "link.created", TARGET, settings)
     assert queue_events(live, team.account_id, 10) == 10
     keys.revoke_key(live.resources.database, team.admin, issued.view.id)
     assert open_deliveries(live) == 0

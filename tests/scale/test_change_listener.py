@@ -18,8 +18,8 @@ from tests.makers import Keys
 from tests.support import CHEAP_HASHING, Team
 from token_broker.credentials import SecretHasher
 from token_broker.services import keys
+from token_broker.store.change_listener import APPLICATION_NAME
 from token_broker.store.database import Database
-from token_broker.store.notifications import APPLICATION_NAME
 
 pytestmark = pytest.mark.postgres
 

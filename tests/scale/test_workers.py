@@ -17,8 +17,8 @@ import pytest
 
 from tests.servers import command_env, console_script, running_server
 from tests.support import PASSWORD
+from token_broker.store.change_listener import libpq_url
 from token_broker.store.database import Database
-from token_broker.store.notifications import libpq_url
 
 pytestmark = pytest.mark.postgres
 

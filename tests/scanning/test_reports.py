@@ -16,7 +16,7 @@ from tests.scanning.keysets import SigningKey, body_of, match, send, token_hash
 from tests.support import PASSWORD, Team
 from token_broker import credentials
 from token_broker.credentials import CredentialKind
-from token_broker.services import connections, keys, leak_settings, notices
+from token_broker.services import admin_notices, connections, keys, leak_settings
 from token_broker.store.models import AuditEvent
 
 LEAK_URL = "https://github.com/octo/repo/blob/abc/config.py"
@@ -58,9 +58,9 @@ def test_a_signed_report_of_a_live_key_revokes_it(live: LiveServer, team: Team, 
     assert row.actor == "secret-scanning" and row.outcome == "ok" and row.target_id == key.view.id
     assert row.details["url"] == LEAK_URL and row.details["source"] == "commit"
     assert row.details["response"] == "revoked"
-    types = [notice.type for notice in notices.recent_notices(live.resources.database, team.account_id)]
+    types = [notice.type for notice in admin_notices.recent_notices(live.resources.database, team.account_id)]
     assert "credential.leaked" in types and "credential.revoked" in types
-    [leaked] = [n for n in notices.recent_notices(live.resources.database, team.account_id)
+    [leaked] = [n for n in admin_notices.recent_notices(live.resources.database, team.account_id)
                 if n.type == "credential.leaked"]  # fmt: skip
     assert leaked.data["report"]["url"] == LEAK_URL and leaked.data["response"] == "revoked"
     assert key.plaintext not in str(leaked.data) and key.plaintext not in str(row.details)
@@ -82,7 +82,7 @@ def test_a_signed_report_of_a_partner_token_disconnects_the_platform(live: LiveS
     assert connection.disconnected_by == "secret-scanning"
     [row] = leak_audit_rows(live)
     assert row.details["response"] == "disconnected" and row.details["connection_id"] == connection.id
-    types = {notice.type for notice in notices.recent_notices(live.resources.database, team.account_id)}
+    types = {notice.type for notice in admin_notices.recent_notices(live.resources.database, team.account_id)}
     assert {"credential.leaked", "integration.disconnected"} <= types
 
 
@@ -107,7 +107,9 @@ def test_notify_only_tells_the_admins_and_revokes_nothing(live: LiveServer, team
     assert me(live, key.plaintext).status_code == 200 and me(live, tokens["access_token"]).status_code == 200
     assert refresh(live.base_url, platform, tokens["refresh_token"]).status_code == 200
     leaked = [
-        n for n in notices.recent_notices(live.resources.database, team.account_id) if n.type == "credential.leaked"
+        n
+        for n in admin_notices.recent_notices(live.resources.database, team.account_id)
+        if n.type == "credential.leaked"
     ]
     assert sorted(n.data["response"] for n in leaked) == ["notified", "notified"]
     assert sorted(row.details["response"] for row in leak_audit_rows(live)) == ["notified", "notified"]
@@ -131,7 +133,9 @@ def test_dead_unknown_and_forged_tokens_are_answered_and_change_nothing(live: Li
     assert [item["token_hash"] for item in answer.json()] == [token_hash(token) for token in reported]
     assert me(live, live_key.plaintext).status_code == 200
     assert leak_audit_rows(live) == []
-    assert "credential.leaked" not in {n.type for n in notices.recent_notices(live.resources.database, team.account_id)}
+    assert "credential.leaked" not in {
+        n.type for n in admin_notices.recent_notices(live.resources.database, team.account_id)
+    }
 
 
 def test_the_answer_is_githubs_documented_format(live: LiveServer, make: Keys, signing_key: SigningKey) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import func, inspect, select
 
 from tests.support import Team
 from token_broker.errors import Conflict, InvalidInput, NotFound
-from token_broker.services import links, outbox
+from token_broker.services import link_analytics, link_clicks, link_fields, links, outbox
 from token_broker.services.links import LinkView
 from token_broker.store.database import Database
 from token_broker.store.link_models import DEFAULT_DOMAIN, Link, LinkClick, OutboxEvent
@@ -122,31 +122,31 @@ HOSTILE_DESTINATIONS = [
 
 @pytest.mark.parametrize(("given_value", "stored"), GOOD_DESTINATIONS)
 def test_good_destinations_are_kept_or_normalised(given_value: str, stored: str) -> None:
-    assert links.validate_destination(given_value) == stored
+    assert link_fields.validate_destination(given_value) == stored
 
 
 @pytest.mark.parametrize("value", HOSTILE_DESTINATIONS)
 def test_hostile_or_odd_destinations_are_refused(value: object) -> None:
     with pytest.raises(InvalidInput) as caught:
-        links.validate_destination(value)
+        link_fields.validate_destination(value)
     assert caught.value.field == "destination"
     assert caught.value.message.endswith(".") and len(caught.value.message) < 200
 
 
 def test_destinations_are_at_most_2048_characters_even_once_encoded() -> None:
     prefix = "https://example.com/"
-    assert links.validate_destination(prefix + "a" * (2048 - len(prefix))) == prefix + "a" * (2048 - len(prefix))
+    assert link_fields.validate_destination(prefix + "a" * (2048 - len(prefix))) == prefix + "a" * (2048 - len(prefix))
     with pytest.raises(InvalidInput, match="2048"):
-        links.validate_destination(prefix + "a" * (2049 - len(prefix)))
+        link_fields.validate_destination(prefix + "a" * (2049 - len(prefix)))
     with pytest.raises(InvalidInput, match="percent-encoded"):
-        links.validate_destination(prefix + "é" * 500)  # 520 characters given, 3020 once encoded
+        link_fields.validate_destination(prefix + "é" * 500)  # 520 characters given, 3020 once encoded
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.text(), st.text().map(lambda tail: "https://" + tail), st.text().map(lambda t: "http://a.b/" + t)))
 def test_validation_refuses_or_stores_printable_ascii(value: str) -> None:
     try:
-        stored = links.validate_destination(value)
+        stored = link_fields.validate_destination(value)
     except InvalidInput as error:
         refused: InvalidInput | None = error
     else:
@@ -157,7 +157,7 @@ def test_validation_refuses_or_stores_printable_ascii(value: str) -> None:
     assert stored.startswith(("http://", "https://"))
     assert stored.isascii() and stored.isprintable() and " " not in stored and "\\" not in stored
     assert len(stored) <= 2048
-    assert links.validate_destination(stored) == stored  # normalising is idempotent
+    assert link_fields.validate_destination(stored) == stored  # normalising is idempotent
 
 
 # Slugs.
@@ -165,7 +165,7 @@ def test_validation_refuses_or_stores_printable_ascii(value: str) -> None:
 
 @pytest.mark.parametrize("slug", ["a", "Promo", "spring-sale_2026", "9lives", "x" * 64, "ADMINS", "v1beta", "rr"])
 def test_good_slugs_are_kept_as_written(slug: str) -> None:
-    assert links.validate_slug(slug) == slug
+    assert link_fields.validate_slug(slug) == slug
 
 
 @pytest.mark.parametrize(
@@ -174,9 +174,9 @@ def test_good_slugs_are_kept_as_written(slug: str) -> None:
 )
 def test_malformed_slugs_are_refused(slug: object) -> None:
     with pytest.raises(InvalidInput) as caught:
-        links.validate_slug(slug)
+        link_fields.validate_slug(slug)
     assert caught.value.field == "slug"
-    assert caught.value.message == links.SLUG_RULE
+    assert caught.value.message == link_fields.SLUG_RULE
 
 
 @pytest.mark.parametrize(
@@ -208,7 +208,7 @@ def test_malformed_slugs_are_refused(slug: object) -> None:
 )
 def test_reserved_slugs_are_refused_whatever_their_case(slug: str) -> None:
     with pytest.raises(InvalidInput, match="reserved") as caught:
-        links.validate_slug(slug)
+        link_fields.validate_slug(slug)
     assert caught.value.field == "slug"
 
 
@@ -291,7 +291,7 @@ def test_another_workspaces_link_is_not_found(database: Database, acme: int, glo
     with pytest.raises(NotFound):
         links.delete_link(database, acme, theirs.id)
     with pytest.raises(NotFound):
-        links.link_analytics(database, acme, theirs.id)
+        link_analytics.link_analytics(database, acme, theirs.id)
     assert links.list_links(database, acme) == ([], False)
     assert links.get_link(database, globex, theirs.id).destination == "https://globex.example"
     assert [event.type for event in events(database)] == ["link.created"]
@@ -354,8 +354,8 @@ def test_update_destination_and_slug(database: Database, acme: int, monkeypatch:
     assert (updated.id, updated.slug, updated.destination) == (original.id, "New", "https://example.com/new")
     assert updated.created_at == original.created_at and updated.updated_at == later
     assert links.get_link(database, acme, original.id) == updated
-    assert links.record_click(database, "NEW", None, None) == "https://example.com/new"
-    assert links.record_click(database, "old", None, None) is None
+    assert link_clicks.record_click(database, "NEW", None, None) == "https://example.com/new"
+    assert link_clicks.record_click(database, "old", None, None) is None
     recased = links.update_link(database, acme, original.id, {"slug": "nEw"})  # its own slug in another case
     assert recased.slug == "nEw"
     # the old slug is free again
@@ -405,13 +405,13 @@ def test_an_update_that_changes_nothing_writes_no_event(database: Database, acme
 
 def test_delete_frees_the_slug_and_removes_the_clicks(database: Database, acme: int) -> None:
     view = links.create_link(database, acme, "operator", "https://example.com", "gone")
-    assert links.record_click(database, "gone", "https://ref.example/", "UA") == "https://example.com"
+    assert link_clicks.record_click(database, "gone", "https://ref.example/", "UA") == "https://example.com"
     links.delete_link(database, acme, view.id, source_credential_id=CREDENTIAL_ID)
     with pytest.raises(NotFound):
         links.get_link(database, acme, view.id)
     with pytest.raises(NotFound):
         links.delete_link(database, acme, view.id)
-    assert links.record_click(database, "gone", None, None) is None
+    assert link_clicks.record_click(database, "gone", None, None) is None
     assert count(database, LinkClick) == 0
     deleted = events(database)[-1]
     assert deleted.type == "link.deleted" and deleted.source_credential_id == CREDENTIAL_ID
@@ -427,7 +427,7 @@ def test_every_change_writes_exactly_one_event(database: Database, team: Team, a
         database, acme, "operator", "https://example.com", "evt", source_credential_id=CREDENTIAL_ID
     )
     updated = links.update_link(database, acme, view.id, {"destination": "https://example.com/2"})
-    links.record_click(database, "evt", "https://news.example/item?id=1", "Mozilla/5.0")
+    link_clicks.record_click(database, "evt", "https://news.example/item?id=1", "Mozilla/5.0")
     links.delete_link(database, acme, view.id)
     written = events(database)
     assert [event.type for event in written] == ["link.created", "link.updated", "link.clicked", "link.deleted"]
@@ -461,7 +461,7 @@ def test_a_change_and_its_event_commit_together(database: Database, acme: int, m
     with pytest.raises(RuntimeError):
         links.delete_link(database, acme, view.id)
     with pytest.raises(RuntimeError):
-        links.record_click(database, "atomic", None, None)
+        link_clicks.record_click(database, "atomic", None, None)
     assert links.list_links(database, acme) == ([view], False)
     assert count(database, LinkClick) == 0 and count(database, OutboxEvent) == 1
 
@@ -472,9 +472,9 @@ def test_a_change_and_its_event_commit_together(database: Database, acme: int, m
 def test_a_click_counts_and_keeps_no_address(database: Database, acme: int) -> None:
     view = links.create_link(database, acme, "operator", "https://example.com/landing", "Click")
     agent = "Mozilla/5.0 (X11)\x00\x1b[31m" + "x" * 1000
-    assert links.record_click(database, "click", "https://Search.Example/q?secret=1", agent) == view.destination
-    assert links.record_click(database, "CLICK", "news.example", None) == view.destination
-    assert links.record_click(database, "Click", "not a host at all", "") == view.destination
+    assert link_clicks.record_click(database, "click", "https://Search.Example/q?secret=1", agent) == view.destination
+    assert link_clicks.record_click(database, "CLICK", "news.example", None) == view.destination
+    assert link_clicks.record_click(database, "Click", "not a host at all", "") == view.destination
     assert links.get_link(database, acme, view.id).clicks == 3
     with database.read() as session:
         clicks = list(session.scalars(select(LinkClick).order_by(LinkClick.id)))
@@ -510,7 +510,7 @@ HOSTILE_SLUGS = [
 @pytest.mark.parametrize("slug", HOSTILE_SLUGS)
 def test_unknown_or_hostile_slugs_find_nothing(database: Database, acme: int, slug: str) -> None:
     links.create_link(database, acme, "operator", "https://example.com", "click")
-    assert links.record_click(database, slug, "https://\x00evil\ud800/", "\ud800\x00" * 5000) is None
+    assert link_clicks.record_click(database, slug, "https://\x00evil\ud800/", "\ud800\x00" * 5000) is None
     assert links.get_link(database, acme, links.list_links(database, acme)[0][0].id).clicks == 0
 
 
@@ -520,7 +520,7 @@ def test_unknown_or_hostile_slugs_find_nothing(database: Database, acme: int, sl
 )
 def test_hostile_headers_still_redirect(database: Database, acme: int, referrer: str, user_agent: str) -> None:
     links.create_link(database, acme, "operator", "https://example.com", "click")
-    assert links.record_click(database, "click", referrer, user_agent) == "https://example.com"
+    assert link_clicks.record_click(database, "click", referrer, user_agent) == "https://example.com"
     with database.read() as session:
         click = session.scalars(select(LinkClick)).one()
     assert click.referrer is None
@@ -539,11 +539,11 @@ def test_record_click_never_raises_for_any_text(sqlite_template: Path, tmp_path:
         @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
         @given(st.text(), st.one_of(st.none(), st.text()), st.one_of(st.none(), st.text()))
         def check(slug: str, referrer: str | None, user_agent: str | None) -> None:
-            found = links.record_click(database, slug, referrer, user_agent)
+            found = link_clicks.record_click(database, slug, referrer, user_agent)
             assert found is None or (found == known.destination and slug.lower() == known.slug.lower())
 
         check()
-        assert links.record_click(database, known.slug.upper(), "\x00", "\x00") == known.destination
+        assert link_clicks.record_click(database, known.slug.upper(), "\x00", "\x00") == known.destination
     finally:
         database.dispose()
 
@@ -555,7 +555,9 @@ def test_concurrent_clicks_are_all_counted(database: Database, acme: int) -> Non
 
     def click(index: int) -> list[str | None]:
         barrier.wait()
-        return [links.record_click(database, "busy", f"https://r{index}.example/", "UA") for _ in range(per_thread)]
+        return [
+            link_clicks.record_click(database, "busy", f"https://r{index}.example/", "UA") for _ in range(per_thread)
+        ]
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         results = [found for batch in pool.map(click, range(threads)) for found in batch]
@@ -585,7 +587,8 @@ def add_clicks(database: Database, view: LinkView, *clicks: tuple[datetime, str 
 def test_analytics_counts_clicks_per_utc_day(
     database: Database, database_url: str, acme: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(links, "utcnow", lambda: NOW)
+    for module in (links, link_clicks, link_analytics):
+        monkeypatch.setattr(module, "utcnow", lambda: NOW)
     view = links.create_link(database, acme, "operator", "https://example.com", "stats")
     other = links.create_link(database, acme, "operator", "https://example.com", "other")
     day = timedelta(days=1)
@@ -602,7 +605,7 @@ def test_analytics_counts_clicks_per_utc_day(
         (NOW - 40 * day, "old.example"),
     )
     add_clicks(database, other, (NOW, "a.example"))
-    result = links.link_analytics(database, acme, view.id, days=3)
+    result = link_analytics.link_analytics(database, acme, view.id, days=3)
     assert result == {
         "link_id": view.id,
         "clicks": 8,
@@ -617,14 +620,17 @@ def test_analytics_counts_clicks_per_utc_day(
             {"referrer": "c.example", "clicks": 1},
         ],
     }
-    month = links.link_analytics(database, acme, view.id)
+    month = link_analytics.link_analytics(database, acme, view.id)
     assert len(month["days"]) == 30 and month["days"][0] == {"date": "2026-02-09", "clicks": 0}
     assert sum(item["clicks"] for item in month["days"]) == 7
-    assert links.link_analytics(database, acme, view.id, days=365)["days"][-41] == {"date": "2026-01-29", "clicks": 1}
+    assert link_analytics.link_analytics(database, acme, view.id, days=365)["days"][-41] == {
+        "date": "2026-01-29",
+        "clicks": 1,
+    }
     if database.dialect == "postgresql":  # days are UTC days whatever the session's time zone
         elsewhere = Database(database_url, connect_args={"options": "-c TimeZone=Pacific/Chatham"})
         try:
-            assert links.link_analytics(elsewhere, acme, view.id, days=3) == result
+            assert link_analytics.link_analytics(elsewhere, acme, view.id, days=3) == result
         finally:
             elsewhere.dispose()
 
@@ -633,7 +639,7 @@ def test_analytics_keeps_the_top_five_referrers(database: Database, acme: int) -
     view = links.create_link(database, acme, "operator", "https://example.com", "top")
     now = links.utcnow()
     add_clicks(database, view, *[(now, f"r{n}.example") for n in range(1, 8) for _ in range(n)])
-    top = links.link_analytics(database, acme, view.id, days=1)["top_referrers"]
+    top = link_analytics.link_analytics(database, acme, view.id, days=1)["top_referrers"]
     assert top == [{"referrer": f"r{n}.example", "clicks": n} for n in range(7, 2, -1)]
 
 
@@ -641,5 +647,5 @@ def test_analytics_keeps_the_top_five_referrers(database: Database, acme: int) -
 def test_analytics_days_are_1_to_365(database: Database, acme: int, days: object) -> None:
     view = links.create_link(database, acme, "operator", "https://example.com", "d")
     with pytest.raises(InvalidInput) as caught:
-        links.link_analytics(database, acme, view.id, days=days)  # type: ignore[arg-type]
+        link_analytics.link_analytics(database, acme, view.id, days=days)  # type: ignore[arg-type]
     assert caught.value.field == "days"

@@ -14,7 +14,7 @@ from tests.connect import CALLBACKS, Platform, authorize_params, exchange, refre
 from tests.web.browser import check_accessibility, screenshot, sign_in
 from tests.web.conftest import Site
 from tests.webhooks.receivers import receiver
-from token_broker.services import connections, keys, workspace_hooks
+from token_broker.services import connections, keys, webhook_overview
 from token_broker.services.actors import Actor
 
 KEY_PATTERN = re.compile(r"nim_(?:key|pat|prt)_[0-9A-Za-z]{12}_[0-9A-Za-z]{38}")
@@ -371,7 +371,7 @@ def test_hooks_and_their_latest_deliveries(context: BrowserContext, site: Site) 
         )
         target.wait_for(1)
         deadline = time.monotonic() + 20
-        while not (shown := workspace_hooks.hooks_of(site.database, Actor.operator(), site.team.account_id)) or not [
+        while not (shown := webhook_overview.hooks_of(site.database, Actor.operator(), site.team.account_id)) or not [
             item for item in shown if item.hook.id == hook_id and item.recent
         ]:
             assert time.monotonic() < deadline, "the delivery was not recorded"

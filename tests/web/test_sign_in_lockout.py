@@ -13,8 +13,8 @@ import httpx
 from tests.browser_forms import sign_in
 from tests.live import LiveServer
 from tests.support import PASSWORD, Team
-from token_broker.netblocks import address_block
-from token_broker.web.sign_in_throttle import SignInThrottle
+from token_broker.guard.sign_in_throttle import SignInThrottle
+from token_broker.sources import source_of
 
 VICTIM = "owner@acme.example"
 
@@ -65,9 +65,9 @@ def test_one_address_spraying_many_emails_runs_dry(live: LiveServer, team: Team)
 
 
 def test_ipv6_addresses_count_by_their_64() -> None:
-    assert address_block("2001:db8:1:2:aaaa::1") == address_block("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
-    assert address_block("2001:db8:1:3::1") != address_block("2001:db8:1:2::1")
-    assert address_block("::ffff:192.0.2.7") == "192.0.2.7"
+    assert source_of("2001:db8:1:2:aaaa::1") == source_of("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert source_of("2001:db8:1:3::1") != source_of("2001:db8:1:2::1")
+    assert source_of("::ffff:192.0.2.7") == "192.0.2.7"
     throttle = SignInThrottle()
     for index in range(5):
         assert throttle.admit(VICTIM, f"2001:db8:1:2::{index + 1}")

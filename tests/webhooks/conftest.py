@@ -22,14 +22,15 @@ from tests.webhooks.receivers import Canary
 from token_broker import credentials
 from token_broker.config import Settings
 from token_broker.credentials import CredentialKind, SecretHasher
+from token_broker.net import ssrf
 from token_broker.services import links, verification
 from token_broker.services.deliveries import RetryPolicy
 from token_broker.services.verification import VerifiedCredential
 from token_broker.store.database import Database
 from token_broker.store.models import Credential, Workspace, utcnow
 from token_broker.store.oauth_models import Connection, OAuthClient
-from token_broker.webhooks import ssrf, transport
-from token_broker.webhooks.worker import DeliveryWorker
+from token_broker.webhooks import transport
+from token_broker.webhooks.delivery_worker import DeliveryWorker
 
 FAST = RetryPolicy(first_delay=timedelta(milliseconds=50), max_delay=timedelta(milliseconds=200))
 SECRET_KEY = "test-secret-key-for-sealing-hook-secrets-0123456789"

@@ -18,7 +18,8 @@ from tests.webhooks.receivers import Answer, Received, receiver
 from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
 from token_broker.errors import InvalidCredential, NotFound, ReconnectRequired
-from token_broker.services import deliveries, hooks, keys, links, verification
+from token_broker.net import signing
+from token_broker.services import deliveries, keys, links, verification, webhook_subscriptions
 from token_broker.services.deliveries import RetryPolicy
 from token_broker.services.verification import VerifiedCredential
 from token_broker.store.database import Database
@@ -26,8 +27,7 @@ from token_broker.store.hook_models import Hook, WebhookAttempt, WebhookDelivery
 from token_broker.store.link_models import OutboxEvent
 from token_broker.store.models import Credential, utcnow
 from token_broker.store.oauth_models import Connection
-from token_broker.webhooks import signing
-from token_broker.webhooks.worker import parse_retry_after
+from token_broker.webhooks.delivery_worker import parse_retry_after
 
 
 def statuses(database: Database) -> list[str]:
@@ -53,7 +53,7 @@ def test_a_delivery_is_signed_with_the_hooks_secret(
     database: Database, settings: Settings, owner: VerifiedCredential
 ) -> None:
     with receiver() as target:
-        created = hooks.create_hook(database, owner, "link.created", target.url, settings)
+        created = webhook_subscriptions.create_hook(database, owner, "link.created", target.url, settings)
         [link_id] = make_events(database, owner, 1)
         run_worker(database, settings, lambda: delivered(database, 1))
         [request] = target.received()
@@ -61,7 +61,7 @@ def test_a_delivery_is_signed_with_the_hooks_secret(
     assert payload["type"] == "link.created" and payload["data"]["link"]["id"] == link_id
     assert payload["account_id"] == owner.account_id and request.webhook_id == payload["id"] == event_ids(database)[0]
     assert request.headers["content-type"] == "application/json" and request.path == "/hooks/in"
-    [line] = hooks.hook_log(database, owner.workspace_id, created.view.id)
+    [line] = webhook_subscriptions.hook_log(database, owner.workspace_id, created.view.id)
     assert (line.attempt, line.status_code, line.outcome, line.event_id) == (1, 204, "succeeded", payload["id"])
 
 
@@ -72,8 +72,8 @@ def test_only_matching_events_of_the_workspace_reach_a_hook(
     assert other_key.plaintext is not None
     other = verification.verify(database, hasher, other_key.plaintext)
     with receiver() as target:
-        hooks.create_hook(database, owner, "link.deleted", target.url, settings)
-        hooks.create_hook(database, other, "link.created", target.url, settings)
+        webhook_subscriptions.create_hook(database, owner, "link.deleted", target.url, settings)
+        webhook_subscriptions.create_hook(database, other, "link.created", target.url, settings)
         [link_id] = make_events(database, owner, 1)  # link.created in our workspace: nobody wants it
         links.delete_link(database, owner.workspace_id, link_id, source_credential_id=owner.id)
         make_events(database, other, 2)
@@ -92,7 +92,7 @@ def test_events_from_before_a_hook_existed_are_not_sent_to_it(
 ) -> None:
     make_events(database, owner, 2)
     with receiver() as target:
-        hooks.create_hook(database, owner, "link.created", target.url, settings)
+        webhook_subscriptions.create_hook(database, owner, "link.created", target.url, settings)
         make_events(database, owner, 1)
         run_worker(database, settings, lambda: delivered(database, 1))
         assert len(target.received()) == 1 and target.received()[0].webhook_id == event_ids(database)[2]
@@ -105,14 +105,16 @@ def test_a_500_is_retried_with_the_same_webhook_id_and_a_fresh_signature(
         return Answer(500) if index < 2 else Answer(200)
 
     with receiver(flaky) as target:
-        created = hooks.create_hook(database, owner, "link.created", target.url, settings)
+        created = webhook_subscriptions.create_hook(database, owner, "link.created", target.url, settings)
         make_events(database, owner, 1)
         run_worker(database, settings, lambda: delivered(database, 1))
         received = target.received()
     assert len(received) == 3 and len({request.webhook_id for request in received}) == 1
     for request in received:
         signing.verify(created.secret, request.headers, request.body)
-    assert [line.outcome for line in reversed(hooks.hook_log(database, owner.workspace_id, created.view.id))] == [
+    assert [
+        line.outcome for line in reversed(webhook_subscriptions.hook_log(database, owner.workspace_id, created.view.id))
+    ] == [
         "retry",
         "retry",
         "succeeded",
@@ -126,12 +128,12 @@ def test_a_dropped_connection_is_retried_with_the_same_webhook_id(
     database: Database, settings: Settings, owner: VerifiedCredential
 ) -> None:
     with receiver(lambda _request, index: Answer(drop=index == 0)) as target:
-        created = hooks.create_hook(database, owner, "link.created", target.url, settings)
+        created = webhook_subscriptions.create_hook(database, owner, "link.created", target.url, settings)
         make_events(database, owner, 1)
         run_worker(database, settings, lambda: delivered(database, 1))
         first, second = target.received()
     assert first.webhook_id == second.webhook_id == event_ids(database)[0]
-    log = hooks.hook_log(database, owner.workspace_id, created.view.id)
+    log = webhook_subscriptions.hook_log(database, owner.workspace_id, created.view.id)
     assert log[-1].outcome == "retry" and log[-1].status_code is None and log[-1].error
     assert log[0].outcome == "succeeded"
 
@@ -141,7 +143,7 @@ def test_retry_after_is_honoured(database: Database, settings: Settings, owner: 
         return Answer(503, {"Retry-After": "1"}) if index == 0 else Answer(204)
 
     with receiver(busy) as target:
-        hooks.create_hook(database, owner, "link.created", target.url, settings)
+        webhook_subscriptions.create_hook(database, owner, "link.created", target.url, settings)
         make_events(database, owner, 1)
         run_worker(database, settings, lambda: delivered(database, 1))
         first, second = target.received()
@@ -153,7 +155,7 @@ def test_429_and_408_are_retried(
     database: Database, settings: Settings, owner: VerifiedCredential, status: int
 ) -> None:
     with receiver(lambda _request, index: Answer(status) if index == 0 else Answer(200)) as target:
-        hooks.create_hook(database, owner, "link.created", target.url, settings)
+        webhook_subscriptions.create_hook(database, owner, "link.created", target.url, settings)
         make_events(database, owner, 1)
         run_worker(database, settings, lambda: delivered(database, 1))
         assert len(target.received()) == 2
@@ -164,32 +166,34 @@ def test_other_client_errors_fail_without_retry(
     database: Database, settings: Settings, owner: VerifiedCredential, status: int
 ) -> None:
     with receiver(lambda _request, _index: Answer(status)) as target:
-        created = hooks.create_hook(database, owner, "link.created", target.url, settings)
+        created = webhook_subscriptions.create_hook(database, owner, "link.created", target.url, settings)
         make_events(database, owner, 2)
         run_worker(database, settings, lambda: settled(database))
         assert len(target.received()) == 2
     assert statuses(database) == ["failed", "failed"]
-    assert hooks.list_hooks(database, owner)[0].status == "active"  # not yet failing for days
+    assert webhook_subscriptions.list_hooks(database, owner)[0].status == "active"  # not yet failing for days
     with database.read() as session:
         assert session.scalars(select(Hook.failing_since)).one() is not None
-    assert {line.status_code for line in hooks.hook_log(database, owner.workspace_id, created.view.id)} == {status}
+    assert {
+        line.status_code for line in webhook_subscriptions.hook_log(database, owner.workspace_id, created.view.id)
+    } == {status}
 
 
 def test_a_410_deletes_the_hook_and_cancels_what_was_queued(
     database: Database, settings: Settings, owner: VerifiedCredential
 ) -> None:
     with receiver(lambda _request, _index: Answer(410)) as target:
-        created = hooks.create_hook(database, owner, "link.created", target.url, settings)
+        created = webhook_subscriptions.create_hook(database, owner, "link.created", target.url, settings)
         make_events(database, owner, 5)
         run_worker(database, settings, lambda: settled(database), concurrency=1)
         assert len(target.received()) == 1
     assert sorted(statuses(database)) == ["cancelled"] * 4 + ["failed"]
-    assert hooks.list_hooks(database, owner) == []
+    assert webhook_subscriptions.list_hooks(database, owner) == []
     with database.read() as session:
         hook = session.scalars(select(Hook)).one()
         assert (hook.status, hook.end_reason) == ("deleted", "gone")
     with pytest.raises(NotFound):
-        hooks.delete_hook(database, owner, created.view.id)
+        webhook_subscriptions.delete_hook(database, owner, created.view.id)
     make_events(database, owner, 1)
     assert deliveries.fan_out(database, utcnow()) == 1 and len(statuses(database)) == 5  # no new delivery
 
@@ -199,15 +203,15 @@ def test_a_hook_failing_continuously_for_days_is_disabled(
 ) -> None:
     policy = replace(FAST, disable_after=timedelta(milliseconds=400))
     with receiver(lambda _request, _index: Answer(503)) as target:
-        created = hooks.create_hook(database, owner, "link.created", target.url, settings)
+        created = webhook_subscriptions.create_hook(database, owner, "link.created", target.url, settings)
         make_events(database, owner, 3)
         run_worker(database, settings, lambda: settled(database), policy=policy)
         made = len(target.received())
-    [view] = hooks.list_hooks(database, owner)
+    [view] = webhook_subscriptions.list_hooks(database, owner)
     assert (view.status, view.status_reason) == ("disabled", "failing")
     assert set(statuses(database)) == {"cancelled"}
     # How many attempts fit in 400 ms depends on the machine; the rule itself is checked on an explicit clock below.
-    assert made >= 1 and len(hooks.hook_log(database, owner.workspace_id, created.view.id)) == made
+    assert made >= 1 and len(webhook_subscriptions.hook_log(database, owner.workspace_id, created.view.id)) == made
 
 
 def test_a_hook_is_disabled_once_it_has_failed_for_disable_after_and_not_before(
@@ -215,7 +219,7 @@ def test_a_hook_is_disabled_once_it_has_failed_for_disable_after_and_not_before(
 ) -> None:
     policy = RetryPolicy(first_delay=timedelta(seconds=10), max_delay=timedelta(seconds=10),
                          give_up_after=timedelta(days=1), disable_after=timedelta(seconds=30))  # fmt: skip
-    hooks.create_hook(database, owner, "link.created", "http://127.0.0.1:9/a", settings)
+    webhook_subscriptions.create_hook(database, owner, "link.created", "http://127.0.0.1:9/a", settings)
     make_events(database, owner, 2)
     now = utcnow()
     deliveries.fan_out(database, now)
@@ -223,7 +227,7 @@ def test_a_hook_is_disabled_once_it_has_failed_for_disable_after_and_not_before(
         job = deliveries.claim(database, "w", now, 1, timedelta(seconds=30))[0]
         result = deliveries.AttemptResult("retry", now, 5, status_code=503)
         deliveries.record(database, job, result, policy, now, random.Random(step))
-        [view] = hooks.list_hooks(database, owner)
+        [view] = webhook_subscriptions.list_hooks(database, owner)
         assert view.status == ("active" if step < 3 else "disabled"), step
         now += timedelta(seconds=10)
     assert view.status_reason == "failing"
@@ -235,12 +239,12 @@ def test_a_delivery_is_given_up_after_its_time(
 ) -> None:
     policy = replace(FAST, give_up_after=timedelta(milliseconds=300))
     with receiver(lambda _request, _index: Answer(500)) as target:
-        hooks.create_hook(database, owner, "link.created", target.url, settings)
+        webhook_subscriptions.create_hook(database, owner, "link.created", target.url, settings)
         make_events(database, owner, 1)
         run_worker(database, settings, lambda: settled(database), policy=policy)
         assert len(target.received()) >= 1  # how many fit in 300 ms depends on the machine: counted below instead
     assert statuses(database) == ["failed"]
-    assert hooks.list_hooks(database, owner)[0].status == "active"
+    assert webhook_subscriptions.list_hooks(database, owner)[0].status == "active"
 
 
 def test_a_failing_delivery_is_retried_until_its_time_is_up_and_never_after(
@@ -249,7 +253,7 @@ def test_a_failing_delivery_is_retried_until_its_time_is_up_and_never_after(
     """The same rule on the store's clock, given explicitly: retried while the next try falls inside give_up_after."""
     policy = RetryPolicy(first_delay=timedelta(seconds=10), max_delay=timedelta(seconds=10),
                          give_up_after=timedelta(seconds=60))  # fmt: skip
-    hooks.create_hook(database, owner, "link.created", "http://127.0.0.1:9/a", settings)
+    webhook_subscriptions.create_hook(database, owner, "link.created", "http://127.0.0.1:9/a", settings)
     make_events(database, owner, 1)
     created = utcnow()
     assert deliveries.fan_out(database, created) == 1
@@ -280,8 +284,8 @@ def test_the_backoff_grows_exponentially_with_jitter_and_honours_retry_after() -
 
 
 def test_each_event_is_fanned_out_once(database: Database, settings: Settings, owner: VerifiedCredential) -> None:
-    hooks.create_hook(database, owner, "link.created", "http://127.0.0.1:9/a", settings)
-    hooks.create_hook(database, owner, "link.created", "http://127.0.0.1:9/b", settings)
+    webhook_subscriptions.create_hook(database, owner, "link.created", "http://127.0.0.1:9/a", settings)
+    webhook_subscriptions.create_hook(database, owner, "link.created", "http://127.0.0.1:9/b", settings)
     make_events(database, owner, 5)
     assert deliveries.fan_out(database, utcnow(), limit=3) == 3
     assert deliveries.fan_out(database, utcnow(), limit=3) == 2
@@ -294,7 +298,7 @@ def test_each_event_is_fanned_out_once(database: Database, settings: Settings, o
 def test_a_claim_is_exclusive_and_its_lease_expires(
     database: Database, settings: Settings, owner: VerifiedCredential
 ) -> None:
-    hooks.create_hook(database, owner, "link.created", "http://127.0.0.1:9/a", settings)
+    webhook_subscriptions.create_hook(database, owner, "link.created", "http://127.0.0.1:9/a", settings)
     make_events(database, owner, 3)
     now = utcnow()
     deliveries.fan_out(database, now)
@@ -314,11 +318,15 @@ def test_disabling_a_connection_cancels_its_deliveries_in_the_callers_transactio
     database: Database, settings: Settings, owner: VerifiedCredential, partner: Partner, hasher: SecretHasher,
     team: Team,
 ) -> None:  # fmt: skip
-    theirs = hooks.create_hook(database, partner.credential, "link.created", "http://127.0.0.1:9/p", settings)
-    ours = hooks.create_hook(database, owner, "link.created", "http://127.0.0.1:9/k", settings)
+    theirs = webhook_subscriptions.create_hook(
+        database, partner.credential, "link.created", "http://127.0.0.1:9/p", settings
+    )
+    ours = webhook_subscriptions.create_hook(database, owner, "link.created", "http://127.0.0.1:9/k", settings)
     other_partner = make_partner(database, hasher, team, "make")
-    hooks.create_hook(database, other_partner.credential, "link.created", "http://127.0.0.1:9/o", settings)
-    assert [hook.id for hook in hooks.list_hooks(database, partner.credential)] == [theirs.view.id]
+    webhook_subscriptions.create_hook(
+        database, other_partner.credential, "link.created", "http://127.0.0.1:9/o", settings
+    )
+    assert [hook.id for hook in webhook_subscriptions.list_hooks(database, partner.credential)] == [theirs.view.id]
     make_events(database, owner, 4)
     now = utcnow()
     deliveries.fan_out(database, now)
@@ -330,8 +338,8 @@ def test_disabling_a_connection_cancels_its_deliveries_in_the_callers_transactio
             .where(Connection.id == partner.connection_id)
             .values(status="disconnected", disconnected_at=now, disconnected_by="usr_x")
         )
-        assert hooks.disable_hooks_for_connection(session, partner.connection_id, now) == 1
-        assert hooks.disable_hooks_for_connection(session, partner.connection_id, now) == 0
+        assert webhook_subscriptions.disable_hooks_for_connection(session, partner.connection_id, now) == 1
+        assert webhook_subscriptions.disable_hooks_for_connection(session, partner.connection_id, now) == 0
     with database.read() as session:
         rows = session.execute(select(Hook.public_id, Hook.status, Hook.end_reason)).all()
         by_hook = dict(
@@ -350,39 +358,39 @@ def test_disabling_a_connection_cancels_its_deliveries_in_the_callers_transactio
         deliveries.still_deliverable(database, job, now) for job in claimed if job.hook_public_id == theirs.view.id
     )
     with pytest.raises(ReconnectRequired):
-        hooks.list_hooks(database, partner.credential)
+        webhook_subscriptions.list_hooks(database, partner.credential)
 
 
 def test_a_rollback_of_the_callers_transaction_keeps_the_hooks(
     database: Database, settings: Settings, partner: Partner
 ) -> None:
-    hooks.create_hook(database, partner.credential, "link.created", "http://127.0.0.1:9/p", settings)
+    webhook_subscriptions.create_hook(database, partner.credential, "link.created", "http://127.0.0.1:9/p", settings)
 
     def failing_disconnect() -> None:
         with database.write() as session:
-            hooks.disable_hooks_for_connection(session, partner.connection_id, utcnow())
+            webhook_subscriptions.disable_hooks_for_connection(session, partner.connection_id, utcnow())
             raise RuntimeError("the disconnect failed")
 
     with pytest.raises(RuntimeError):
         failing_disconnect()
-    assert hooks.list_hooks(database, partner.credential)[0].status == "active"
+    assert webhook_subscriptions.list_hooks(database, partner.credential)[0].status == "active"
 
 
 def test_revoking_a_key_disables_its_hooks(
     database: Database, settings: Settings, owner: VerifiedCredential, team: Team
 ) -> None:
-    created = hooks.create_hook(database, owner, "link.created", "http://127.0.0.1:9/k", settings)
+    created = webhook_subscriptions.create_hook(database, owner, "link.created", "http://127.0.0.1:9/k", settings)
     make_events(database, owner, 2)
     deliveries.fan_out(database, utcnow())
     with database.write() as session:
         row_id = session.scalars(select(Credential.id).where(Credential.public_id == owner.id)).one()
-        assert hooks.disable_hooks_for_credential(session, row_id, utcnow()) == 1
+        assert webhook_subscriptions.disable_hooks_for_credential(session, row_id, utcnow()) == 1
     assert set(statuses(database)) == {"cancelled"}
     with database.read() as session:
         assert session.scalars(select(Hook.end_reason)).one() == "credential_revoked"
     keys.revoke_key(database, team.admin, owner.id)
     with pytest.raises(InvalidCredential):
-        hooks.delete_hook(database, owner, created.view.id)
+        webhook_subscriptions.delete_hook(database, owner, created.view.id)
 
 
 def test_no_delivery_starts_for_a_hook_whose_owner_ended_even_without_the_disable_call(
@@ -390,8 +398,8 @@ def test_no_delivery_starts_for_a_hook_whose_owner_ended_even_without_the_disabl
 ) -> None:
     """Belt and braces: the claim itself checks that the connection is active and the key alive."""
     with receiver() as target:
-        hooks.create_hook(database, partner.credential, "link.created", target.url, settings)
-        hooks.create_hook(database, owner, "link.created", target.url, settings)
+        webhook_subscriptions.create_hook(database, partner.credential, "link.created", target.url, settings)
+        webhook_subscriptions.create_hook(database, owner, "link.created", target.url, settings)
         with database.write() as session:
             session.execute(
                 update(Connection)
@@ -421,17 +429,17 @@ def test_a_hook_whose_secret_cannot_be_read_is_disabled(
     database: Database, settings: Settings, owner: VerifiedCredential
 ) -> None:
     with receiver() as target:
-        hooks.create_hook(database, owner, "link.created", target.url, settings)
+        webhook_subscriptions.create_hook(database, owner, "link.created", target.url, settings)
         make_events(database, owner, 2)
         rotated = replace(settings, secret_key="a-different-server-secret-key-after-a-change")
         run_worker(database, rotated, lambda: settled(database))
         assert target.received() == []
-    [view] = hooks.list_hooks(database, owner)
+    [view] = webhook_subscriptions.list_hooks(database, owner)
     assert (view.status, view.status_reason) == ("disabled", "secret_unreadable")
 
 
 def test_no_secret_reaches_the_store(database: Database, settings: Settings, owner: VerifiedCredential) -> None:
-    created = hooks.create_hook(database, owner, "link.created", "http://127.0.0.1:9/k", settings)
+    created = webhook_subscriptions.create_hook(database, owner, "link.created", "http://127.0.0.1:9/k", settings)
     with database.read() as session:
         sealed = session.scalars(select(Hook.secret_ciphertext)).one()
         attempts = session.scalar(select(func.count()).select_from(WebhookAttempt))

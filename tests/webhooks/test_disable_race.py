@@ -19,7 +19,7 @@ from tests.webhooks.conftest import Partner, make_events, run_worker
 from tests.webhooks.receivers import Answer, receiver
 from tests.webhooks.test_delivery import settled, statuses
 from token_broker.config import Settings
-from token_broker.services import hooks
+from token_broker.services import webhook_subscriptions
 from token_broker.store.database import Database
 from token_broker.store.models import utcnow
 from token_broker.store.oauth_models import Connection
@@ -62,7 +62,7 @@ def test_every_request_is_written_before_the_disabling_commits(
 
     committed: list[float] = []
     with receiver(lambda _request, _index: Answer(204, delay=0.01)) as target:
-        hooks.create_hook(database, partner.credential, "link.created", target.url, settings)
+        webhook_subscriptions.create_hook(database, partner.credential, "link.created", target.url, settings)
         make_events(database, partner.credential, 300)
 
         def disconnect_after_some_deliveries() -> None:
@@ -74,7 +74,7 @@ def test_every_request_is_written_before_the_disabling_commits(
                     .where(Connection.id == partner.connection_id)
                     .values(status="disconnected", disconnected_at=now, disconnected_by="usr_admin")
                 )
-                hooks.disable_hooks_for_connection(session, partner.connection_id, now)
+                webhook_subscriptions.disable_hooks_for_connection(session, partner.connection_id, now)
             committed.append(time.monotonic())
 
         disconnector = threading.Thread(target=disconnect_after_some_deliveries)

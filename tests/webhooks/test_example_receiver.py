@@ -16,10 +16,10 @@ import pytest
 from tests.servers import free_port
 from tests.webhooks.conftest import make_events, run_worker
 from token_broker.config import Settings
-from token_broker.services import hooks
+from token_broker.net import signing
+from token_broker.services import webhook_subscriptions
 from token_broker.services.verification import VerifiedCredential
 from token_broker.store.database import Database
-from token_broker.webhooks import signing
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "webhook_receiver.py"
 
@@ -38,7 +38,9 @@ def test_the_example_receiver_verifies_and_prints_events(
     database: Database, settings: Settings, owner: VerifiedCredential, tmp_path: Path
 ) -> None:
     port = free_port()
-    created = hooks.create_hook(database, owner, "link.created", f"http://127.0.0.1:{port}/hooks", settings)
+    created = webhook_subscriptions.create_hook(
+        database, owner, "link.created", f"http://127.0.0.1:{port}/hooks", settings
+    )
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     with out.open("w") as stdout, err.open("w") as stderr:
         process = subprocess.Popen(

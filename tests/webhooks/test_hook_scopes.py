@@ -17,7 +17,7 @@ from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
 from token_broker.errors import InsufficientScope
 from token_broker.scopes import EVENT_SCOPES, may_receive
-from token_broker.services import deliveries, hooks, verification
+from token_broker.services import deliveries, verification, webhook_subscriptions
 from token_broker.services.verification import VerifiedCredential
 from token_broker.store.database import Database
 from token_broker.store.hook_models import HOOK_EVENTS, WebhookDelivery
@@ -80,9 +80,9 @@ def test_a_partner_token_needs_the_scope_too(
     database: Database, settings: Settings, team: Team, hasher: SecretHasher
 ) -> None:
     partner = make_partner(database, hasher, team)  # granted links:read and hooks:write
-    hooks.create_hook(database, partner.credential, "link.created", TARGET, settings)
+    webhook_subscriptions.create_hook(database, partner.credential, "link.created", TARGET, settings)
     with pytest.raises(InsufficientScope):
-        hooks.create_hook(database, partner.credential, "link.clicked", TARGET, settings)
+        webhook_subscriptions.create_hook(database, partner.credential, "link.clicked", TARGET, settings)
 
 
 def _set_scopes(database: Database, credential_id: str, scopes: list[str] | None) -> None:
@@ -106,7 +106,7 @@ def test_no_delivery_is_sent_once_the_owner_lost_the_scope(
 ) -> None:
     _, owner = _key(make, hasher, ["hooks:write", "links:read"])
     with receiver() as target:
-        hook = hooks.create_hook(database, owner, "link.created", target.url, settings)
+        hook = webhook_subscriptions.create_hook(database, owner, "link.created", target.url, settings)
         make_events(database, owner, 1)
         run_worker(database, settings, lambda: [status for status, _ in _deliveries(database)] == ["succeeded"])
 
@@ -129,7 +129,7 @@ def test_no_delivery_is_sent_once_the_owner_lost_the_scope(
         make_events(database, owner, 1)
         run_worker(database, settings, lambda: _deliveries(database)[-1][0] == "succeeded")
         assert len(target.received()) == 2
-    [view] = hooks.list_hooks(database, owner)
+    [view] = webhook_subscriptions.list_hooks(database, owner)
     assert view.id == hook.view.id and view.status == "active"
 
 
@@ -137,7 +137,7 @@ def test_the_send_gate_checks_the_scope_again(
     database: Database, settings: Settings, make: Keys, hasher: SecretHasher, team: Team
 ) -> None:
     partner = make_partner(database, hasher, team)
-    hooks.create_hook(database, partner.credential, "link.created", TARGET, settings)
+    webhook_subscriptions.create_hook(database, partner.credential, "link.created", TARGET, settings)
     make_events(database, partner.credential, 1)
     now = utcnow()
     deliveries.fan_out(database, now)

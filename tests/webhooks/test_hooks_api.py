@@ -13,8 +13,8 @@ from tests.makers import Keys
 from tests.support import Team
 from tests.webhooks.receivers import receiver
 from token_broker.config import Settings, SettingsError
+from token_broker.net import signing
 from token_broker.store.models import AuditEvent
-from token_broker.webhooks import signing
 
 
 def bearer(key: str | None) -> dict[str, str]:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from token_broker.webhooks import signing
+from token_broker.net import signing
 
 BODY = json.dumps({"id": "evt_0123456789abcdef", "type": "link.created", "data": {"link": {"slug": "é"}}}).encode()
 

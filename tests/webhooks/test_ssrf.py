@@ -16,12 +16,13 @@ from tests.webhooks.conftest import SECRET_KEY, FakeDns, make_events, run_worker
 from tests.webhooks.receivers import Answer, Canary, receiver
 from token_broker.config import Settings
 from token_broker.errors import InvalidInput
-from token_broker.services import hooks
+from token_broker.net import signing, ssrf
+from token_broker.services import webhook_subscriptions
 from token_broker.services.verification import VerifiedCredential
 from token_broker.store.database import Database
 from token_broker.store.hook_models import Hook, WebhookAttempt
 from token_broker.store.models import AuditEvent, Credential, utcnow
-from token_broker.webhooks import signing, ssrf, transport
+from token_broker.webhooks import transport
 
 BLOCKED_IPV4 = [
     "0.0.0.0", "0.1.2.3", "10.0.0.1",  # noqa: S104 - addresses to refuse, not to bind "10.255.255.255", "100.64.0.1", "100.100.100.200", "100.127.255.254",
@@ -98,7 +99,7 @@ def test_every_hostile_url_is_refused_at_registration_and_nothing_connects(
     urls = corpus(canary.port)
     for url in urls:
         with pytest.raises(InvalidInput) as refused:
-            hooks.create_hook(database, owner, "link.created", url, production)
+            webhook_subscriptions.create_hook(database, owner, "link.created", url, production)
         assert refused.value.field == "target_url"
     with database.read() as session:
         assert session.scalar(select(func.count()).select_from(Hook)) == 0
@@ -158,13 +159,13 @@ def test_a_name_that_rebinds_to_loopback_after_registration_is_refused_at_delive
     database: Database, settings: Settings, owner: VerifiedCredential, dns: FakeDns, canary: Canary
 ) -> None:
     dns.names["rebind.partner.test"] = [PUBLIC]
-    created = hooks.create_hook(
+    created = webhook_subscriptions.create_hook(
         database, owner, "link.created", f"https://rebind.partner.test:{canary.port}/", settings
     )
     dns.names["rebind.partner.test"] = ["127.0.0.1"]
     make_events(database, owner, 1)
     run_worker(database, settings, lambda: attempts(database) >= 2)
-    log = hooks.hook_log(database, owner.workspace_id, created.view.id)
+    log = webhook_subscriptions.hook_log(database, owner.workspace_id, created.view.id)
     assert {line.outcome for line in log} == {"refused"}
     assert all("non-public" in (line.error or "") for line in log)
     assert canary.connections == []
@@ -215,11 +216,11 @@ def test_redirects_are_not_followed(
 ) -> None:
     location = f"http://127.0.0.1:{canary.port}/stolen"
     with receiver(lambda _request, _index: Answer(302, {"Location": location})) as target:
-        created = hooks.create_hook(database, owner, "link.created", target.url, settings)
+        created = webhook_subscriptions.create_hook(database, owner, "link.created", target.url, settings)
         make_events(database, owner, 1)
         run_worker(database, settings, lambda: attempts(database) >= 1)
         assert len(target.received()) == 1
-    [line] = hooks.hook_log(database, owner.workspace_id, created.view.id)
+    [line] = webhook_subscriptions.hook_log(database, owner.workspace_id, created.view.id)
     assert (line.status_code, line.outcome) == (302, "failed")
     assert canary.connections == []
 
@@ -245,7 +246,7 @@ def test_the_connection_goes_to_the_checked_address_with_the_name_in_host(
     with receiver() as target:
         dns.names["receiver.partner.test"] = ["127.0.0.1"]
         url = f"http://receiver.partner.test:{target.port}/in"
-        hooks.create_hook(database, owner, "link.created", url, allowed)
+        webhook_subscriptions.create_hook(database, owner, "link.created", url, allowed)
         dns.lookups.clear()
         make_events(database, owner, 1)
         run_worker(database, allowed, lambda: len(target.received()) >= 1)

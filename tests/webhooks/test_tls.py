@@ -19,10 +19,10 @@ from tests.webhooks.conftest import FakeDns, make_events, run_worker
 from tests.webhooks.receivers import Receiver, receiver
 from tests.webhooks.test_delivery import delivered
 from token_broker.config import Settings
-from token_broker.services import hooks
+from token_broker.net import signing
+from token_broker.services import webhook_subscriptions
 from token_broker.services.verification import VerifiedCredential
 from token_broker.store.database import Database
-from token_broker.webhooks import signing
 
 NAME = "secure.partner.test"
 
@@ -85,20 +85,25 @@ def test_the_certificate_is_checked_against_the_name_while_connecting_to_the_add
 ) -> None:
     dns.names.update({NAME: ["127.0.0.1"], "impostor.partner.test": ["127.0.0.1"]})
     allowed = replace(settings, webhook_allow_hosts=(NAME, "impostor.partner.test"))
-    good = hooks.create_hook(database, owner, "link.created", f"https://{NAME}:{https_receiver.port}/in", allowed)
+    good = webhook_subscriptions.create_hook(
+        database, owner, "link.created", f"https://{NAME}:{https_receiver.port}/in", allowed
+    )
     make_events(database, owner, 1)
     run_worker(database, allowed, lambda: delivered(database, 1), verify=tls[1])
     [request] = https_receiver.received()
     assert request.headers["host"] == f"{NAME}:{https_receiver.port}"
     signing.verify(good.secret, request.headers, request.body)
 
-    hooks.delete_hook(database, owner, good.view.id)
+    webhook_subscriptions.delete_hook(database, owner, good.view.id)
     url = f"https://impostor.partner.test:{https_receiver.port}/in"  # same address, a certificate for another name
-    bad = hooks.create_hook(database, owner, "link.created", url, allowed)
+    bad = webhook_subscriptions.create_hook(database, owner, "link.created", url, allowed)
     make_events(database, owner, 1)
     run_worker(
-        database, allowed, lambda: len(hooks.hook_log(database, owner.workspace_id, bad.view.id)) >= 1, verify=tls[1]
+        database,
+        allowed,
+        lambda: len(webhook_subscriptions.hook_log(database, owner.workspace_id, bad.view.id)) >= 1,
+        verify=tls[1],
     )
-    [line, *_] = hooks.hook_log(database, owner.workspace_id, bad.view.id)
+    [line, *_] = webhook_subscriptions.hook_log(database, owner.workspace_id, bad.view.id)
     assert line.outcome == "retry" and "CERTIFICATE_VERIFY_FAILED" in (line.error or "")
     assert len(https_receiver.received()) == 1  # nothing was sent over the mismatched connection

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from tests.webhooks.conftest import SECRET_KEY, make_events
 from tests.webhooks.receivers import Answer, receiver
 from token_broker.config import Settings
-from token_broker.services import hooks
+from token_broker.services import webhook_subscriptions
 from token_broker.services.verification import VerifiedCredential
 from token_broker.store.database import Database
 from token_broker.store.hook_models import WebhookAttempt, WebhookDelivery
@@ -80,7 +80,7 @@ def test_a_worker_killed_mid_run_loses_no_event(
 ) -> None:
     events = 40
     with receiver(lambda _request, _index: Answer(204, delay=0.2)) as target:
-        hooks.create_hook(database, owner, "link.created", target.url, settings)
+        webhook_subscriptions.create_hook(database, owner, "link.created", target.url, settings)
         make_events(database, owner, events)
         log = tmp_path / "worker.log"
         with worker_process(database_url, log) as first:
@@ -102,7 +102,7 @@ def test_two_workers_on_one_store_deliver_each_event_once(
 ) -> None:
     events = 150
     with receiver(lambda _request, _index: Answer(204, delay=0.005)) as target:
-        hooks.create_hook(database, owner, "link.created", target.url, settings)
+        webhook_subscriptions.create_hook(database, owner, "link.created", target.url, settings)
         with (
             # A long lease: a busy machine must not make a slow attempt look abandoned.
             worker_process(database_url, tmp_path / "one.log", lease=20),

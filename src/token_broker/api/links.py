@@ -6,10 +6,13 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from token_broker.api.endpoints import json_object, query_int
+from token_broker.api import payloads
+from token_broker.api.payloads import JsonResponse
+from token_broker.api.scoped_routes import json_object, query_int
 from token_broker.app_state import resources
 from token_broker.errors import InvalidInput
 from token_broker.services import links
+from token_broker.services.link_analytics import link_analytics as analytics_of
 from token_broker.services.verification import VerifiedCredential
 
 
@@ -29,13 +32,13 @@ async def list_links(request: Request, credential: VerifiedCredential) -> Respon
     found, has_more = await to_thread.run_sync(
         lambda: links.list_links(database, credential.workspace_id, limit=limit, starting_after=starting_after)
     )
-    return JSONResponse({"data": [link.to_json() for link in found], "has_more": has_more})
+    return JsonResponse({"data": [payloads.link(link) for link in found], "has_more": has_more})
 
 
 async def get_link(request: Request, credential: VerifiedCredential) -> Response:
     database = resources(request).database
     link = await to_thread.run_sync(links.get_link, database, credential.workspace_id, _link_id(request))
-    return JSONResponse(link.to_json())
+    return JsonResponse(payloads.link(link))
 
 
 async def create_link(request: Request, credential: VerifiedCredential) -> Response:
@@ -58,7 +61,7 @@ async def create_link(request: Request, credential: VerifiedCredential) -> Respo
             client_address=_address(request),
         )
     )
-    return JSONResponse(link.to_json(), status_code=201)
+    return JsonResponse(payloads.link(link), status_code=201)
 
 
 async def update_link(request: Request, credential: VerifiedCredential) -> Response:
@@ -75,7 +78,7 @@ async def update_link(request: Request, credential: VerifiedCredential) -> Respo
             client_address=_address(request),
         )
     )
-    return JSONResponse(link.to_json())
+    return JsonResponse(payloads.link(link))
 
 
 async def delete_link(request: Request, credential: VerifiedCredential) -> Response:
@@ -97,5 +100,5 @@ async def link_analytics(request: Request, credential: VerifiedCredential) -> Re
     database = resources(request).database
     days = query_int(request, "days", 30)
     link_id = _link_id(request)
-    report = await to_thread.run_sync(lambda: links.link_analytics(database, credential.workspace_id, link_id, days))
+    report = await to_thread.run_sync(lambda: analytics_of(database, credential.workspace_id, link_id, days))
     return JSONResponse(report)

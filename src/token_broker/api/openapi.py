@@ -1,30 +1,21 @@
-"""The workspace API's OpenAPI 3.1 document, served at /openapi.json."""
+"""The workspace API's OpenAPI 3.1 document, served at /openapi.json, derived from the route table (paths, methods,
+scopes, each route's declared operation), the error tree (the error codes) and the schemas below."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from starlette.routing import BaseRoute
+
 from token_broker import __version__
+from token_broker.api import payloads
+from token_broker.api.routes import ROUTES
+from token_broker.api.scoped_routes import ApiRoute, QueryInt
+from token_broker.errors import api_error_codes
 from token_broker.store.hook_models import HOOK_EVENTS
 
 JSON = "application/json"
-ERROR_CODES = [
-    "missing_api_key",
-    "malformed_api_key",
-    "invalid_api_key",
-    "token_expired",
-    "reconnect_required",
-    "api_key_account_mismatch",
-    "insufficient_scope",
-    "ip_not_allowed",
-    "not_found",
-    "invalid_request",
-    "conflict",
-    "rate_limited",
-    "payload_too_large",
-    "method_not_allowed",
-    "service_unavailable",
-]
 RATE_HEADERS = {
     name: {"schema": {"type": "integer"}, "description": description}
     for name, description in [
@@ -39,34 +30,9 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["error", "message"],
         "properties": {
-            "error": {"type": "string", "enum": ERROR_CODES},
+            "error": {"type": "string", "enum": api_error_codes()},
             "message": {"type": "string"},
             "reconnect": {"type": "boolean"},
-        },
-    },
-    "Link": {
-        "type": "object",
-        "required": ["id", "domain", "slug", "destination", "created_at", "updated_at", "clicks"],
-        "properties": {
-            "id": {"type": "string", "examples": ["lnk_4fQ2k9LmZx0aB7cD"]},
-            "domain": {"type": "string"},
-            "slug": {"type": "string"},
-            "short_url": {"type": "string"},
-            "destination": {"type": "string", "format": "uri"},
-            "created_at": {"type": "string", "format": "date-time"},
-            "updated_at": {"type": "string", "format": "date-time"},
-            "created_by": {"type": "string"},
-            "clicks": {"type": "integer", "minimum": 0},
-            "expires_at": {
-                "type": ["string", "null"],
-                "format": "date-time",
-                "description": "when the link stops redirecting (its redirect answers 410 Gone); null: never",
-            },
-            "status": {
-                "type": "string",
-                "enum": ["active", "expired"],
-                "description": "expired once expires_at has passed; PATCH a later expires_at (or null) to reactivate",
-            },
         },
     },
     "LinkList": {
@@ -207,24 +173,35 @@ def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str,
     return response
 
 
-def _ok(status: str, schema: str | None, description: str) -> dict[str, Any]:
-    response: dict[str, Any] = {"description": description, "headers": RATE_HEADERS}
-    if schema is not None:
-        response["content"] = {JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
-    return {status: response}
+PATH_PARAMETERS = {
+    "account_id": "the workspace, which must be the credential's own",
+    "link_id": "a link id such as lnk_...",
+    "hook_id": "a hook id such as hook_...",
+    "slug": "the short link's slug, in any case",
+}
+# The public redirect is served by the app beside the API (no credential); its answers are plain text.
+REDIRECT = (
+    "/r/{slug}",
+    {
+        "summary": "The public redirect (no credential)",
+        "security": [],
+        "responses": {
+            "302": {"description": "to the destination; the click is counted"},
+            "404": {"description": "no such short link (plain text)"},
+            "410": {"description": "the link has expired (plain text); no click is counted"},
+        },
+    },
+)
 
 
-def _operation(
-    summary: str,
-    scope: str | None,
-    ok: dict[str, Any],
-    parameters: list[dict[str, Any]] | None = None,
-    body: str | None = None,
-    extra_errors: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+def _operation(route: ApiRoute) -> dict[str, Any]:
+    declared = route.operation
     www = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+    ok: dict[str, Any] = {"description": declared.description, "headers": RATE_HEADERS}
+    if declared.answers is not None:
+        ok["content"] = {JSON: {"schema": {"$ref": f"#/components/schemas/{declared.answers}"}}}
     responses = {
-        **ok,
+        str(declared.status): ok,
         "401": _error("no credential, or not a valid one", www),
         "403": _error("another workspace, a missing scope, or an address outside the allow-list"),
         "404": _error("no such object in this workspace"),
@@ -232,50 +209,60 @@ def _operation(
         "422": _error("a parameter or the body does not validate; the message names the field"),
         "429": _error("rate limited", {"Retry-After": {"schema": {"type": "integer"}}, **RATE_HEADERS}),
         "503": _error("the store is unavailable for a moment", {"Retry-After": {"schema": {"type": "integer"}}}),
-        **(extra_errors or {}),
+        **{str(status): _error(description) for status, description in declared.refusals.items()},
     }
-    operation: dict[str, Any] = {"summary": summary, "responses": responses, "parameters": parameters or []}
-    if scope:
-        operation["description"] = f"Needs the `{scope}` scope."
-        operation["x-scope"] = scope
-    if body:
+    operation: dict[str, Any] = {
+        "summary": declared.summary,
+        "responses": responses,
+        "parameters": [_query(parameter) for parameter in declared.query],
+    }
+    if route.scope:
+        operation["description"] = declared.details or f"Needs the `{route.scope}` scope."
+        operation["x-scope"] = route.scope
+    if declared.body:
         operation["requestBody"] = {
             "required": True,
-            "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+            "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{declared.body}"}}},
         }
         operation["responses"]["413"] = _error("the body is larger than 64 KiB")
     return operation
 
 
-def _path(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": description}
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": PATH_PARAMETERS[name],
+        }
+        for name in re.findall(r"{(\w+)}", path)
+    ]
 
 
-def _query_int(name: str, minimum: int, maximum: int) -> dict[str, Any]:
-    return {"name": name, "in": "query", "schema": {"type": "integer", "minimum": minimum, "maximum": maximum}}
+def _query(parameter: QueryInt | str) -> dict[str, Any]:
+    if isinstance(parameter, str):
+        return {"name": parameter, "in": "query", "schema": {"type": "string"}}
+    schema = {"type": "integer", "minimum": parameter.minimum, "maximum": parameter.maximum}
+    return {"name": parameter.name, "in": "query", "schema": schema}
 
 
-def _hook_create() -> dict[str, Any]:
-    operation = _operation(
-        "Subscribe to an event: deliveries are signed POSTs (Standard Webhooks) to target_url",
-        "hooks:write",
-        _ok("201", "CreatedHook", "created, with its signing secret shown this once"),
-        body="HookCreate",
-        extra_errors={"409": _error("this connection or key already has the most hooks allowed")},
-    )
-    operation["description"] = (
-        "Needs the `hooks:write` scope, and the scope that reads the event's data: `links:read` for link events, "
-        "`analytics:read` for `link.clicked`, a workspace key with full access for admin notices "
-        "(403 insufficient_scope otherwise). Deliveries stop while the owner lacks that scope."
-    )
-    return operation
+def api_paths(routes: list[BaseRoute]) -> dict[str, Any]:
+    """The document's paths, from the route table: one operation per ApiRoute, grouped by path, then the redirect."""
+    paths: dict[str, Any] = {}
+    for route in routes:
+        if isinstance(route, ApiRoute):
+            item = paths.setdefault(route.public_path, {})
+            if "{" in route.public_path:
+                item["parameters"] = _path_parameters(route.public_path)
+            item[route.method.lower()] = _operation(route)
+    path, redirect = REDIRECT
+    paths[path] = {"parameters": _path_parameters(path), "get": redirect}
+    return paths
 
 
 def openapi_document(server_url: str) -> dict[str, Any]:
-    account = _path("account_id", "the workspace, which must be the credential's own")
-    link = _path("link_id", "a link id such as lnk_...")
-    conflict = {"409": _error("the slug is taken")}
-    cursor = {"name": "starting_after", "in": "query", "schema": {"type": "string"}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "token-broker workspace API", "version": __version__},
@@ -286,72 +273,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer nim_..."},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-Nim-Api-Key"},
             },
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **payloads.schemas()},
         },
-        "paths": {
-            "/v1/me": {"get": _operation("The presented credential and its workspace", None, _ok("200", "Me", "who"))},
-            "/v1/workspaces/{account_id}/links": {
-                "parameters": [account],
-                "get": _operation(
-                    "List links, newest first",
-                    "links:read",
-                    _ok("200", "LinkList", "a page of links"),
-                    [_query_int("limit", 1, 100), cursor],
-                ),
-                "post": _operation(
-                    "Shorten a link",
-                    "links:write",
-                    _ok("201", "Link", "created"),
-                    body="LinkCreate",
-                    extra_errors=conflict,
-                ),
-            },
-            "/v1/workspaces/{account_id}/links/{link_id}": {
-                "parameters": [account, link],
-                "get": _operation("A link", "links:read", _ok("200", "Link", "the link")),
-                "patch": _operation(
-                    "Change a link",
-                    "links:write",
-                    _ok("200", "Link", "changed"),
-                    body="LinkUpdate",
-                    extra_errors=conflict,
-                ),
-                "delete": _operation("Delete a link", "links:write", _ok("204", None, "deleted")),
-            },
-            "/v1/workspaces/{account_id}/links/{link_id}/analytics": {
-                "parameters": [account, link],
-                "get": _operation(
-                    "Clicks per day and top referrers",
-                    "analytics:read",
-                    _ok("200", "Analytics", "the report"),
-                    [_query_int("days", 1, 365)],
-                ),
-            },
-            "/v1/workspaces/{account_id}/hooks": {
-                "parameters": [account],
-                "get": _operation("This credential's hooks", "hooks:write", _ok("200", "HookList", "the hooks")),
-                "post": _hook_create(),
-            },
-            "/v1/workspaces/{account_id}/hooks/{hook_id}": {
-                "parameters": [account, _path("hook_id", "a hook id such as hook_...")],
-                "get": _operation(
-                    "One of this credential's hooks: whether the hook it saved still exists, and its status",
-                    "hooks:write",
-                    _ok("200", "Hook", "the hook"),
-                ),
-                "delete": _operation("Unsubscribe: delete a hook", "hooks:write", _ok("204", None, "deleted")),
-            },
-            "/r/{slug}": {
-                "parameters": [_path("slug", "the short link's slug, in any case")],
-                "get": {
-                    "summary": "The public redirect (no credential)",
-                    "security": [],
-                    "responses": {
-                        "302": {"description": "to the destination; the click is counted"},
-                        "404": {"description": "no such short link (plain text)"},
-                        "410": {"description": "the link has expired (plain text); no click is counted"},
-                    },
-                },
-            },
-        },
+        "paths": api_paths(ROUTES),
     }

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from token_broker.app_state import resources
-from token_broker.services import links
+from token_broker.services import link_clicks
 
 # Characters a URL may hold as they are; anything else (non-ASCII) is percent-encoded for the Location header.
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%-._~"
@@ -37,14 +37,14 @@ async def follow(request: Request) -> Response:
             headers={"Retry-After": str(wait), "Cache-Control": "no-store"},
         )
     slug: str = request.path_params["slug"]
-    found = await to_thread.run_sync(links.find_destination, state.database, slug)
+    found = await to_thread.run_sync(link_clicks.find_destination, state.database, slug)
     if found.outcome == "expired":
         return PlainTextResponse(
             "This short link has expired.", status_code=410, headers={"Cache-Control": "private, max-age=0"}
         )
     if found.link_id is None or found.destination is None:
         return PlainTextResponse("No such short link.", status_code=404)
-    state.clicks.note(links.new_click(found.link_id, _referrer_host(request), request.headers.get("user-agent")))
+    state.clicks.note(link_clicks.new_click(found.link_id, _referrer_host(request), request.headers.get("user-agent")))
     return RedirectResponse(
         quote(found.destination, safe=_URL_SAFE),
         status_code=302,

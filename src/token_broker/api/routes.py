@@ -1,25 +1,111 @@
-"""The workspace API's route table: method, path, the scope each needs, and its handler."""
+"""The workspace API's route table: method, path, the scope each needs, its handler and what its document says."""
 
 from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from token_broker.api import hooks, links
-from token_broker.api.endpoints import api_route
+from token_broker.api import links, webhook_subscriptions
 from token_broker.api.me import me
+from token_broker.api.scoped_routes import Operation, QueryInt, api_route
 
 WORKSPACE = "/workspaces/{account_id}"
+SLUG_TAKEN = {409: "the slug is taken"}
 
 ROUTES: list[BaseRoute] = [
-    api_route("GET", "/me", None, me),
-    api_route("GET", f"{WORKSPACE}/links", "links:read", links.list_links),
-    api_route("POST", f"{WORKSPACE}/links", "links:write", links.create_link),
-    api_route("GET", f"{WORKSPACE}/links/{{link_id}}", "links:read", links.get_link),
-    api_route("PATCH", f"{WORKSPACE}/links/{{link_id}}", "links:write", links.update_link),
-    api_route("DELETE", f"{WORKSPACE}/links/{{link_id}}", "links:write", links.delete_link),
-    api_route("GET", f"{WORKSPACE}/links/{{link_id}}/analytics", "analytics:read", links.link_analytics),
-    api_route("GET", f"{WORKSPACE}/hooks", "hooks:write", hooks.list_hooks),
-    api_route("POST", f"{WORKSPACE}/hooks", "hooks:write", hooks.create_hook),
-    api_route("GET", f"{WORKSPACE}/hooks/{{hook_id}}", "hooks:write", hooks.get_hook),
-    api_route("DELETE", f"{WORKSPACE}/hooks/{{hook_id}}", "hooks:write", hooks.delete_hook),
+    api_route("GET", "/me", None, me, Operation("The presented credential and its workspace", 200, "Me", "who")),
+    api_route(
+        "GET",
+        f"{WORKSPACE}/links",
+        "links:read",
+        links.list_links,
+        Operation(
+            "List links, newest first",
+            200,
+            "LinkList",
+            "a page of links",
+            query=(QueryInt("limit", 1, 100), "starting_after"),
+        ),
+    ),
+    api_route(
+        "POST",
+        f"{WORKSPACE}/links",
+        "links:write",
+        links.create_link,
+        Operation("Shorten a link", 201, "Link", "created", body="LinkCreate", refusals=SLUG_TAKEN),
+    ),
+    api_route(
+        "GET",
+        f"{WORKSPACE}/links/{{link_id}}",
+        "links:read",
+        links.get_link,
+        Operation("A link", 200, "Link", "the link"),
+    ),
+    api_route(
+        "PATCH",
+        f"{WORKSPACE}/links/{{link_id}}",
+        "links:write",
+        links.update_link,
+        Operation("Change a link", 200, "Link", "changed", body="LinkUpdate", refusals=SLUG_TAKEN),
+    ),
+    api_route(
+        "DELETE",
+        f"{WORKSPACE}/links/{{link_id}}",
+        "links:write",
+        links.delete_link,
+        Operation("Delete a link", 204, None, "deleted"),
+    ),
+    api_route(
+        "GET",
+        f"{WORKSPACE}/links/{{link_id}}/analytics",
+        "analytics:read",
+        links.link_analytics,
+        Operation(
+            "Clicks per day and top referrers", 200, "Analytics", "the report", query=(QueryInt("days", 1, 365),)
+        ),
+    ),
+    api_route(
+        "GET",
+        f"{WORKSPACE}/hooks",
+        "hooks:write",
+        webhook_subscriptions.list_hooks,
+        Operation("This credential's hooks", 200, "HookList", "the hooks"),
+    ),
+    api_route(
+        "POST",
+        f"{WORKSPACE}/hooks",
+        "hooks:write",
+        webhook_subscriptions.create_hook,
+        Operation(
+            "Subscribe to an event: deliveries are signed POSTs (Standard Webhooks) to target_url",
+            201,
+            "CreatedHook",
+            "created, with its signing secret shown this once",
+            body="HookCreate",
+            refusals={409: "this connection or key already has the most hooks allowed"},
+            details=(
+                "Needs the `hooks:write` scope, and the scope that reads the event's data: `links:read` for link "
+                "events, `analytics:read` for `link.clicked`, a workspace key with full access for admin notices "
+                "(403 insufficient_scope otherwise). Deliveries stop while the owner lacks that scope."
+            ),
+        ),
+    ),
+    api_route(
+        "GET",
+        f"{WORKSPACE}/hooks/{{hook_id}}",
+        "hooks:write",
+        webhook_subscriptions.get_hook,
+        Operation(
+            "One of this credential's hooks: whether the hook it saved still exists, and its status",
+            200,
+            "Hook",
+            "the hook",
+        ),
+    ),
+    api_route(
+        "DELETE",
+        f"{WORKSPACE}/hooks/{{hook_id}}",
+        "hooks:write",
+        webhook_subscriptions.delete_hook,
+        Operation("Unsubscribe: delete a hook", 204, None, "deleted"),
+    ),
 ]

@@ -61,7 +61,7 @@ class Guard:
         self.throttle = FailureThrottle(name_per_source=True)
         self.rate_limiter = rate_limiter or RateLimiter()
         self.usage = UsageRecorder()
-        self.argon2_verifications = 0
+        self.store_verifications = 0  # whatever the hash: argon2id for keys, SHA-256 for partner tokens
         self.pool = pool or HashingPool("verify-secrets", threads=ARGON2_CONCURRENCY)
         self._pending: dict[bytes, _Pending] = {}
 
@@ -144,7 +144,7 @@ class Guard:
         return pending
 
     def _check(self, presented: str) -> VerifiedCredential | CredentialRefused:
-        self.argon2_verifications += 1
+        self.store_verifications += 1
         try:
             return verification.verify(self.database, self.hasher, presented)
         except CredentialRefused as refusal:

@@ -3,12 +3,13 @@ credential's rate limits before any route runs. Routes read `request.user.creden
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.authentication import AuthCredentials, BaseUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from token_broker.api.errors import RateLimited, Unavailable, error_response
-from token_broker.errors import CredentialRefused
+from token_broker.errors import BrokerError, CredentialRefused, RateLimited, Unavailable
 from token_broker.guard.guard import Guard
 from token_broker.hashing_pool import HashingBusy
 from token_broker.scopes import ALL_SCOPES
@@ -36,9 +37,14 @@ BUSY_MESSAGE = "Too many new keys are being verified at once: retry after the nu
 RATE_LIMITED_MESSAGE = "Too many requests for this key: wait for the number of seconds in Retry-After, then retry."
 
 
+# How refusals reach the wire is the mounting layer's choice: the guard sits below the API and does not import it.
+ErrorRenderer = Callable[[BrokerError, Mapping[str, str] | None], ASGIApp]
+
+
 class GuardMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, render_error: ErrorRenderer) -> None:
         self.app = app
+        self.render_error = render_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,21 +55,21 @@ class GuardMiddleware:
         try:
             credential = await guard.authenticate(scope["headers"], client[0] if client else None)
         except CredentialRefused as refusal:
-            await error_response(refusal)(scope, receive, send)
+            await self.render_error(refusal, None)(scope, receive, send)
             return
         except SQLAlchemyError:
             unavailable = Unavailable("The key store is unavailable for a moment; retry shortly.")
-            await error_response(unavailable, {"Retry-After": "1"})(scope, receive, send)
+            await self.render_error(unavailable, {"Retry-After": "1"})(scope, receive, send)
             return
         except HashingBusy as busy:
             unavailable = Unavailable(BUSY_MESSAGE)
-            await error_response(unavailable, {"Retry-After": str(busy.retry_after)})(scope, receive, send)
+            await self.render_error(unavailable, {"Retry-After": str(busy.retry_after)})(scope, receive, send)
             return
         scope["user"] = CredentialUser(credential)  # set before the rate limit, so a 429 is logged with its key
         decision = await guard.rate_limit(credential)
         if not decision.allowed:
             headers = {name.decode(): value.decode() for name, value in decision.headers()}
-            await error_response(RateLimited(RATE_LIMITED_MESSAGE), headers)(scope, receive, send)
+            await self.render_error(RateLimited(RATE_LIMITED_MESSAGE), headers)(scope, receive, send)
             return
         scope["auth"] = AuthCredentials(list(ALL_SCOPES if credential.scopes is None else credential.scopes))
         rate_headers = decision.headers()

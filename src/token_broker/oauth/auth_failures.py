@@ -9,7 +9,6 @@ its budget back early, never take another's away.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import threading
 import time
@@ -18,21 +17,6 @@ from collections import OrderedDict
 from token_broker.policy import parse_rate_limit
 
 MAX_BUCKETS = 100_000
-
-
-def address_bucket(address: str | None) -> str:
-    """What failures are counted against: an IPv4 address (IPv4-mapped IPv6 too), an IPv6 /64, or "unknown"."""
-    if not address:
-        return "unknown"
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        return "unknown"
-    if isinstance(parsed, ipaddress.IPv6Address):
-        if parsed.ipv4_mapped is not None:
-            return str(parsed.ipv4_mapped)
-        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
-    return str(parsed)
 
 
 class AuthFailures:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from token_broker.config import DEFAULT_CLIENT_AUTH_FAILURE_LIMIT
 from token_broker.oauth.auth_failures import AuthFailures
-from token_broker.oauth.endpoints import Introspection, Revocation
 from token_broker.oauth.grants import CodeGrant, RefreshGrant, S256Only
+from token_broker.oauth.revocation_introspection import Introspection, Revocation
 from token_broker.oauth.server import BrokerAuthorizationServer
 from token_broker.scopes import Manifest
 from token_broker.services.tokens import TokenLifetimes

@@ -19,6 +19,7 @@ from authlib.oauth2.rfc6749.errors import (
 from authlib.oauth2.rfc7636 import CodeChallenge
 from sqlalchemy import select
 
+from token_broker.errors import InvalidScope
 from token_broker.oauth.models import AUTH_METHODS, Approval, BrokerClient, BrokerCode
 from token_broker.oauth.server import current_session
 from token_broker.oauth.token_audit import code_replay_event, refresh_event
@@ -27,7 +28,7 @@ from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, record
 from token_broker.services.client_lifecycle import hold_active
 from token_broker.services.clients import serves_workspace
-from token_broker.services.tokens import CodeReplay, InvalidScope, Refused
+from token_broker.services.tokens import CodeReplay, Refused
 from token_broker.store.models import User
 
 S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")

@@ -1,16 +1,13 @@
-"""The authorization server's routes. AUTHORIZE_ROUTES need the dashboard session; TOKEN_ROUTES do not."""
+"""The authorization server's routes, which need no dashboard session. The consent page, which does, is served by the
+dashboard (`token_broker.web.consent`)."""
 
 from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from token_broker.oauth import consent, token_routes
+from token_broker.oauth import token_routes
 from token_broker.oauth.token_routes import AllowOnly
 
-AUTHORIZE_ROUTES: list[BaseRoute] = [
-    Route("/oauth/authorize", consent.authorize_page, methods=["GET"]),
-    Route("/oauth/authorize", consent.authorize_decision, methods=["POST"]),
-]
 # Each takes every method and answers those it does not serve with 405 and Allow, before the dashboard's mount.
 TOKEN_ROUTES: list[BaseRoute] = [
     Route("/oauth/token", AllowOnly(("POST",), token_routes.token)),

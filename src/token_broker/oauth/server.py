@@ -17,6 +17,7 @@ from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 
 from token_broker.oauth import client_auth
@@ -123,3 +124,9 @@ class BrokerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         header_map.setdefault("Cache-Control", "no-store")
         header_map.pop("Content-Type", None)
         return JSONResponse(body, status_code=status, headers=header_map)
+
+
+def authorization_server(connection: HTTPConnection) -> BrokerAuthorizationServer:
+    """The running app's authorization server, which its lifespan puts in the request state."""
+    found: BrokerAuthorizationServer = connection.state.authorization_server
+    return found

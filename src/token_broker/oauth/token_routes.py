@@ -16,12 +16,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from token_broker.app_state import resources
-from token_broker.oauth.auth_failures import address_bucket
+from token_broker.error_responses import oauth_error
 from token_broker.oauth.client_auth import presented_client, uses_basic
 from token_broker.oauth.models import AUTH_METHODS
-from token_broker.oauth.requests import BadClientCredentials, BadRequest, BrokerRequest, build_request, form_pairs
-from token_broker.oauth.server import BrokerAuthorizationServer
+from token_broker.oauth.request_adapter import (
+    BadClientCredentials,
+    BadRequest,
+    BrokerRequest,
+    build_request,
+    form_pairs,
+)
+from token_broker.oauth.server import BrokerAuthorizationServer, authorization_server
+from token_broker.observe.metrics import metrics_of
 from token_broker.scopes import ALL_SCOPES
+from token_broker.sources import source_of
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 GRANT_TYPES = ("authorization_code", "refresh_token")
@@ -37,20 +45,14 @@ def issuer_of(request: Request) -> str:
     return resources(request).settings.require_issuer()
 
 
-def oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "error_description": description}, status_code=status,
-                        headers={**NO_STORE, **(headers or {})})  # fmt: skip
-
-
 def server_of(request: Request) -> BrokerAuthorizationServer:
-    server: BrokerAuthorizationServer = resources(request).oauth
-    return server
+    return authorization_server(request)
 
 
 def _address_refused(request: Request) -> Response | None:
     """429 for an address (an IPv6 /64) that failed client authentication too often, before its request is read."""
     address = request.client.host if request.client else None
-    wait = server_of(request).auth_failures.retry_after(address_bucket(address))
+    wait = server_of(request).auth_failures.retry_after(source_of(address))
     if wait is None:
         return None
     description = "Too many failed client authentications from this address: retry after Retry-After seconds."
@@ -59,7 +61,7 @@ def _address_refused(request: Request) -> Response | None:
 
 def _charge_failure(request: Request) -> None:
     """One failed client authentication of the request's address."""
-    server_of(request).auth_failures.charge(address_bucket(request.client.host if request.client else None))
+    server_of(request).auth_failures.charge(source_of(request.client.host if request.client else None))
 
 
 async def _form_request(request: Request, path: str) -> BrokerRequest | Response:
@@ -215,7 +217,7 @@ async def token(request: Request) -> Response:
         return refused
     response = await _run(request, oauth_request, lambda server: server.create_token_response(oauth_request))
     if oauth_request.form.get("grant_type") == "refresh_token":
-        resources(request).metrics.refreshes.labels("ok" if response.status_code == 200 else "refused").inc()
+        metrics_of(request).refreshes.labels("ok" if response.status_code == 200 else "refused").inc()
     return response
 
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from token_broker.api.clicks import ClickRecorder
-from token_broker.api.redirect_limit import RedirectLimit
-from token_broker.web.sign_in_throttle import SignInThrottle
+from token_broker.guard.redirect_limit import RedirectLimit
+from token_broker.guard.sign_in_throttle import SignInThrottle
+from token_broker.services.click_batches import ClickRecorder
 
 
 @dataclass(eq=False)  # registries key collectors by identity

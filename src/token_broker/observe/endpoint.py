@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from token_broker.app_state import resources
-from token_broker.observe.metrics import CONTENT_TYPE
+from token_broker.observe.metrics import CONTENT_TYPE, metrics_of
 
 FORWARDING_HEADERS = (b"x-forwarded-for", b"forwarded", b"x-real-ip")
 
@@ -46,5 +46,5 @@ async def metrics(request: Request) -> Response:
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"', "Cache-Control": "no-store"},
             )
         return PlainTextResponse("Not Found", status_code=404)
-    body = await to_thread.run_sync(state.metrics.render)
+    body = await to_thread.run_sync(metrics_of(request).render)
     return Response(body, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})

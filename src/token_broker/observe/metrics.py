@@ -18,14 +18,15 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import HTTPConnection
 
 from token_broker.guard.guard import Guard
 from token_broker.guard.limiter import RateLimiter
 from token_broker.hashing_pool import HashingPool
 from token_broker.services.monitoring import QueueDepth, queue_depth
+from token_broker.store.change_listener import ChangeListener
 from token_broker.store.database import Database
-from token_broker.store.notifications import ChangeListener
-from token_broker.webhooks.worker import DeliveryWorker
+from token_broker.webhooks.delivery_worker import DeliveryWorker
 
 log = logging.getLogger("token_broker")
 DEPTH_SECONDS = 5.0
@@ -99,7 +100,7 @@ class LiveState(Collector):
                        guard.cache.misses)  # fmt: skip
         yield _gauge("token_broker_verification_cache_entries", "Verification outcomes cached", len(guard.cache))
         yield _counter("token_broker_argon2_verifications", "Credential verifications against the store (argon2id for "
-                       "workspace keys)", guard.argon2_verifications)  # fmt: skip
+                       "workspace keys)", guard.store_verifications)  # fmt: skip
         yield _counter("token_broker_verification_throttled", "Verifications refused by the failure throttle",
                        guard.throttle.refused)  # fmt: skip
         shed = CounterMetricFamily("token_broker_hashing_shed", "Hashing jobs refused with 503 (queue full or "
@@ -162,3 +163,9 @@ def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=float(value))
+
+
+def metrics_of(connection: HTTPConnection) -> Metrics:
+    """The running app's metrics, which its lifespan puts in the request state."""
+    found: Metrics = connection.state.metrics
+    return found

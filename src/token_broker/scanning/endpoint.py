@@ -19,15 +19,18 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from token_broker.api.errors import MethodNotAllowed, Unavailable, error_response
 from token_broker.app_state import resources
+from token_broker.error_responses import api_error
 from token_broker.errors import (
     BadReportSignature,
+    MethodNotAllowed,
     ReporterKeysUnavailable,
     ReportTooLarge,
+    Unavailable,
     UnknownReporterKey,
     UnsignedReport,
 )
+from token_broker.scanning.reporters import reporter_keys
 from token_broker.scanning.reports import MAX_BODY_BYTES, read_report
 from token_broker.scanning.signatures import MAX_KEY_IDENTIFIER_LENGTH, decode_signature, verifies
 from token_broker.services.leaks import Report, handle_report
@@ -40,7 +43,7 @@ MAX_WAITING_REPORTS = 8
 async def report(request: Request) -> Response:
     if request.method != "POST":
         # Routed for every method: the dashboard's catch-all mount would otherwise answer other methods with a 404.
-        return error_response(MethodNotAllowed("Reports are POSTed."), {"Allow": "POST"})
+        return api_error(MethodNotAllowed("Reports are POSTed."), {"Allow": "POST"})
     state = resources(request)
     body = await _capped_body(request)
     key_identifier = _one_header(request, KEY_IDENTIFIER_HEADER)
@@ -50,9 +53,9 @@ async def report(request: Request) -> Response:
     if len(key_identifier) > MAX_KEY_IDENTIFIER_LENGTH:
         raise UnknownReporterKey("No trusted reporter publishes a key with this Github-Public-Key-Identifier.")
     try:
-        trusted = await state.reporter_keys.keys_for(key_identifier)
+        trusted = await reporter_keys(request).keys_for(key_identifier)
     except ReporterKeysUnavailable as error:
-        return error_response(error, {"Retry-After": "60"})
+        return api_error(error, {"Retry-After": "60"})
     reporter = next((key.reporter for key in trusted if verifies(key.key, body, signature)), None)
     if reporter is None:
         raise BadReportSignature("The signature does not verify over the request body with the named key.")
@@ -61,7 +64,7 @@ async def report(request: Request) -> Response:
     slots = state.report_slots
     if slots.statistics().tasks_waiting >= MAX_WAITING_REPORTS:
         busy = Unavailable("Too many reports are waiting to be checked; retry in a minute.")
-        return error_response(busy, {"Retry-After": "60"})
+        return api_error(busy, {"Retry-After": "60"})
     outcome = await to_thread.run_sync(handle_report, state.database, state.hasher, verified, address, limiter=slots)
     return JSONResponse([verdict.to_json() for verdict in outcome.verdicts], headers={"Cache-Control": "no-store"})
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import anyio
 import httpx
+from starlette.requests import HTTPConnection
 
 from token_broker.errors import ReporterKeysUnavailable, UnknownReporterKey
 from token_broker.scanning.signatures import KeySetError, PublicKey, parse_key_set
@@ -92,3 +93,9 @@ class ReporterKeys:
 def make_client() -> httpx.AsyncClient:
     """The client the app fetches key sets with: short timeouts, no redirects (a key set is where it is configured)."""
     return httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False, trust_env=False)
+
+
+def reporter_keys(connection: HTTPConnection) -> ReporterKeys:
+    """The running app's reporters' key sets, which its lifespan puts in the request state."""
+    found: ReporterKeys = connection.state.reporter_keys
+    return found

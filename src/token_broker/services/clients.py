@@ -10,17 +10,17 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from token_broker import credentials
-from token_broker.errors import Forbidden, InvalidInput, NotFound
+from token_broker.errors import Forbidden, InvalidInput
+from token_broker.scopes import PLATFORMS
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
 from token_broker.services.workspaces import authorize, find_workspace
 from token_broker.store.database import Database
 from token_broker.store.models import utcnow
-from token_broker.store.oauth_models import PLATFORMS, OAuthClient
+from token_broker.store.oauth_models import OAuthClient
 
 CLIENT_SECRET_LENGTH = 40
 N8N_CALLBACK_PATH = "/rest/oauth2-credential/callback"
@@ -142,12 +142,3 @@ def serves_workspace(client: OAuthClient, workspace_id: int) -> bool:
     """Whether the client may yield tokens for the workspace: a workspace's own (n8n) client serves that workspace
     alone; a platform-wide client (Zapier, Make) serves any. Checked at consent, code and token exchange alike."""
     return client.workspace_id is None or client.workspace_id == workspace_id
-
-
-def find_client(session: Session, client_id: str) -> OAuthClient:
-    client = session.scalar(
-        select(OAuthClient).where(OAuthClient.client_id == client_id, OAuthClient.revoked_at.is_(None))
-    )
-    if client is None:
-        raise NotFound(f"No client {client_id!r}.")
-    return client

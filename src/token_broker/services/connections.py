@@ -19,10 +19,10 @@ from token_broker import credentials
 from token_broker.credentials import CredentialKind
 from token_broker.errors import Conflict, NotFound
 from token_broker.policy import DEFAULT_RATE_LIMITS
-from token_broker.services import hooks, notices
+from token_broker.services import admin_notices, webhook_subscriptions
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
-from token_broker.services.changes import note_change
+from token_broker.services.credential_changes import note_change
 from token_broker.services.workspaces import authorize, find_workspace, new_public_id
 from token_broker.store.database import Database
 from token_broker.store.models import Credential, Workspace, utcnow
@@ -150,8 +150,8 @@ def end_connection(session: Session, connection: Connection, by: str, reason: st
         .where(RefreshToken.connection_id == connection.id, RefreshToken.status != "revoked")
         .values(status="revoked", revoked_at=now, rotated_at=None)
     )
-    hooks.disable_hooks_for_connection(session, connection.id, now)
-    notices.connection_ended(session, connection)
+    webhook_subscriptions.disable_hooks_for_connection(session, connection.id, now)
+    admin_notices.connection_ended(session, connection)
 
 
 def lock_connection(session: Session, connection_id: int) -> Connection:

@@ -1,5 +1,5 @@
 """The delivery queue's rules, in transactions: fan events out to hooks, claim due deliveries, record what happened.
-The delivery worker (`token_broker.webhooks.worker`) does the HTTP; this module knows nothing of it.
+The delivery worker (`token_broker.webhooks.delivery_worker`) does the HTTP; this module knows nothing of it.
 
 - Fan-out: a batch of outbox events not yet fanned out becomes one delivery per (event, hook whose event type and
   workspace match, created no later than the event, and whose owner is alive), and the events are marked fanned out,
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,7 +38,7 @@ from sqlalchemy import ColumnElement, Select, and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from token_broker.scopes import EVENT_SCOPES, may_receive
-from token_broker.services.hooks import cancel_deliveries
+from token_broker.services.webhook_subscriptions import cancel_deliveries
 from token_broker.store.database import Database
 from token_broker.store.hook_models import MAX_ERROR_LENGTH, Hook, WebhookAttempt, WebhookDelivery
 from token_broker.store.link_models import OutboxEvent
@@ -387,15 +387,3 @@ def record(
             return delivery.status
         session.refresh(delivery)
         return delivery.status
-
-
-def open_deliveries(database: Database, hook_ids: Sequence[int]) -> int:
-    """How many deliveries of these hooks are still queued or in flight (for tests and operators)."""
-    with database.read() as session:
-        return len(
-            session.scalars(
-                select(WebhookDelivery.id).where(
-                    WebhookDelivery.hook_id.in_(hook_ids), WebhookDelivery.status.in_(("pending", "delivering"))
-                )
-            ).all()
-        )

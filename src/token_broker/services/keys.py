@@ -19,11 +19,11 @@ from token_broker import credentials, policy
 from token_broker.credentials import CredentialKind, SecretHasher
 from token_broker.errors import Conflict, NotFound
 from token_broker.scopes import validate_scopes
-from token_broker.services import hooks, notices
+from token_broker.services import admin_notices, webhook_subscriptions
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
-from token_broker.services.changes import note_change
 from token_broker.services.connections import end_connection, lock_connection
+from token_broker.services.credential_changes import note_change
 from token_broker.services.workspaces import authorize, find_workspace
 from token_broker.store.database import Database
 from token_broker.store.models import Credential, Workspace, utcnow
@@ -254,7 +254,7 @@ def rotate_key(
         note_change(session, row.public_id)
         entry.details = {"grace_seconds": grace, "grace_until": rfc3339(row.previous_valid_until)}
         view = CredentialView.of(row, workspace.account_id, now)
-        notices.credential_changed(session, workspace, "credential.rotated", view.to_json())
+        admin_notices.credential_changed(session, workspace, "credential.rotated", view.to_json())
         return IssuedKey(view=view, plaintext=new.plaintext)
 
     return run_audited(database, actor, "credential.rotated", work)
@@ -280,7 +280,7 @@ def revoke_workspace_key(
 ) -> CredentialView:
     """Revoke a workspace key whose row the caller has locked, in the caller's transaction: every secret of it stops,
     its hooks are disabled, and the admins are told."""
-    hooks.disable_hooks_for_credential(session, row.id, now)
+    webhook_subscriptions.disable_hooks_for_credential(session, row.id, now)
     row.status = "revoked"
     row.revoked_at = now
     row.revoked_by = by
@@ -289,5 +289,5 @@ def revoke_workspace_key(
     row.version += 1
     note_change(session, row.public_id)
     view = CredentialView.of(row, workspace.account_id, now)
-    notices.credential_changed(session, workspace, "credential.revoked", view.to_json())
+    admin_notices.credential_changed(session, workspace, "credential.revoked", view.to_json())
     return view

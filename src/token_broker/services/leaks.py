@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session
 from token_broker import credentials
 from token_broker.credentials import CredentialKind, SecretHasher
 from token_broker.errors import MalformedCredential, ReplayedReport
-from token_broker.services import notices
+from token_broker.services import admin_notices
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, record
-from token_broker.services.changes import note_change
 from token_broker.services.connections import end_connection, lock_connection
+from token_broker.services.credential_changes import note_change
 from token_broker.services.keys import CredentialView, revoke_workspace_key
 from token_broker.store.database import Database
 from token_broker.store.models import Credential, Workspace, utcnow
@@ -239,4 +239,4 @@ def _tell(
     entry = AuditEntry(action="credential.leaked", workspace_id=workspace.id, target_id=view.id, details=details)
     record(session, actor, entry, "ok", None)
     payload = {"credential": view.to_json(), "report": found, "response": response}
-    notices.add_leaked(session, workspace, payload)
+    admin_notices.add_leaked(session, workspace, payload)

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from token_broker.credentials import SecretHasher
-from token_broker.errors import Conflict, Forbidden, InvalidInput, NotFound
+from token_broker.errors import Conflict, Forbidden, InvalidInput, NotFound, WrongPassword
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
 from token_broker.services.user_sessions import end_sessions_in
@@ -153,10 +153,6 @@ def change_role(database: Database, actor: Actor, account_id: str, user: object,
         return MemberView(user_id=target.public_id, email=target.email, role=role)
 
     return run_audited(database, actor, "membership.role_changed", work)
-
-
-class WrongPassword(Forbidden):
-    code = "wrong_password"
 
 
 def change_password(database: Database, hasher: SecretHasher, actor: Actor, current: object, new: object) -> int:

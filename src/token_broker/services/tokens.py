@@ -24,25 +24,15 @@ from sqlalchemy.orm import Session
 
 from token_broker import credentials
 from token_broker.credentials import CredentialKind
-from token_broker.errors import BrokerError, MalformedCredential
-from token_broker.services.changes import note_change
+from token_broker.errors import BrokerError, InvalidGrant, InvalidScope, MalformedCredential
 from token_broker.services.clients import serves_workspace
 from token_broker.services.connections import IssuedTokens, end_connection, lock_connection, open_connection
+from token_broker.services.credential_changes import note_change
 from token_broker.store.models import Credential, Workspace, utcnow
 from token_broker.store.oauth_models import AuthorizationCode, Connection, OAuthClient, RefreshToken
 
 CODE_SECONDS = 60
 REFRESH_REPLAY_SECONDS = 30
-
-
-class InvalidGrant(BrokerError):
-    code = "invalid_grant"
-    status = 400
-
-
-class InvalidScope(BrokerError):
-    code = "invalid_scope"
-    status = 400
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from datetime import datetime
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from token_broker.scopes import PLATFORMS
 from token_broker.store.models import Base, _in
 
-PLATFORMS = ("zapier", "make", "n8n")
 CONNECTION_STATUSES = ("active", "disconnected")
 REFRESH_STATUSES = ("active", "rotated", "revoked")
 

@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from token_broker.api.errors import error_response
 from token_broker.app_state import resources
-from token_broker.errors import BrokerError
+from token_broker.error_responses import api_error
+from token_broker.errors import BrokerError, PasswordsBusy, TooManyTries, WrongPassword
 from token_broker.hashing_pool import HashingBusy
 from token_broker.services import members
 from token_broker.sources import source_of
@@ -22,20 +22,6 @@ from token_broker.web.admin_api import answer, json_body
 from token_broker.web.frame import html_page
 from token_broker.web.pages import render
 from token_broker.web.sessions import actor_for, check_form_csrf, check_header_csrf, keep_session, require_user
-
-
-class TooManyTries(BrokerError):
-    code = "rate_limited"
-    status = 429
-
-
-class PasswordsBusy(BrokerError):
-    code = "service_unavailable"
-    status = 503
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("Too many password checks at once: wait a few seconds, then try again.")
-        self.retry_after = retry_after
 
 
 async def _change(request: Request, current: object, new: object) -> None:
@@ -54,7 +40,7 @@ async def _change(request: Request, current: object, new: object) -> None:
     except HashingBusy as busy:
         failures.succeeded(user.public_id, address)  # nothing was checked: the attempt costs nothing
         raise PasswordsBusy(busy.retry_after) from None
-    except members.WrongPassword:
+    except WrongPassword:
         raise
     except BrokerError:
         failures.succeeded(user.public_id, address)  # the current password was right (or never checked)
@@ -70,7 +56,7 @@ async def api_change_password(request: Request) -> Response:
     try:
         await _change(request, body.get("current_password"), body.get("new_password"))
     except PasswordsBusy as busy:
-        return error_response(busy, {"Retry-After": str(busy.retry_after)})
+        return api_error(busy)
     return answer({"status": "password changed", "other_sessions_ended": True})
 
 

@@ -15,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from token_broker.api.endpoints import json_object
+from token_broker.api.scoped_routes import json_object
 from token_broker.app_state import resources
 from token_broker.errors import Forbidden, InvalidInput, NotFound
-from token_broker.services import audit_log, client_lifecycle, clients, connections, directory, keys, leak_settings
+from token_broker.services import audit_reading, client_lifecycle, clients, connections, directory, keys, leak_settings
 from token_broker.services.actors import Actor
 from token_broker.services.keys import KeyRequest
 from token_broker.services.workspaces import MANAGING_ROLES
@@ -174,10 +174,10 @@ async def rotate_client(request: Request, actor: Actor, account_id: str) -> Resp
 
 async def read_audit(request: Request, actor: Actor, account_id: str) -> Response:
     query = request.query_params
-    where = audit_log.validate_filter(query.get("action"), query.get("outcome"), query.get("actor"))
-    before_id, limit = audit_log.validate_page(query.get("before"), query.get("limit"))
+    where = audit_reading.validate_filter(query.get("action"), query.get("outcome"), query.get("actor"))
+    before_id, limit = audit_reading.validate_page(query.get("before"), query.get("limit"))
     page = await to_thread.run_sync(
-        lambda: audit_log.read_audit(resources(request).database, actor, account_id, where, before_id, limit)
+        lambda: audit_reading.read_audit(resources(request).database, actor, account_id, where, before_id, limit)
     )
     return answer({"data": [event.to_json() for event in page.events], "has_more": page.has_more})
 

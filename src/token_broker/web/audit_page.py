@@ -10,9 +10,9 @@ from starlette.responses import Response
 
 from token_broker.app_state import resources
 from token_broker.errors import Forbidden, InvalidInput
-from token_broker.services import audit_log, directory
+from token_broker.services import audit_reading, directory
 from token_broker.services.audit import AuditFilter
-from token_broker.services.audit_log import AuditPage
+from token_broker.services.audit_reading import AuditPage
 from token_broker.store.models import AUDIT_OUTCOMES
 from token_broker.web.frame import html_page, workspace_frame
 from token_broker.web.pages import render
@@ -31,14 +31,14 @@ async def audit_page(request: Request) -> Response:
     database = resources(request).database
     error = None
     try:
-        where = audit_log.validate_filter(query.get("action"), query.get("outcome"), query.get("actor"))
-        before_id, limit = audit_log.validate_page(query.get("before"), query.get("limit") or str(PAGE_SIZE))
+        where = audit_reading.validate_filter(query.get("action"), query.get("outcome"), query.get("actor"))
+        before_id, limit = audit_reading.validate_page(query.get("before"), query.get("limit") or str(PAGE_SIZE))
     except InvalidInput as refused:
         error, where, before_id, limit = refused.message, AuditFilter(), None, PAGE_SIZE
     page: AuditPage = await to_thread.run_sync(
-        lambda: audit_log.read_audit(database, frame.actor, frame.account_id, where, before_id, limit)
+        lambda: audit_reading.read_audit(database, frame.actor, frame.account_id, where, before_id, limit)
     )
-    actions = await to_thread.run_sync(audit_log.actions_in, database, frame.actor, frame.account_id)
+    actions = await to_thread.run_sync(audit_reading.actions_in, database, frame.actor, frame.account_id)
     people = await to_thread.run_sync(directory.people_of, database, frame.actor, frame.account_id)
     names = {person.label: person.email for person in people}
     filters = {name: value for name, value in (("action", where.action), ("outcome", where.outcome),

@@ -14,14 +14,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from token_broker.app_state import resources
-from token_broker.errors import BrokerError, Forbidden, NotFound
+from token_broker.errors import BrokerError, CsrfFailed, Forbidden, NotFound, NotSignedIn
 from token_broker.services import directory, organizations
 from token_broker.services.actors import Actor
 from token_broker.services.directory import WorkspaceChoice
 from token_broker.services.workspaces import MANAGING_ROLES, SignedInUser
 from token_broker.web.flash import pop_flashes
 from token_broker.web.pages import render, security_headers
-from token_broker.web.sessions import CsrfFailed, NotSignedIn, actor_for, require_user, signed_in_user
+from token_broker.web.sessions import actor_for, require_user, signed_in_user
 
 PageHandler = Callable[[Request], Awaitable[Response]]
 

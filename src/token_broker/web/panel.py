@@ -17,6 +17,7 @@ from token_broker.errors import Conflict, InvalidInput
 from token_broker.policy import DEFAULT_GRACE_SECONDS
 from token_broker.scopes import SCOPE_DESCRIPTIONS
 from token_broker.services import (
+    admin_notices,
     client_lifecycle,
     clients,
     connections,
@@ -24,16 +25,15 @@ from token_broker.services import (
     keys,
     leak_settings,
     members,
-    notices,
-    workspace_hooks,
+    webhook_overview,
 )
 from token_broker.services.actors import Actor
+from token_broker.services.admin_notices import Notice
 from token_broker.services.clients import N8N_CALLBACK_PATH
 from token_broker.services.connections import PLATFORM_NAMES, ConnectionView
 from token_broker.services.directory import ClientView
 from token_broker.services.keys import CredentialView
-from token_broker.services.notices import Notice
-from token_broker.services.workspace_hooks import WorkspaceHook
+from token_broker.services.webhook_overview import WorkspaceHook
 from token_broker.store.database import Database
 from token_broker.times import rfc3339
 from token_broker.web.flash import flash
@@ -89,8 +89,8 @@ def load_panel(database: Database, actor: Actor, account_id: str) -> PanelData:
         keys=keys.list_keys(database, actor, account_id),
         connections=connections.list_connections(database, actor, account_id),
         clients=directory.workspace_clients(database, actor, account_id),
-        hooks=workspace_hooks.hooks_of(database, actor, account_id),
-        notices=notices.recent_notices(database, account_id, limit=10),
+        hooks=webhook_overview.hooks_of(database, actor, account_id),
+        notices=admin_notices.recent_notices(database, account_id, limit=10),
         names={person.label: person.email for person in people},
         leak_response=leak_settings.leak_response(database, actor, account_id),
     )

@@ -7,13 +7,13 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from token_broker.oauth.routes import AUTHORIZE_ROUTES
 from token_broker.web import (
     account,
     activity,
     admin_api,
     audit_page,
     auth_routes,
+    consent,
     organizations,
     panel,
     people,
@@ -46,5 +46,6 @@ ROUTES: list[BaseRoute] = [
     *activity.ROUTES,
     *organizations.ROUTES,
     Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
-    *AUTHORIZE_ROUTES,
+    Route("/oauth/authorize", consent.authorize_page, methods=["GET"]),
+    Route("/oauth/authorize", consent.authorize_decision, methods=["POST"]),
 ]

@@ -18,7 +18,7 @@ from anyio import to_thread
 from starlette.requests import HTTPConnection, Request
 
 from token_broker.app_state import resources
-from token_broker.errors import BrokerError
+from token_broker.errors import CsrfFailed, NotSignedIn
 from token_broker.services import user_sessions, workspaces
 from token_broker.services.actors import Actor
 from token_broker.services.workspaces import SignedInUser
@@ -30,16 +30,6 @@ CSRF_HEADER = "x-csrf-token"
 # The dashboard's largest form has about a dozen fields; BodyLimit bounds the whole body before this is parsed.
 MAX_FORM_FIELDS = 50
 MAX_FORM_FIELD_BYTES = 16 * 1024
-
-
-class CsrfFailed(BrokerError):
-    code = "csrf_failed"
-    status = 403
-
-
-class NotSignedIn(BrokerError):
-    code = "not_signed_in"
-    status = 401
 
 
 def csrf_token(connection: HTTPConnection) -> str:

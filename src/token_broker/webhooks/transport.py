@@ -22,7 +22,7 @@ from contextvars import ContextVar
 import httpcore
 import httpx
 
-from token_broker.webhooks.ssrf import IPAddress
+from token_broker.net.ssrf import IPAddress
 
 CONNECT_SECONDS = 5.0
 READ_SECONDS = 10.0

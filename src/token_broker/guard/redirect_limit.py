@@ -1,7 +1,7 @@
 """How many redirects one address may ask for: each visit may write a click, an outbox event and a webhook delivery
 per subscribed hook, so one address must not be able to cause them without bound.
 
-A token bucket per address block (an IPv4 address, an IPv6 /64: `netblocks`): BURST visits at once, then RATE a
+A token bucket per address block (an IPv4 address, an IPv6 /64: `sources`): BURST visits at once, then RATE a
 second. Beyond, `429` with `Retry-After`. A shared address (an office, a carrier's NAT) shares the budget, which is
 sized well above what people clicking links produce. At most MAX_BLOCKS buckets, least recently used dropped first.
 """
@@ -13,7 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 
-from token_broker.netblocks import address_block
+from token_broker.sources import source_of
 
 BURST = 60
 RATE = 1.0  # visits a second, sustained: 3,600 an hour from one address block
@@ -29,7 +29,7 @@ class RedirectLimit:
 
     def take(self, address: str | None) -> int:
         """0 when the visit may go on (and is counted); otherwise the whole seconds until it may."""
-        block = address_block(address)
+        block = source_of(address)
         now = time.monotonic()
         with self._lock:
             tokens, updated = self._buckets.pop(block, (self._burst, now))

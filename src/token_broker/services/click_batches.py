@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import threading
 
-from token_broker.services import links
-from token_broker.services.links import Click
+from token_broker.services import link_clicks
+from token_broker.services.link_clicks import Click
 from token_broker.store.database import Database
 
 FLUSH_SECONDS = 1.0
@@ -54,7 +54,7 @@ class ClickRecorder:
                 if not batch:
                     return written
                 try:
-                    count = links.record_clicks(database, batch)
+                    count = link_clicks.record_clicks(database, batch)
                 except Exception:
                     with self._lock:
                         self._pending[:0] = batch

@@ -15,9 +15,9 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
+from token_broker.store.change_listener import CHANGES_CHANNEL
 from token_broker.store.database import Database, changed_credential
 from token_broker.store.models import CredentialChange, utcnow
-from token_broker.store.notifications import CHANGES_CHANNEL
 
 # Ids are taken in one order and may commit in another; re-reading this many ids below the newest seen catches a
 # note whose transaction committed late.

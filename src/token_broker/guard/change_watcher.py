@@ -11,7 +11,7 @@ from anyio import to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
 from token_broker.guard.guard import Guard
-from token_broker.services import changes
+from token_broker.services import credential_changes
 from token_broker.store.database import Database
 from token_broker.store.models import utcnow
 
@@ -29,19 +29,19 @@ class ChangeWatcher:
         self._seen: OrderedDict[int, None] = OrderedDict()
 
     def start_point(self) -> None:
-        self.newest = changes.newest_change(self.database)
+        self.newest = credential_changes.newest_change(self.database)
 
     def poll(self) -> int:
         """Forget every credential with a note not seen before; returns how many notes were new."""
         fresh = 0
-        for note_id, credential_id in changes.changes_since(self.database, self.newest):
+        for note_id, credential_id in credential_changes.changes_since(self.database, self.newest):
             if note_id in self._seen:
                 continue
             self._seen[note_id] = None
             self.guard.forget(credential_id)
             self.newest = max(self.newest, note_id)
             fresh += 1
-        while len(self._seen) > 4 * changes.OVERLAP_IDS:
+        while len(self._seen) > 4 * credential_changes.OVERLAP_IDS:
             self._seen.popitem(last=False)
         return fresh
 
@@ -54,7 +54,7 @@ class ChangeWatcher:
             try:
                 await to_thread.run_sync(self.poll)
                 if polls % PRUNE_EVERY_POLLS == 0:
-                    await to_thread.run_sync(changes.prune_changes, self.database, utcnow() - KEEP_NOTES)
+                    await to_thread.run_sync(credential_changes.prune_changes, self.database, utcnow() - KEEP_NOTES)
             except SQLAlchemyError:
                 # Until the store answers again, nothing cached can be trusted to be current.
                 log.warning("could not read credential changes; dropping the verification cache")

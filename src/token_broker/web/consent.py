@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from token_broker.app_state import resources
 from token_broker.oauth.models import Approval, BrokerClient
-from token_broker.oauth.requests import BadRequest, BrokerRequest, build_request
+from token_broker.oauth.request_adapter import BadRequest, BrokerRequest, build_request
 from token_broker.oauth.server import BrokerAuthorizationServer, current_session
 from token_broker.oauth.token_routes import issuer_of, server_of
 from token_broker.scopes import SCOPE_DESCRIPTIONS

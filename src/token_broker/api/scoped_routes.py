@@ -1,19 +1,20 @@
-"""How workspace API routes are declared: each names the scope it needs; the wrapper checks the workspace in the
-path and the scope before the handler runs, so handlers only do their work."""
+"""How workspace API routes are declared: each names the scope it needs and how its OpenAPI operation reads; the
+wrapper checks the workspace in the path and the scope before the handler runs, so handlers only do their work. The
+route table is the one source of the document (`api.openapi`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from token_broker.api.errors import PayloadTooLarge
 from token_broker.app_state import resources
-from token_broker.errors import AccountMismatch, InsufficientScope, InvalidInput
+from token_broker.errors import AccountMismatch, InsufficientScope, InvalidInput, PayloadTooLarge
 from token_broker.guard.middleware import CredentialUser
 from token_broker.services.verification import VerifiedCredential
 
@@ -22,14 +23,43 @@ MAX_BODY_BYTES = 64 * 1024
 API_PREFIX = "/v1"
 
 
-class ApiRoute(Route):
-    """A workspace API route that knows its method, its public path template and the scope it needs."""
+@dataclass(frozen=True)
+class QueryInt:
+    name: str
+    minimum: int
+    maximum: int
 
-    def __init__(self, method: str, path: str, scope: str | None, endpoint: Callable[[Request], Awaitable[Response]]):
+
+@dataclass(frozen=True)
+class Operation:
+    """What the OpenAPI document says of a route beyond its method, path and scope."""
+
+    summary: str
+    status: int  # of a successful answer
+    answers: str | None  # the schema of that answer's body, None for no body
+    description: str
+    body: str | None = None  # the schema of the request body
+    query: tuple[QueryInt | str, ...] = ()  # a bare name is a string parameter
+    refusals: Mapping[int, str] = field(default_factory=dict)  # statuses particular to this route
+    details: str | None = None  # the operation's description when the scope alone does not say it
+
+
+class ApiRoute(Route):
+    """A workspace API route that knows its method, its public path template, the scope it needs and its document."""
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        scope: str | None,
+        endpoint: Callable[[Request], Awaitable[Response]],
+        operation: Operation,
+    ):
         super().__init__(path, endpoint, methods=[method], name=f"{method} {path}")
         self.method = method
         self.public_path = API_PREFIX + path
         self.scope = scope
+        self.operation = operation
 
 
 def endpoint_scopes(routes: list[BaseRoute]) -> dict[tuple[str, str], str | None]:
@@ -37,7 +67,7 @@ def endpoint_scopes(routes: list[BaseRoute]) -> dict[tuple[str, str], str | None
     return {(route.method, route.public_path): route.scope for route in routes if isinstance(route, ApiRoute)}
 
 
-def api_route(method: str, path: str, scope: str | None, handler: Handler) -> ApiRoute:
+def api_route(method: str, path: str, scope: str | None, handler: Handler, operation: Operation) -> ApiRoute:
     public_path = API_PREFIX + path
 
     async def endpoint(request: Request) -> Response:
@@ -60,7 +90,7 @@ def api_route(method: str, path: str, scope: str | None, handler: Handler) -> Ap
                 )
         return await handler(request, credential)
 
-    return ApiRoute(method, path, scope, endpoint)
+    return ApiRoute(method, path, scope, endpoint, operation)
 
 
 async def json_object(request: Request, allow_empty: bool = False) -> dict[str, Any]:

@@ -3,7 +3,7 @@ NOTIFY every instance (and the CLI) sends when a rotation, revocation or disconn
 
 The connection is psycopg's asyncio connection, so waiting for notifications never blocks the event loop nor holds a
 worker thread. When it drops it is made again (logged once per outage, then when listening again); a notification
-sent meanwhile is lost, which the polled change notes (`services.changes`) cover within their poll interval.
+sent meanwhile is lost, which the polled change notes (`services.credential_changes`) cover within their poll interval.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A workspace's hooks as the dashboard shows them to any of its members: whose each hook is, where it sends (the
 target's origin only: partners often put a token in the path), its status, and its latest delivery attempts (read
-with `services.hooks.hook_log`). Deleted hooks are not shown. Read-only."""
+with `services.webhook_subscriptions.hook_log`). Deleted hooks are not shown. Read-only."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from token_broker.services import hooks
+from token_broker.services import webhook_subscriptions
 from token_broker.services.actors import Actor
-from token_broker.services.hooks import AttemptView, HookView
+from token_broker.services.webhook_subscriptions import AttemptView, HookView
 from token_broker.services.workspaces import authorize, find_workspace
 from token_broker.store.database import Database
 from token_broker.store.hook_models import Hook
@@ -66,7 +66,7 @@ def hooks_of(database: Database, actor: Actor, account_id: str) -> list[Workspac
             owner_name=credential_name,
             owner_platform=platform,
             owner_id=connection_id or credential_id,
-            recent=hooks.hook_log(database, workspace_id, hook.public_id, limit=ATTEMPTS_SHOWN),
+            recent=webhook_subscriptions.hook_log(database, workspace_id, hook.public_id, limit=ATTEMPTS_SHOWN),
         )
         for hook, credential_name, credential_id, connection_id, platform in rows
     ]

@@ -15,7 +15,7 @@ per-address limit spreads over many addresses and much time.
 from __future__ import annotations
 
 from token_broker.guard.throttle import RecentFailures, TokenBuckets
-from token_broker.netblocks import address_block
+from token_broker.sources import source_of
 
 FRICTION_SECONDS = 1.0
 
@@ -35,7 +35,7 @@ class SignInThrottle:
 
     def admit(self, email: str, address: str | None) -> bool:
         """May this attempt be checked? Takes one attempt from the pair's and the address block's budgets."""
-        block = address_block(address)
+        block = source_of(address)
         pair = f"{block} {email}"
         if not self.by_pair.take(pair):
             self.refused += 1
@@ -56,6 +56,6 @@ class SignInThrottle:
         return self.recent.suspect(address)
 
     def succeeded(self, email: str, address: str | None) -> None:
-        block = address_block(address)
+        block = source_of(address)
         self.by_pair.give_back(f"{block} {email}")
         self.by_address.give_back(block)

@@ -4,9 +4,9 @@
   token's refreshes and ends with the connection), or the workspace API key that created it. An owner sees, and can
   delete, only its own hooks; another owner's hook in the same workspace is "not found", like a hook that does not
   exist.
-- The target URL is checked (https, public addresses only, see `token_broker.webhooks.ssrf`) when the hook is
+- The target URL is checked (https, public addresses only, see `token_broker.net.ssrf`) when the hook is
   registered, and again at every delivery against the address its name then resolves to.
-- The signing secret is shown once, in the answer to the creation, and kept sealed (`webhooks.signing`).
+- The signing secret is shown once, in the answer to the creation, and kept sealed (`net.signing`).
 - Each event needs the scope that reads its data (`scopes.EVENT_SCOPES`: `links:read` for link events,
   `analytics:read` for clicks, full access for admin notices): checked at subscription (403 insufficient_scope) and
   again by the delivery worker against the owner's scopes at that moment (`deliveries`).
@@ -35,6 +35,7 @@ from token_broker.errors import (
     NotFound,
     ReconnectRequired,
 )
+from token_broker.net import signing, ssrf
 from token_broker.scopes import event_scope_needed, may_receive
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
@@ -46,7 +47,6 @@ from token_broker.store.link_models import LINK_EVENT_TYPES, OutboxEvent
 from token_broker.store.models import Credential, utcnow
 from token_broker.store.oauth_models import Connection
 from token_broker.times import rfc3339
-from token_broker.webhooks import signing, ssrf
 
 HOOK_ID_PREFIX = "hook_"
 HOOK_ID_LENGTH = 16
