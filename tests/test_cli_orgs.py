@@ -1,4 +1,4 @@
-"""`token-broker org create|list|show|add-workspace|role|governance`: results, one-line refusals, audit rows."""
+"""`token-broker org ...` and `workspace create --org|move`: results, one-line refusals, audit rows."""
 
 from __future__ import annotations
 
@@ -39,62 +39,94 @@ def outcomes(cli: Cli, action: str) -> list[tuple[str, str | None]]:
 
 
 def test_an_organization_from_creation_to_governance(cli: Cli) -> None:
-    acme = cli.json("workspace", "create", "--name", "Acme")["account_id"]
+    acme = cli.json("workspace", "create", "--name", "Acme")
+    assert acme == {"account_id": acme["account_id"], "org_id": None}
     labs = cli.json("workspace", "create", "--name", "Acme Labs")["account_id"]
-    cli.json("user", "create", "--email", "ceo@acme.example", "--workspace", acme, "--role", "owner",
-             stdin=PASSWORD + "\n")  # fmt: skip
-    cli.json("user", "create", "--email", "cto@acme.example", "--workspace", labs, "--role", "admin",
-             stdin=PASSWORD + "\n")  # fmt: skip
-    org = cli.json("org", "create", "--name", "Acme Holdings", "--owner", "ceo@acme.example", "--workspace", acme)
-    assert org["workspaces"] == [{"account_id": acme, "name": "Acme"}]
-    assert [p["email"] for p in org["people"]] == ["ceo@acme.example"]
-    added = cli.json("org", "add-workspace", org["id"], "--workspace", labs)
-    assert {w["account_id"] for w in added["workspaces"]} == {acme, labs}
-    named = cli.json("org", "role", org["id"], "--user", "cto@acme.example", "--role", "admin")
-    assert {p["email"]: p["role"] for p in named["people"]} == {
+    ceo = cli.json("user", "create", "--email", "ceo@acme.example", "--workspace", acme["account_id"],
+                   "--role", "owner", stdin=PASSWORD + "\n")["user_id"]  # fmt: skip
+    cto = cli.json("user", "create", "--email", "cto@acme.example", "--workspace", labs, "--role", "admin",
+                   stdin=PASSWORD + "\n")["user_id"]  # fmt: skip
+    org = cli.json("org", "create", "--name", "Acme Holdings")
+    assert list(org) == ["org_id"] and org["org_id"].startswith("org_")
+    org_id = org["org_id"]
+    assert cli.json("workspace", "move", acme["account_id"], "--org", org_id) == {
+        "account_id": acme["account_id"],
+        "org_id": org_id,
+    }
+    assert cli.json("org", "role", "--org", org_id, "--email", "ceo@acme.example", "--role", "owner") == {
+        "org_id": org_id,
+        "user_id": ceo,
+        "role": "owner",
+    }
+    assert cli.json("org", "role", "--org", org_id, "--email", "cto@acme.example", "--role", "admin") == {
+        "org_id": org_id,
+        "user_id": cto,
+        "role": "admin",
+    }
+    # The older spellings still work: a positional ORG_ID, --user, add-workspace, --organization.
+    assert cli.json("org", "add-workspace", org_id, "--workspace", labs) == {"account_id": labs, "org_id": org_id}
+    shown = cli.json("org", "show", org_id)
+    assert {w["account_id"] for w in shown["workspaces"]} == {acme["account_id"], labs}
+    assert {p["email"]: p["role"] for p in shown["people"]} == {
         "ceo@acme.example": "owner",
         "cto@acme.example": "admin",
     }
-    assert cli.json("org", "list") == [{"id": org["id"], "name": "Acme Holdings"}]
-    assert cli.json("org", "show", org["id"])["name"] == "Acme Holdings"
+    assert cli.json("org", "list") == [{"id": org_id, "name": "Acme Holdings"}]
     cli.json("key", "create", "--workspace", labs, "--name", "Labs export")
-    born = cli.json("workspace", "create", "--name", "Acme Ventures", "--organization", org["id"])["account_id"]
-    assert born in {w["account_id"] for w in cli.json("org", "show", org["id"])["workspaces"]}
-    assert refused(cli, "workspace", "create", "--name", "Nowhere", "--organization", "org_unknown")[:2] == (
-        1,
-        "not_found",
-    )
-    report = cli.json("org", "governance", org["id"], "--no-expiry", "--usage", "never_used")
+    born = cli.json("workspace", "create", "--name", "Acme Ventures", "--org", org_id)
+    assert born == {"account_id": born["account_id"], "org_id": org_id}
+    older = cli.json("workspace", "create", "--name", "Acme Old", "--organization", org_id)
+    assert older["org_id"] == org_id
+    assert {born["account_id"], older["account_id"]} <= {
+        w["account_id"] for w in cli.json("org", "show", org_id)["workspaces"]
+    }
+    assert refused(cli, "workspace", "create", "--name", "Nowhere", "--org", "org_unknown")[:2] == (1, "not_found")
+    report = cli.json("org", "governance", org_id, "--no-expiry", "--usage", "never_used")
     assert [(c["workspace"], c["name"]) for c in report["credentials"]] == [("Acme Labs", "Labs export")]
+    # --role none takes the role away, and says so.
+    assert cli.json("org", "role", org_id, "--user", cto, "--role", "none") == {
+        "org_id": org_id,
+        "user_id": cto,
+        "role": "none",
+    }
+    assert [p["email"] for p in cli.json("org", "show", org_id)["people"]] == ["ceo@acme.example"]
     assert outcomes(cli, "organization.created") == [("ok", None)]
-    # One row for the workspace placed at creation (in its own log), one for the workspace added later.
+    # One row per workspace placed (in its own log): moved, added, and the two born in the organization are
+    # audited as workspace.created.
     assert outcomes(cli, "organization.workspace_added") == [("ok", None), ("ok", None)]
-    assert outcomes(cli, "organization.role_changed") == [("ok", None)]
+    assert outcomes(cli, "organization.role_changed") == [("ok", None), ("ok", None), ("ok", None)]
 
 
 def test_bad_input_gets_one_clear_error_each(cli: Cli) -> None:
     acme = cli.json("workspace", "create", "--name", "Acme")["account_id"]
     cli.json("user", "create", "--email", "ceo@acme.example", "--workspace", acme, "--role", "owner",
              stdin=PASSWORD + "\n")  # fmt: skip
-    org = cli.json("org", "create", "--name", "Acme Holdings", "--owner", "ceo@acme.example")["id"]
+    org = cli.json("org", "create", "--name", "Acme Holdings", "--owner", "ceo@acme.example")["org_id"]
     cases = [
-        (("org", "create", "--name", "No owner"), 2, "invalid_request"),
+        (("org", "create"), 2, "usage"),
         (("org", "create", "--name", "X", "--owner", "nobody@acme.example"), 1, "not_found"),
-        (("org", "create", "--name", "  ", "--owner", "ceo@acme.example"), 2, "invalid_request"),
+        (("org", "create", "--name", "  "), 2, "invalid_request"),
         (("org", "show", "org_unknown"), 1, "not_found"),
+        (("workspace", "move", acme, "--org", "org_unknown"), 1, "not_found"),
+        (("workspace", "move", "acc_unknown", "--org", org), 1, "not_found"),
+        (("workspace", "move", acme), 2, "usage"),
         (("org", "add-workspace", "org_unknown", "--workspace", acme), 1, "not_found"),
-        (("org", "add-workspace", org, "--workspace", "acc_unknown"), 1, "not_found"),
-        (("org", "role", org, "--user", "ceo@acme.example", "--role", "admin"), 1, "conflict"),
-        (("org", "role", org, "--user", "nobody@acme.example", "--role", "admin"), 1, "not_found"),
-        (("org", "role", org, "--user", "ceo@acme.example", "--role", "emperor"), 2, "usage"),
+        (("org", "role", "--org", org, "--email", "ceo@acme.example", "--role", "admin"), 1, "conflict"),
+        (("org", "role", "--org", org, "--email", "nobody@acme.example", "--role", "admin"), 1, "not_found"),
+        (("org", "role", "--org", "org_unknown", "--email", "ceo@acme.example", "--role", "admin"), 1, "not_found"),
+        (("org", "role", "--org", org, "--email", "ceo@acme.example", "--role", "emperor"), 2, "usage"),
+        (("org", "role", "--org", org, "--role", "admin"), 2, "usage"),
+        (("org", "role", "--email", "ceo@acme.example", "--role", "admin"), 2, "invalid_request"),
         (("org", "governance", "org_unknown"), 1, "not_found"),
     ]
     for args, status, code in cases:
         got_status, got_code, _ = refused(cli, *args)
         assert (got_status, got_code) == (status, code), args
-    assert "last owner" in refused(cli, "org", "role", org, "--user", "ceo@acme.example", "--role", "none")[2]
-    cli.json("org", "add-workspace", org, "--workspace", acme)
-    other = cli.json("org", "create", "--name", "Other", "--owner", "ceo@acme.example")["id"]
-    assert refused(cli, "org", "add-workspace", other, "--workspace", acme)[:2] == (1, "conflict")
+    last = refused(cli, "org", "role", "--org", org, "--email", "ceo@acme.example", "--role", "none")
+    assert last[:2] == (1, "conflict") and "last owner" in last[2]
+    cli.json("workspace", "move", acme, "--org", org)
+    other = cli.json("org", "create", "--name", "Other", "--owner", "ceo@acme.example")["org_id"]
+    assert refused(cli, "workspace", "move", acme, "--org", other)[:2] == (1, "conflict")
     assert ("refused", "conflict") in outcomes(cli, "organization.workspace_added")
     assert ("refused", "invalid_request") in outcomes(cli, "organization.created")
+    assert ("refused", "conflict") in outcomes(cli, "organization.role_changed")

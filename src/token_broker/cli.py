@@ -96,8 +96,11 @@ def cmd_migrate(ctx: Context) -> dict[str, Any]:
 
 
 def cmd_workspace_create(ctx: Context) -> dict[str, Any]:
-    organization = getattr(ctx.args, "organization", None)
-    return {"account_id": workspaces.create_workspace(ctx.database, ctx.actor, ctx.args.name, organization)}
+    organization = ctx.args.org
+    return {
+        "account_id": workspaces.create_workspace(ctx.database, ctx.actor, ctx.args.name, organization),
+        "org_id": organization,
+    }
 
 
 def cmd_user_create(ctx: Context) -> dict[str, Any]:
@@ -218,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     workspace_create = command(workspace, "create", cmd_workspace_create, "create a workspace")
     workspace_create.add_argument("--name", required=True)
-    workspace_create.add_argument("--organization", metavar="ORG_ID", help="place it in this organization at once")
+    workspace_create.add_argument(
+        "--org", "--organization", dest="org", metavar="ORG_ID", help="place it in this organization at once"
+    )
 
     user = commands.add_parser("user", help="dashboard users").add_subparsers(
         dest="action", required=True, parser_class=_Parser, metavar="ACTION"
@@ -228,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     user_create.add_argument("--workspace", required=True, metavar="ACCOUNT_ID")
     user_create.add_argument("--role", required=True, choices=ROLES)
     cli_people.add_commands(commands, user, command, _Parser)
-    cli_orgs.add_commands(commands, command, _Parser)
+    cli_orgs.add_commands(commands, workspace, command, _Parser)
 
     key = commands.add_parser("key", help="workspace API keys and partner install tokens").add_subparsers(
         dest="action", required=True, parser_class=_Parser, metavar="ACTION"

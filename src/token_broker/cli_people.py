@@ -1,4 +1,4 @@
-"""The command line's people commands: workspace members and password resets (the operator acts as an owner)."""
+"""The command line's people commands: workspace members and passwords (the operator acts as an owner)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from token_broker.errors import InvalidInput
 from token_broker.services import members
 from token_broker.store.models import ROLES
 
-Command = Callable[[Any, str, Callable[[Any], object], str], Any]
+Command = Callable[..., Any]
 
 
 def cmd_member_list(ctx: Any) -> list[dict[str, Any]]:
@@ -18,25 +18,35 @@ def cmd_member_list(ctx: Any) -> list[dict[str, Any]]:
 
 
 def cmd_member_remove(ctx: Any) -> dict[str, Any]:
-    view = members.remove_member(ctx.database, ctx.actor, ctx.args.workspace, ctx.args.user)
-    return {**view.to_json(), "status": "removed"}
+    view = members.remove_member(ctx.database, ctx.actor, ctx.args.workspace, ctx.args.email)
+    return {"user_id": view.user_id, "removed": True}
 
 
 def cmd_member_role(ctx: Any) -> dict[str, Any]:
-    return members.change_role(ctx.database, ctx.actor, ctx.args.workspace, ctx.args.user, ctx.args.role).to_json()
+    view = members.change_role(ctx.database, ctx.actor, ctx.args.workspace, ctx.args.email, ctx.args.role)
+    return {"user_id": view.user_id, "role": view.role}
 
 
-def cmd_user_reset_password(ctx: Any) -> dict[str, Any]:
+def cmd_user_set_password(ctx: Any) -> dict[str, Any]:
     password = sys.stdin.readline().rstrip("\r\n")
     if not password:
         raise InvalidInput("password", "give the new password on standard input")
-    user_id = members.reset_password(ctx.database, ctx.hasher(), ctx.actor, ctx.args.user, password)
-    return {"user_id": user_id, "status": "password reset", "sessions_ended": True}
+    return {"user_id": members.reset_password(ctx.database, ctx.hasher(), ctx.actor, ctx.args.email, password)}
+
+
+def _email(parser: Any) -> None:
+    parser.add_argument("--email", "--user", dest="email", required=True, metavar="EMAIL", help="or a usr_... id")
 
 
 def add_commands(commands: Any, user: Any, command: Command, parser_class: type) -> None:
-    reset = command(user, "reset-password", cmd_user_reset_password, "set a user's password (stdin); ends sessions")
-    reset.add_argument("--user", required=True, metavar="USER_ID_OR_EMAIL")
+    set_password = command(
+        user,
+        "set-password",
+        cmd_user_set_password,
+        "set a user's password (first line of stdin); ends their sessions",
+        aliases=["reset-password"],
+    )
+    _email(set_password)
 
     member = commands.add_parser("member", help="the people of a workspace").add_subparsers(
         dest="action", required=True, parser_class=parser_class, metavar="ACTION"
@@ -46,8 +56,8 @@ def add_commands(commands: Any, user: Any, command: Command, parser_class: type)
     )
     remove = command(member, "remove", cmd_member_remove, "remove a member; ends their dashboard sessions")
     remove.add_argument("--workspace", required=True, metavar="ACCOUNT_ID")
-    remove.add_argument("--user", required=True, metavar="USER_ID_OR_EMAIL")
+    _email(remove)
     role = command(member, "role", cmd_member_role, "change a member's role; a demotion ends their sessions")
     role.add_argument("--workspace", required=True, metavar="ACCOUNT_ID")
-    role.add_argument("--user", required=True, metavar="USER_ID_OR_EMAIL")
+    _email(role)
     role.add_argument("--role", required=True, choices=ROLES)

@@ -16,7 +16,7 @@ Every change and every refused attempt is audited.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import func, select
@@ -110,6 +110,7 @@ class OrganizationView:
     role: str | None
     workspaces: list[dict[str, str]] = field(default_factory=list)
     people: list[dict[str, str]] = field(default_factory=list)
+    subject: str | None = None  # the user whose role was just set (usr_...), for callers that report it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -149,8 +150,8 @@ def create_organization(
     account_ids: list[Any] | None = None,
     owners: list[Any] | None = None,
 ) -> OrganizationView:
-    """A new organization holding these workspaces. A user who creates one is its owner; the operator names owners
-    (at least one)."""
+    """A new organization holding these workspaces. A user who creates one is its owner; the operator may name
+    owners now or later (`org role`)."""
     public_id = new_public_id("org_")
 
     def work(session: Session, entry: AuditEntry) -> OrganizationView:
@@ -161,8 +162,6 @@ def create_organization(
                 "account_ids", f"place at most {MAX_PLACED_AT_CREATION} workspaces at creation; add the rest later"
             )
         named = list(owners or [])
-        if actor.is_operator and not named:
-            raise InvalidInput("owner", "name at least one owner (--owner USER_ID_OR_EMAIL)")
         if not actor.is_operator and named:
             raise InvalidInput("owners", "you become the owner of the organization you create; name others later")
         organization = Organization(public_id=public_id, name=clean, created_at=utcnow())
@@ -257,7 +256,8 @@ def set_role(database: Database, actor: Actor, organization_id: str, user: objec
         if rank[str(role)] < rank[before]:
             end_sessions_in(session, target.id)
         session.flush()
-        return _view(session, organization, organization_role(session, actor, organization))
+        view = _view(session, organization, organization_role(session, actor, organization))
+        return replace(view, subject=target.public_id)
 
     return run_audited(database, actor, "organization.role_changed", work)
 
