@@ -162,7 +162,7 @@ def change_password(database: Database, hasher: SecretHasher, actor: Actor, curr
     """A signed-in user's own password, given their current one. Ends their other sessions: the new session
     generation is returned for the caller to keep its own session alive."""
     if actor.user_id is None:
-        raise Forbidden("Only a signed-in user changes their own password; the operator uses `user reset-password`.")
+        raise Forbidden("Only a signed-in user changes their own password; the operator uses `user set-password`.")
     user_id = actor.user_id
     with database.read() as session:
         user = session.get(User, user_id)
