@@ -124,6 +124,25 @@ class ActivityView:
             "client_address": self.client_address,
         }
 
+    def to_contract_json(self) -> dict[str, Any]:
+        """The admin JSON API's item: one link change, with the credential that made it (null for the dashboard)."""
+        credential = self.credential
+        return {
+            "id": self.id,
+            "type": self.action,
+            "link_id": self.link_id,
+            "credential": None
+            if credential is None
+            else {
+                "id": credential.id,
+                "name": credential.name,
+                "kind": credential.to_json()["kind"],
+                "platform": credential.platform,
+            },
+            "address": self.client_address,
+            "created_at": rfc3339(self.occurred_at),
+        }
+
 
 @dataclass(frozen=True)
 class ActivityPage:
@@ -158,10 +177,10 @@ def recent_activity(
     before_id: int | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> ActivityPage:
-    """The workspace's link activity, newest first; owners and admins only."""
+    """The workspace's link activity, newest first; any role of the workspace may read it."""
     with database.read() as session:
         workspace = find_workspace(session, account_id)
-        authorize(session, actor, workspace, manage=True)
+        authorize(session, actor, workspace, manage=False)
         query = (
             select(LinkActivity, Credential, Connection.public_id, Connection.status)
             .outerjoin(

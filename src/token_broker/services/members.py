@@ -13,6 +13,7 @@ Every change and every refused attempt is audited.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -25,6 +26,7 @@ from token_broker.services.user_sessions import end_sessions_in
 from token_broker.services.workspaces import authorize, find_workspace, validate_password
 from token_broker.store.database import Database
 from token_broker.store.models import ROLES, Membership, User, Workspace
+from token_broker.times import rfc3339
 
 RANK = {"viewer": 0, "member": 1, "admin": 2, "owner": 3}
 
@@ -34,9 +36,10 @@ class MemberView:
     user_id: str
     email: str
     role: str
+    created_at: datetime  # when they joined the workspace
 
-    def to_json(self) -> dict[str, str]:
-        return {"user_id": self.user_id, "email": self.email, "role": self.role}
+    def to_json(self) -> dict[str, str | None]:
+        return {"user_id": self.user_id, "email": self.email, "role": self.role, "created_at": rfc3339(self.created_at)}
 
 
 def _user_reference(value: object) -> str:
@@ -57,12 +60,12 @@ def list_members(database: Database, actor: Actor, account_id: str) -> list[Memb
         workspace = find_workspace(session, account_id)
         authorize(session, actor, workspace, manage=False)
         rows = session.execute(
-            select(User.public_id, User.email, Membership.role)
+            select(User.public_id, User.email, Membership.role, Membership.created_at)
             .join(Membership, Membership.user_id == User.id)
             .where(Membership.workspace_id == workspace.id)
             .order_by(User.email)
         )
-        return [MemberView(user_id=u, email=e, role=r) for u, e, r in rows]
+        return [MemberView(user_id=u, email=e, role=r, created_at=c) for u, e, r, c in rows]
 
 
 def former_members(database: Database, labels: set[str]) -> dict[str, str]:
@@ -125,7 +128,7 @@ def remove_member(database: Database, actor: Actor, account_id: str, user: objec
         _check_may_change(session, actor, workspace, member, None)
         session.delete(member)
         end_sessions_in(session, target.id)
-        return MemberView(user_id=target.public_id, email=target.email, role=member.role)
+        return MemberView(user_id=target.public_id, email=target.email, role=member.role, created_at=member.created_at)
 
     return run_audited(database, actor, "membership.removed", work)
 
@@ -150,7 +153,7 @@ def change_role(database: Database, actor: Actor, account_id: str, user: object,
         member.role = role
         if demoted:
             end_sessions_in(session, target.id)
-        return MemberView(user_id=target.public_id, email=target.email, role=role)
+        return MemberView(user_id=target.public_id, email=target.email, role=role, created_at=member.created_at)
 
     return run_audited(database, actor, "membership.role_changed", work)
 

@@ -43,8 +43,18 @@ async def api_role(request: Request, actor: Actor, account_id: str) -> Response:
     return answer(view.to_json())
 
 
+async def api_delete(request: Request, actor: Actor, account_id: str) -> Response:
+    user = request.path_params["user_id"]
+    database = resources(request).database
+    await to_thread.run_sync(lambda: members.remove_member(database, actor, account_id, user))
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+
+
 API_ROUTES: list[BaseRoute] = [
     admin_route("GET", "/members", api_list, manage=False),
+    admin_route("PATCH", "/members/{user_id}", api_role, manage=True),
+    admin_route("DELETE", "/members/{user_id}", api_delete, manage=True),
+    # The first paths of this API, kept as aliases.
     admin_route("POST", "/members/{user_id}/remove", api_remove, manage=True),
     admin_route("POST", "/members/{user_id}/role", api_role, manage=True),
 ]
