@@ -38,8 +38,12 @@ class MemberView:
     role: str
     created_at: datetime  # when they joined the workspace
 
-    def to_json(self) -> dict[str, str | None]:
-        return {"user_id": self.user_id, "email": self.email, "role": self.role, "created_at": rfc3339(self.created_at)}
+    def to_json(self) -> dict[str, str]:
+        return {"user_id": self.user_id, "email": self.email, "role": self.role}
+
+    def to_listed_json(self) -> dict[str, str | None]:
+        """As `member list` and the admin API's list show a member: with when they joined."""
+        return {**self.to_json(), "created_at": rfc3339(self.created_at)}
 
 
 def _user_reference(value: object) -> str:

@@ -24,7 +24,7 @@ WORKSPACE = "/workspaces/{account_id}"
 
 async def api_list(request: Request, actor: Actor, account_id: str) -> Response:
     found = await to_thread.run_sync(members.list_members, resources(request).database, actor, account_id)
-    return answer({"data": [view.to_json() for view in found]})
+    return answer({"data": [view.to_listed_json() for view in found]})
 
 
 async def api_remove(request: Request, actor: Actor, account_id: str) -> Response:
