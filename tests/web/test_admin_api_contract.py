@@ -111,6 +111,9 @@ def test_activity_is_open_to_every_role(live: LiveServer, team: Team, make: Keys
                 "kind": "workspace_key",
                 "platform": None,
             }
+    theirs = make.workspace_key(team.other_account_id, name="Theirs")
+    with signed_in(live, "admin") as admin:
+        assert error_of(admin.get(path, credential=theirs.view.id)) == (404, "not_found"), "another workspace's key"
     with signed_in(live, "outsider") as outsider:
         assert error_of(outsider.get(path)) == (404, "not_found")
 

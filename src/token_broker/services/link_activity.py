@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from token_broker import credentials
-from token_broker.errors import InvalidInput
+from token_broker.errors import InvalidInput, NotFound
 from token_broker.services.actors import Actor
 from token_broker.services.workspaces import authorize, find_workspace
 from token_broker.store.activity_models import LinkActivity
@@ -169,6 +169,13 @@ def validate_query(credential: object, before: object, limit: object) -> tuple[s
     return credential, before_id, size
 
 
+def _check_credential_of(session: Session, workspace_id: int, credential_id: str) -> None:
+    """A filter naming another workspace's credential (or none at all) is refused as not found, like any foreign id."""
+    owned = select(Credential.id).where(Credential.public_id == credential_id, Credential.workspace_id == workspace_id)
+    if session.scalar(owned.limit(1)) is None:
+        raise NotFound(f"No credential {credential_id!r} in this workspace.")
+
+
 def recent_activity(
     database: Database,
     actor: Actor,
@@ -191,6 +198,7 @@ def recent_activity(
             .where(LinkActivity.workspace_id == workspace.id)
         )
         if credential_id is not None:
+            _check_credential_of(session, workspace.id, credential_id)
             query = query.where(LinkActivity.credential_id == credential_id)
         if before_id is not None:
             query = query.where(LinkActivity.id < before_id)
