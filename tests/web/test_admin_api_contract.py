@@ -47,6 +47,7 @@ def test_managers_patch_a_role_and_delete_a_member(live: LiveServer, team: Team,
         promoted = manager.patch(f"{base}/{team.member.label}", {"role": "admin"})
         assert promoted.status_code == 200, promoted.text
         assert promoted.json()["role"] == "admin" and promoted.json()["user_id"] == team.member.label
+        assert set(promoted.json()) == MEMBER_FIELDS
         assert viewer.get("/api/session").status_code == 200
         removed = manager.delete(f"{base}/{team.viewer.label}")
         assert removed.status_code == 204 and removed.content == b""

@@ -40,7 +40,7 @@ async def api_role(request: Request, actor: Actor, account_id: str) -> Response:
     user = request.path_params["user_id"]
     database = resources(request).database
     view = await to_thread.run_sync(lambda: members.change_role(database, actor, account_id, user, body.get("role")))
-    return answer(view.to_json())
+    return answer(view.to_listed_json())
 
 
 async def api_delete(request: Request, actor: Actor, account_id: str) -> Response:
