@@ -36,6 +36,14 @@ class AdminSession:
             return self.client.post(path, headers=headers, **kwargs)
         return self.client.post(path, json=body, headers=headers, **kwargs)
 
+    def patch(self, path: str, body: Any = None, csrf: bool = True) -> httpx.Response:
+        headers = {"X-CSRF-Token": self.csrf_token} if csrf else {}
+        return self.client.patch(path, json=body, headers=headers)
+
+    def delete(self, path: str, csrf: bool = True) -> httpx.Response:
+        headers = {"X-CSRF-Token": self.csrf_token} if csrf else {}
+        return self.client.delete(path, headers=headers)
+
 
 @contextmanager
 def signed_in(live: LiveServer, role: str) -> Iterator[AdminSession]:

@@ -26,13 +26,17 @@ def activity_count(database: Database) -> int:
         return int(session.scalar(select(func.count(LinkActivity.id))) or 0)
 
 
-def write_links(live: LiveServer, key: str, account_id: str, slugs: list[str]) -> None:
+def write_links(live: LiveServer, key: str, account_id: str, slugs: list[str]) -> list[str]:
+    """The new links' ids."""
     base = f"{live.base_url}/v1/workspaces/{account_id}/links"
+    made_ids = []
     for slug in slugs:
         made = httpx.post(
             base, headers={"Authorization": f"Bearer {key}"}, json={"destination": "https://example.com/", "slug": slug}
         )
         assert made.status_code == 201, made.text
+        made_ids.append(made.json()["id"])
+    return made_ids
 
 
 def age(database: Database, days: int, count: int) -> None:
@@ -48,17 +52,17 @@ def test_a_server_prunes_activity_older_than_the_retention_while_links_are_writt
     database_url: str, database: Database, live: LiveServer, make: Keys, team: Team
 ) -> None:
     key = make.workspace_key(name="Importer", rate_limits=["1000/minute"]).plaintext
-    write_links(live, key, team.account_id, ["a", "b", "c"])
+    _, _, kept = write_links(live, key, team.account_id, ["a", "b", "c"])
     age(database, days=40, count=2)
     with live_server(database_url, activity_retention_days=30) as pruning:
         deadline = time.monotonic() + 60
         while activity_count(database) > 1 and time.monotonic() < deadline:
             time.sleep(0.1)
-        write_links(pruning, key, team.account_id, ["d"])
+        [newest] = write_links(pruning, key, team.account_id, ["d"])
         with signed_in(pruning, "admin") as admin:
             listed = admin.get(f"/api/workspaces/{team.account_id}/activity")
     assert listed.status_code == 200
-    assert [item["link"]["slug"] for item in listed.json()["data"]] == ["d", "c"]
+    assert [item["link_id"] for item in listed.json()["data"]] == [newest, kept]
 
 
 def test_pruning_goes_in_batches_and_keeps_what_is_recent(

@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from token_broker import credentials
-from token_broker.errors import InvalidInput
+from token_broker.errors import InvalidInput, NotFound
 from token_broker.services.actors import Actor
 from token_broker.services.workspaces import authorize, find_workspace
 from token_broker.store.activity_models import LinkActivity
@@ -124,6 +124,25 @@ class ActivityView:
             "client_address": self.client_address,
         }
 
+    def to_contract_json(self) -> dict[str, Any]:
+        """The admin JSON API's item: one link change, with the credential that made it (null for the dashboard)."""
+        credential = self.credential
+        return {
+            "id": self.id,
+            "type": self.action,
+            "link_id": self.link_id,
+            "credential": None
+            if credential is None
+            else {
+                "id": credential.id,
+                "name": credential.name,
+                "kind": credential.to_json()["kind"],
+                "platform": credential.platform,
+            },
+            "address": self.client_address,
+            "created_at": rfc3339(self.occurred_at),
+        }
+
 
 @dataclass(frozen=True)
 class ActivityPage:
@@ -150,6 +169,13 @@ def validate_query(credential: object, before: object, limit: object) -> tuple[s
     return credential, before_id, size
 
 
+def _check_credential_of(session: Session, workspace_id: int, credential_id: str) -> None:
+    """A filter naming another workspace's credential (or none at all) is refused as not found, like any foreign id."""
+    owned = select(Credential.id).where(Credential.public_id == credential_id, Credential.workspace_id == workspace_id)
+    if session.scalar(owned.limit(1)) is None:
+        raise NotFound(f"No credential {credential_id!r} in this workspace.")
+
+
 def recent_activity(
     database: Database,
     actor: Actor,
@@ -158,10 +184,10 @@ def recent_activity(
     before_id: int | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> ActivityPage:
-    """The workspace's link activity, newest first; owners and admins only."""
+    """The workspace's link activity, newest first; any role of the workspace may read it."""
     with database.read() as session:
         workspace = find_workspace(session, account_id)
-        authorize(session, actor, workspace, manage=True)
+        authorize(session, actor, workspace, manage=False)
         query = (
             select(LinkActivity, Credential, Connection.public_id, Connection.status)
             .outerjoin(
@@ -172,6 +198,7 @@ def recent_activity(
             .where(LinkActivity.workspace_id == workspace.id)
         )
         if credential_id is not None:
+            _check_credential_of(session, workspace.id, credential_id)
             query = query.where(LinkActivity.credential_id == credential_id)
         if before_id is not None:
             query = query.where(LinkActivity.id < before_id)

@@ -41,6 +41,10 @@ class MemberView:
     def to_json(self) -> dict[str, str | None]:
         return {"user_id": self.user_id, "email": self.email, "role": self.role, "created_at": rfc3339(self.created_at)}
 
+    def to_listed_json(self) -> dict[str, str | None]:
+        """As `member list` and the admin API's list show a member: with when they joined."""
+        return self.to_json()
+
 
 def _user_reference(value: object) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 320:
@@ -128,7 +132,7 @@ def remove_member(database: Database, actor: Actor, account_id: str, user: objec
         _check_may_change(session, actor, workspace, member, None)
         session.delete(member)
         end_sessions_in(session, target.id)
-        return MemberView(target.public_id, target.email, member.role, member.created_at)
+        return MemberView(user_id=target.public_id, email=target.email, role=member.role, created_at=member.created_at)
 
     return run_audited(database, actor, "membership.removed", work)
 
@@ -153,7 +157,7 @@ def change_role(database: Database, actor: Actor, account_id: str, user: object,
         member.role = role
         if demoted:
             end_sessions_in(session, target.id)
-        return MemberView(target.public_id, target.email, role, member.created_at)
+        return MemberView(user_id=target.public_id, email=target.email, role=role, created_at=member.created_at)
 
     return run_audited(database, actor, "membership.role_changed", work)
 

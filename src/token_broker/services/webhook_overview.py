@@ -5,6 +5,7 @@ with `services.webhook_subscriptions.hook_log`). Deleted hooks are not shown. Re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -17,6 +18,7 @@ from token_broker.store.database import Database
 from token_broker.store.hook_models import Hook
 from token_broker.store.models import Credential
 from token_broker.store.oauth_models import Connection
+from token_broker.times import rfc3339
 
 MAX_HOOKS_SHOWN = 50
 ATTEMPTS_SHOWN = 5
@@ -30,6 +32,27 @@ class WorkspaceHook:
     owner_platform: str | None  # the platform of the connection that owns it; None for a workspace API key
     owner_id: str  # the connection's id, or the key's
     recent: list[AttemptView]
+    credential_id: str = ""  # the owning credential (a key, or a connection's partner install token)
+    connection_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """As the admin JSON API lists it: never a secret, never the full target URL (only its host)."""
+        return {
+            "id": self.hook.id,
+            "event": self.hook.event,
+            "target_host": target_host(self.hook.target_url),
+            "status": self.hook.status,
+            "owner": {"credential_id": self.credential_id, "connection_id": self.connection_id},
+            "created_at": rfc3339(self.hook.created_at),
+        }
+
+
+def target_host(url: str) -> str | None:
+    """The host of a target URL (IPv6 without brackets), or None when it cannot be read."""
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
 
 
 def target_origin(url: str) -> str:
@@ -67,6 +90,8 @@ def hooks_of(database: Database, actor: Actor, account_id: str) -> list[Workspac
             owner_platform=platform,
             owner_id=connection_id or credential_id,
             recent=webhook_subscriptions.hook_log(database, workspace_id, hook.public_id, limit=ATTEMPTS_SHOWN),
+            credential_id=credential_id,
+            connection_id=connection_id,
         )
         for hook, credential_name, credential_id, connection_id, platform in rows
     ]

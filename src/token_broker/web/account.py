@@ -1,5 +1,6 @@
 """A signed-in user's own account: changing their password (the current one required), in a page (/account) and the
-admin JSON API (POST /api/account/password). The change ends the user's other sessions; this one stays signed in.
+admin JSON API (POST /api/session/password answers 204; its first path, POST /api/account/password, 200 with a body).
+The change ends the user's other sessions; this one stays signed in.
 
 The current password is checked in the bounded password pool that sign-in uses (`Resources.password_pool`), never in
 the thread pool the database calls share, so that a stolen session spraying guesses cannot starve other requests;
@@ -49,7 +50,8 @@ async def _change(request: Request, current: object, new: object) -> None:
     keep_session(request, generation)
 
 
-async def api_change_password(request: Request) -> Response:
+async def _api_change(request: Request) -> Response | None:
+    """None once the password changed; the 503 answer when the password pool is full."""
     await require_user(request)
     check_header_csrf(request)
     body = await json_body(request, ("current_password", "new_password"))
@@ -57,7 +59,17 @@ async def api_change_password(request: Request) -> Response:
         await _change(request, body.get("current_password"), body.get("new_password"))
     except PasswordsBusy as busy:
         return api_error(busy)
-    return answer({"status": "password changed", "other_sessions_ended": True})
+    return None
+
+
+async def api_change_password(request: Request) -> Response:
+    refused = await _api_change(request)
+    return refused or answer({"status": "password changed", "other_sessions_ended": True})
+
+
+async def api_session_password(request: Request) -> Response:
+    refused = await _api_change(request)
+    return refused or Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
 @html_page
@@ -87,5 +99,6 @@ async def account_change_password(request: Request) -> Response:
 ROUTES: list[BaseRoute] = [
     Route("/account", account_page, methods=["GET"]),
     Route("/account/password", account_change_password, methods=["POST"]),
+    Route("/api/session/password", api_session_password, methods=["POST"]),
     Route("/api/account/password", api_change_password, methods=["POST"]),
 ]

@@ -18,13 +18,23 @@ from starlette.routing import Route
 from token_broker.api.scoped_routes import json_object
 from token_broker.app_state import resources
 from token_broker.errors import Forbidden, InvalidInput, NotFound
-from token_broker.services import audit_reading, client_lifecycle, clients, connections, directory, keys, leak_settings
+from token_broker.services import (
+    audit_reading,
+    client_lifecycle,
+    clients,
+    connections,
+    directory,
+    keys,
+    leak_settings,
+    webhook_overview,
+)
 from token_broker.services.actors import Actor
 from token_broker.services.keys import KeyRequest
 from token_broker.services.workspaces import MANAGING_ROLES
 from token_broker.web.sessions import actor_for, check_header_csrf, require_user
 
 PREFIX = "/api/workspaces/{account_id}"
+CLIENT_FIELDS = ("client_id", "platform", "workspace", "redirect_uris", "status", "created_at")  # as `client list`
 KEY_FIELDS = ("name", "scopes", "expires_in", "allowed_ips", "rate_limits")
 
 Handler = Callable[[Request, Actor, str], Awaitable[Response]]
@@ -147,7 +157,7 @@ async def register_client(request: Request, actor: Actor, account_id: str) -> Re
 async def list_clients(request: Request, actor: Actor, account_id: str) -> Response:
     database = resources(request).database
     found = await to_thread.run_sync(client_lifecycle.list_clients, database, actor, account_id)
-    return answer({"data": [view.to_json() for view in found]})
+    return answer({"data": [{name: view.to_json()[name] for name in CLIENT_FIELDS} for view in found]})
 
 
 async def revoke_client(request: Request, actor: Actor, account_id: str) -> Response:
@@ -170,6 +180,11 @@ async def rotate_client(request: Request, actor: Actor, account_id: str) -> Resp
         )
     )
     return answer(rotated.to_json())
+
+
+async def list_hooks(request: Request, actor: Actor, account_id: str) -> Response:
+    found = await to_thread.run_sync(webhook_overview.hooks_of, resources(request).database, actor, account_id)
+    return answer({"data": [item.to_json() for item in found]})
 
 
 async def read_audit(request: Request, actor: Actor, account_id: str) -> Response:
@@ -207,6 +222,7 @@ ROUTES = [
     admin_route("GET", "/clients", list_clients, manage=False),
     admin_route("POST", "/clients/{client_id}/revoke", revoke_client, manage=True),
     admin_route("POST", "/clients/{client_id}/rotate", rotate_client, manage=True),
+    admin_route("GET", "/hooks", list_hooks, manage=False),
     admin_route("GET", "/audit", read_audit, manage=True),
     admin_route("GET", "/settings", read_settings, manage=False),
     admin_route("PATCH", "/settings", change_settings, manage=True),

@@ -93,6 +93,16 @@ async def api_governance(request: Request) -> Response:
     return answer(report.to_json())
 
 
+async def api_credentials(request: Request) -> Response:
+    """Every credential of the organization's workspaces, each with its account_id; the governance filters apply."""
+    user = await require_user(request)
+    where = governance.GovernanceFilter.read(request.query_params)
+    actor, database, org_id = actor_for(request, user), resources(request).database, _org_id(request)
+    report = await to_thread.run_sync(lambda: governance.governance_report(database, actor, org_id, where))
+    found = [item for item in report.credentials if where.platform in (None, item.platform)]
+    return answer({"data": [item.to_json() for item in found]})
+
+
 # Pages.
 
 
@@ -246,4 +256,5 @@ ROUTES: list[BaseRoute] = [
     Route("/api/organizations/{organization_id}/workspaces", api_add_workspace, methods=["POST"]),
     Route("/api/organizations/{organization_id}/roles", api_set_role, methods=["POST"]),
     Route("/api/organizations/{organization_id}/governance", api_governance, methods=["GET"]),
+    Route("/api/orgs/{organization_id}/credentials", api_credentials, methods=["GET"]),
 ]

@@ -24,7 +24,7 @@ WORKSPACE = "/workspaces/{account_id}"
 
 async def api_list(request: Request, actor: Actor, account_id: str) -> Response:
     found = await to_thread.run_sync(members.list_members, resources(request).database, actor, account_id)
-    return answer({"data": [view.to_json() for view in found]})
+    return answer({"data": [view.to_listed_json() for view in found]})
 
 
 async def api_remove(request: Request, actor: Actor, account_id: str) -> Response:
@@ -40,11 +40,21 @@ async def api_role(request: Request, actor: Actor, account_id: str) -> Response:
     user = request.path_params["user_id"]
     database = resources(request).database
     view = await to_thread.run_sync(lambda: members.change_role(database, actor, account_id, user, body.get("role")))
-    return answer(view.to_json())
+    return answer(view.to_listed_json())
+
+
+async def api_delete(request: Request, actor: Actor, account_id: str) -> Response:
+    user = request.path_params["user_id"]
+    database = resources(request).database
+    await to_thread.run_sync(lambda: members.remove_member(database, actor, account_id, user))
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
 API_ROUTES: list[BaseRoute] = [
     admin_route("GET", "/members", api_list, manage=False),
+    admin_route("PATCH", "/members/{user_id}", api_role, manage=True),
+    admin_route("DELETE", "/members/{user_id}", api_delete, manage=True),
+    # The first paths of this API, kept as aliases.
     admin_route("POST", "/members/{user_id}/remove", api_remove, manage=True),
     admin_route("POST", "/members/{user_id}/role", api_role, manage=True),
 ]
