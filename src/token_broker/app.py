@@ -61,7 +61,16 @@ from token_broker.webhooks.transport import make_client as make_webhook_client
 log = logging.getLogger("token_broker")
 USAGE_FLUSH_SECONDS = 2.0
 ACTIVITY_PRUNE_SECONDS = 3600.0
-JSON_PREFIXES = ("/v1/", "/api/", "/oauth/", "/openapi.json", "/.well-known/", "/secret-scanning/")
+JSON_PREFIXES = (
+    "/v1/",
+    "/api/",
+    "/oauth/",
+    "/openapi.json",
+    "/.well-known/",
+    "/secret-scanning/",
+    "/healthz",
+    "/readyz",
+)
 
 
 async def openapi(request: Request) -> JSONResponse:
