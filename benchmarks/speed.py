@@ -35,7 +35,7 @@ from sqlalchemy import select
 from benchmarks.common import WrkResult, report, require_wrk, scratch_dir, uvicorn_process, wrk
 from token_broker.config import HashingCost, Settings
 from token_broker.credentials import SecretHasher
-from token_broker.services import clients, hooks, keys, outbox, tokens, verification, workspaces
+from token_broker.services import clients, keys, outbox, tokens, verification, webhook_subscriptions, workspaces
 from token_broker.services.actors import Actor
 from token_broker.services.connections import open_connection
 from token_broker.services.keys import KeyRequest
@@ -203,7 +203,7 @@ def webhook_rate(folder: Path, postgres_url: str, workers: int) -> float:
         receiver = stack.enter_context(uvicorn_process("benchmarks.receiver:app", {}, folder / f"rx-{workers}.log",
                                                        core=None))  # fmt: skip
         for index in range(HOOKS):
-            hooks.create_hook(database, owner, "link.created", f"{receiver}/hook/{index}", settings)
+            webhook_subscriptions.create_hook(database, owner, "link.created", f"{receiver}/hook/{index}", settings)
         with database.write() as session:
             workspace = session.scalars(select(Workspace).where(Workspace.account_id == account_id)).one()
             for index in range(EVENTS):
