@@ -57,7 +57,7 @@ _HOOK_ID = re.compile(rf"{HOOK_ID_PREFIX}[0-9A-Za-z]{{{HOOK_ID_LENGTH}}}")
 
 @dataclass(frozen=True)
 class HookView:
-    """A hook as its owner sees it: never its secret."""
+    """A hook as its owner sees it, as plain data (the API's body is `wire.Hook`): never its secret."""
 
     id: str
     event: str
@@ -77,16 +77,6 @@ class HookView:
             created_at=row.created_at,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "event": self.event,
-            "target_url": self.target_url,
-            "status": self.status,
-            "status_reason": self.status_reason,
-            "created_at": rfc3339(self.created_at),
-        }
-
 
 @dataclass(frozen=True)
 class CreatedHook:
@@ -97,9 +87,6 @@ class CreatedHook:
 
     def __repr__(self) -> str:
         return f"CreatedHook(id={self.view.id!r})"
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.view.to_json(), "secret": self.secret}
 
 
 @dataclass(frozen=True)
