@@ -4,6 +4,7 @@ that type, and the document's request schemas refuse exactly the bodies the serv
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
@@ -11,6 +12,7 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from tests.live import LiveServer
 from tests.makers import Keys
@@ -22,7 +24,8 @@ from token_broker.api.routes import ROUTES
 from token_broker.api.scoped_routes import ApiRoute
 from token_broker.error_responses import api_error
 from token_broker.errors import InvalidInput, ReconnectRequired
-from token_broker.store.link_models import EVENT_TYPES
+from token_broker.services.links import LinkView, link_event
+from token_broker.store.link_models import EVENT_TYPES, OutboxEvent
 
 DOCUMENT = openapi_document("https://broker.example")
 SCHEMAS: dict[str, Any] = DOCUMENT["components"]["schemas"]
@@ -94,6 +97,38 @@ def test_the_api_sends_exactly_the_documented_link(live: LiveServer, make: Keys,
     decoded = msgspec.json.decode(created.content, type=wire.Link)
     assert set(created.json()) == set(link_schema()["properties"]) == set(wire.Link.__struct_fields__)
     assert decoded.destination == "https://example.com/typed" and decoded.status == "active"
+
+
+def test_a_link_event_carries_the_same_json_as_before_the_types() -> None:
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    view = LinkView("lnk_4fQ2k9LmZx0aB7cD", "nim.link", "Sale", "https://example.com/", 3, moment, moment, "key", None)
+    expected = {  # the services' former LinkView.to_json, field by field and in order: connectors read these events
+        "id": "lnk_4fQ2k9LmZx0aB7cD",
+        "domain": "nim.link",
+        "slug": "Sale",
+        "destination": "https://example.com/",
+        "clicks": 3,
+        "created_at": "2026-01-02T03:04:05Z",
+        "updated_at": "2026-01-02T03:04:05Z",
+        "created_by": "key",
+        "expires_at": None,
+        "status": "active",
+    }
+    event = link_event(view)
+    assert event == {"link": expected} and list(event["link"]) == list(expected)
+    expired = dataclasses.replace(view, expires_at=moment)
+    assert link_event(expired)["link"] == expected | {"expires_at": "2026-01-02T03:04:05Z", "status": "expired"}
+
+
+def test_a_link_event_holds_what_the_api_answered(live: LiveServer, make: Keys, team: Team) -> None:
+    auth = {"Authorization": f"Bearer {make.workspace_key().plaintext}"}
+    with live.client() as client:
+        created = client.post(
+            f"/v1/workspaces/{team.account_id}/links", headers=auth, json={"destination": "https://example.com/e"}
+        )
+    with make.database.read() as session:
+        event = session.scalars(select(OutboxEvent).where(OutboxEvent.type == "link.created")).one()
+    assert event.payload["data"] == {"link": created.json()}
 
 
 # The document and the server agree on which bodies are refused.
