@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.orm import Session
@@ -46,7 +45,6 @@ from token_broker.store.hook_models import HOOK_EVENTS, Hook, WebhookAttempt, We
 from token_broker.store.link_models import LINK_EVENT_TYPES, OutboxEvent
 from token_broker.store.models import Credential, utcnow
 from token_broker.store.oauth_models import Connection
-from token_broker.times import rfc3339
 
 HOOK_ID_PREFIX = "hook_"
 HOOK_ID_LENGTH = 16
@@ -100,17 +98,6 @@ class AttemptView:
     status_code: int | None
     outcome: str
     error: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_id,
-            "attempt": self.attempt,
-            "started_at": rfc3339(self.started_at),
-            "duration_ms": self.duration_ms,
-            "status_code": self.status_code,
-            "outcome": self.outcome,
-            "error": self.error,
-        }
 
 
 def validate_event(value: object, partner: bool = False) -> str:
