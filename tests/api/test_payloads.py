@@ -131,6 +131,22 @@ def test_a_link_event_holds_what_the_api_answered(live: LiveServer, make: Keys, 
     assert event.payload["data"] == {"link": created.json()}
 
 
+def test_each_route_decodes_the_body_its_operation_declares(live: LiveServer, make: Keys, team: Team) -> None:
+    auth = {"Authorization": f"Bearer {make.workspace_key(rate_limits=['1000/minute']).plaintext}"}
+    with live.client() as client:
+        link = client.post(
+            f"/v1/workspaces/{team.account_id}/links", headers=auth, json={"destination": "https://example.com/"}
+        ).json()
+        for route in ROUTES:
+            if not isinstance(route, ApiRoute) or route.operation.body is None:
+                continue
+            path = route.public_path.format(account_id=team.account_id, link_id=link["id"])
+            answer = client.request(route.method, path, headers=auth, json={"zz": 1})
+            assert answer.status_code == 422, (path, answer.text)
+            takes = payloads.listed_fields(route.operation.body)
+            assert answer.json()["message"] == f"Unknown field 'zz': the body takes only {takes}.", path
+
+
 # The document and the server agree on which bodies are refused.
 
 

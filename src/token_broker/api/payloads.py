@@ -46,7 +46,8 @@ class JsonResponse(Response):
         return msgspec.json.encode(content)
 
 
-def _fields(body_type: type[wire.Body]) -> str:
+def listed_fields(body_type: type[wire.Body]) -> str:
+    """The names of a body's fields, for a message: "destination, slug and expires_at"."""
     names = body_type.__struct_fields__
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
@@ -58,7 +59,7 @@ def _kind(expected: str) -> str:
 def refusal(error: msgspec.ValidationError, body_type: type[wire.Body]) -> InvalidInput:
     """msgspec's account of why a body does not decode, as the API's InvalidInput naming the field."""
     text = str(error)
-    takes = _fields(body_type)
+    takes = listed_fields(body_type)
     if unknown := _UNKNOWN.fullmatch(text):
         name = unknown.group(1)[:SHOWN_NAME_LENGTH]
         return InvalidInput(name, f"Unknown field {name!r}: the body takes only {takes}.")
