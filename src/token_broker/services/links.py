@@ -38,6 +38,7 @@ from token_broker.store.link_models import (
     Link,
 )
 from token_broker.store.models import Workspace, utcnow
+from token_broker.wire import LinkUpdate
 from token_broker.wire import link as link_body
 
 LINK_ID_PREFIX = "lnk_"
@@ -86,17 +87,18 @@ class LinkView:
 
 
 _UNCHANGED = object()
+CHANGEABLE = LinkUpdate.__struct_fields__  # what a change may name, for callers that pass a plain mapping
 
 
 def _validate_changes(changes: object) -> tuple[str | None, str | None, object]:
     if not isinstance(changes, Mapping):
-        raise InvalidInput("body", "Send an object with the fields to change: destination, slug, expires_at.")
+        raise InvalidInput("body", f"Send an object with the fields to change: {', '.join(CHANGEABLE)}.")
     for key in changes:
-        if key not in ("destination", "slug", "expires_at"):
+        if key not in CHANGEABLE:
             shown = str(key)[:64]
-            raise InvalidInput(shown, f"{shown!r} cannot be changed; only destination, slug and expires_at can.")
+            raise InvalidInput(shown, f"{shown!r} cannot be changed; only {', '.join(CHANGEABLE)} can.")
     if not changes:
-        raise InvalidInput("body", "Nothing to change: send destination, slug, expires_at or several.")
+        raise InvalidInput("body", f"Nothing to change: send {', '.join(CHANGEABLE)} or several.")
     destination = validate_destination(changes["destination"]) if "destination" in changes else None
     slug = validate_slug(changes["slug"]) if "slug" in changes else None
     expires_at = validate_expires_at(changes["expires_at"]) if "expires_at" in changes else _UNCHANGED
