@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("app_state",),
     ("guard", "webhooks"),
     ("services",),
-    ("net",),
+    ("net", "wire"),
     ("store",),
     ("credentials", "policy", "scopes", "body_limit"),
     ("sources", "hashing_pool", "times", "config", "error_responses"),

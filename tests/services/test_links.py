@@ -8,13 +8,17 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, inspect, select
 
 from tests.support import Team
+from token_broker import wire
+from token_broker.api import payloads
 from token_broker.errors import Conflict, InvalidInput, NotFound
 from token_broker.services import link_analytics, link_clicks, link_fields, links, outbox
 from token_broker.services.links import LinkView
@@ -23,6 +27,20 @@ from token_broker.store.link_models import DEFAULT_DOMAIN, Link, LinkClick, Outb
 from token_broker.store.models import Workspace
 
 CREDENTIAL_ID = "4fQ2k9LmZx0a"
+
+
+def link_body(view: LinkView) -> dict[str, Any]:
+    """A link as the API and the link events send it."""
+    found: dict[str, Any] = msgspec.to_builtins(wire.link(view))
+    return found
+
+
+def analytics(database: Database, workspace_id: int, link_id: str, days: int = 30) -> dict[str, Any]:
+    """A link's analytics as the API sends them."""
+    found: dict[str, Any] = msgspec.to_builtins(
+        payloads.analytics(link_analytics.link_analytics(database, workspace_id, link_id, days))
+    )
+    return found
 
 
 def workspace_id(database: Database, account_id: str) -> int:
@@ -226,7 +244,7 @@ def test_create_with_a_slug(database: Database, team: Team, acme: int) -> None:
     )
     assert view.created_by == team.admin.label and view.created_at == view.updated_at
     assert view.created_at.tzinfo is not None
-    body = view.to_json()
+    body = link_body(view)
     assert body["created_at"].endswith("Z") and body["updated_at"] == body["created_at"]
     assert set(body) == {"id", "domain", "slug", "destination", "clicks", "created_at", "updated_at", "created_by",
                          "expires_at", "status"}  # fmt: skip
@@ -291,7 +309,7 @@ def test_another_workspaces_link_is_not_found(database: Database, acme: int, glo
     with pytest.raises(NotFound):
         links.delete_link(database, acme, theirs.id)
     with pytest.raises(NotFound):
-        link_analytics.link_analytics(database, acme, theirs.id)
+        analytics(database, acme, theirs.id)
     assert links.list_links(database, acme) == ([], False)
     assert links.get_link(database, globex, theirs.id).destination == "https://globex.example"
     assert [event.type for event in events(database)] == ["link.created"]
@@ -415,7 +433,7 @@ def test_delete_frees_the_slug_and_removes_the_clicks(database: Database, acme: 
     assert count(database, LinkClick) == 0
     deleted = events(database)[-1]
     assert deleted.type == "link.deleted" and deleted.source_credential_id == CREDENTIAL_ID
-    assert deleted.payload["data"]["link"] == {**view.to_json(), "clicks": 1}
+    assert deleted.payload["data"]["link"] == {**link_body(view), "clicks": 1}
     assert links.create_link(database, acme, "operator", "https://example.com/again", "gone").slug == "gone"
 
 
@@ -439,8 +457,8 @@ def test_every_change_writes_exactly_one_event(database: Database, team: Team, a
         assert payload["type"] == event.type and payload["account_id"] == team.account_id
         assert payload["created_at"].endswith("Z") and event.workspace_id == acme
         assert payload["data"]["link"]["id"] == view.id
-    assert written[0].payload["data"] == {"link": view.to_json()}
-    assert written[1].payload["data"] == {"link": updated.to_json()}
+    assert written[0].payload["data"] == {"link": link_body(view)}
+    assert written[1].payload["data"] == {"link": link_body(updated)}
     click = written[2].payload["data"]
     assert click["link"]["clicks"] == 1
     assert click["click"]["referrer"] == "news.example" and click["click"]["clicked_at"].endswith("Z")
@@ -605,7 +623,7 @@ def test_analytics_counts_clicks_per_utc_day(
         (NOW - 40 * day, "old.example"),
     )
     add_clicks(database, other, (NOW, "a.example"))
-    result = link_analytics.link_analytics(database, acme, view.id, days=3)
+    result = analytics(database, acme, view.id, days=3)
     assert result == {
         "link_id": view.id,
         "clicks": 8,
@@ -620,17 +638,17 @@ def test_analytics_counts_clicks_per_utc_day(
             {"referrer": "c.example", "clicks": 1},
         ],
     }
-    month = link_analytics.link_analytics(database, acme, view.id)
+    month = analytics(database, acme, view.id)
     assert len(month["days"]) == 30 and month["days"][0] == {"date": "2026-02-09", "clicks": 0}
     assert sum(item["clicks"] for item in month["days"]) == 7
-    assert link_analytics.link_analytics(database, acme, view.id, days=365)["days"][-41] == {
+    assert analytics(database, acme, view.id, days=365)["days"][-41] == {
         "date": "2026-01-29",
         "clicks": 1,
     }
     if database.dialect == "postgresql":  # days are UTC days whatever the session's time zone
         elsewhere = Database(database_url, connect_args={"options": "-c TimeZone=Pacific/Chatham"})
         try:
-            assert link_analytics.link_analytics(elsewhere, acme, view.id, days=3) == result
+            assert analytics(elsewhere, acme, view.id, days=3) == result
         finally:
             elsewhere.dispose()
 
@@ -639,7 +657,7 @@ def test_analytics_keeps_the_top_five_referrers(database: Database, acme: int) -
     view = links.create_link(database, acme, "operator", "https://example.com", "top")
     now = links.utcnow()
     add_clicks(database, view, *[(now, f"r{n}.example") for n in range(1, 8) for _ in range(n)])
-    top = link_analytics.link_analytics(database, acme, view.id, days=1)["top_referrers"]
+    top = analytics(database, acme, view.id, days=1)["top_referrers"]
     assert top == [{"referrer": f"r{n}.example", "clicks": n} for n in range(7, 2, -1)]
 
 
@@ -647,5 +665,5 @@ def test_analytics_keeps_the_top_five_referrers(database: Database, acme: int) -
 def test_analytics_days_are_1_to_365(database: Database, acme: int, days: object) -> None:
     view = links.create_link(database, acme, "operator", "https://example.com", "d")
     with pytest.raises(InvalidInput) as caught:
-        link_analytics.link_analytics(database, acme, view.id, days=days)  # type: ignore[arg-type]
+        analytics(database, acme, view.id, days=days)  # type: ignore[arg-type]
     assert caught.value.field == "days"

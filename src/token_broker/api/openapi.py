@@ -1,21 +1,23 @@
 """The workspace API's OpenAPI 3.1 document, served at /openapi.json, derived from the route table (paths, methods,
-scopes, each route's declared operation), the error tree (the error codes) and the schemas below."""
+scopes, each route's declared operation and the Structs (token_broker.wire) of its bodies) and the error tree (the
+error codes)."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+import msgspec
+from msgspec import Struct
 from starlette.routing import BaseRoute
 
-from token_broker import __version__
-from token_broker.api import payloads
+from token_broker import __version__, wire
 from token_broker.api.routes import ROUTES
 from token_broker.api.scoped_routes import ApiRoute, QueryInt
 from token_broker.errors import api_error_codes
-from token_broker.store.hook_models import HOOK_EVENTS
 
 JSON = "application/json"
+REF = "#/components/schemas/{name}"
 RATE_HEADERS = {
     name: {"schema": {"type": "integer"}, "description": description}
     for name, description in [
@@ -25,148 +27,41 @@ RATE_HEADERS = {
     ]
 }
 
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error", "message"],
-        "properties": {
-            "error": {"type": "string", "enum": api_error_codes()},
-            "message": {"type": "string"},
-            "reconnect": {"type": "boolean"},
-        },
-    },
-    "LinkList": {
-        "type": "object",
-        "required": ["data", "has_more"],
-        "properties": {
-            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Link"}},
-            "has_more": {"type": "boolean"},
-        },
-    },
-    "LinkCreate": {
-        "type": "object",
-        "required": ["destination"],
-        "additionalProperties": False,
-        "properties": {
-            "destination": {"type": "string", "description": "an absolute http or https URL"},
-            "slug": {"type": "string", "description": "1 to 64 letters, digits, - and _; random when left out"},
-            "expires_at": {
-                "type": ["string", "null"],
-                "format": "date-time",
-                "description": "RFC 3339 with a zone, later than now and within ten years; null or left out: never",
-            },
-        },
-    },
-    "LinkUpdate": {
-        "type": "object",
-        "minProperties": 1,
-        "additionalProperties": False,
-        "properties": {
-            "destination": {"type": "string"},
-            "slug": {"type": "string"},
-            "expires_at": {
-                "type": ["string", "null"],
-                "format": "date-time",
-                "description": "a new expiry later than now (reactivates an expired link), or null for none",
-            },
-        },
-    },
-    "Analytics": {
-        "type": "object",
-        "required": ["link_id", "clicks", "days"],
-        "properties": {
-            "link_id": {"type": "string"},
-            "clicks": {"type": "integer"},
-            "days": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["date", "clicks"],
-                    "properties": {"date": {"type": "string", "format": "date"}, "clicks": {"type": "integer"}},
-                },
-            },
-            "top_referrers": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"referrer": {"type": "string"}, "clicks": {"type": "integer"}},
-                },
-            },
-        },
-    },
-    "Hook": {
-        "type": "object",
-        "required": ["id", "event", "target_url", "status", "status_reason", "created_at"],
-        "properties": {
-            "id": {"type": "string", "examples": ["hook_4fQ2k9LmZx0aB7cD"]},
-            "event": {"type": "string", "enum": list(HOOK_EVENTS)},
-            "target_url": {"type": "string"},
-            "status": {"type": "string", "enum": ["active", "disabled"]},
-            "status_reason": {
-                "type": ["string", "null"],
-                "description": "why a hook was disabled: gone, failing, connection_ended, credential_revoked, ...",
-            },
-            "created_at": {"type": "string", "format": "date-time"},
-        },
-    },
-    "CreatedHook": {
-        "allOf": [
-            {"$ref": "#/components/schemas/Hook"},
-            {
-                "type": "object",
-                "required": ["secret"],
-                "properties": {
-                    "secret": {
-                        "type": "string",
-                        "description": "the Standard Webhooks signing secret (whsec_...), shown only in this answer",
-                    }
-                },
-            },
-        ]
-    },
-    "HookList": {
-        "type": "object",
-        "required": ["data", "has_more"],
-        "properties": {
-            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Hook"}},
-            "has_more": {"type": "boolean"},
-        },
-    },
-    "HookCreate": {
-        "type": "object",
-        "required": ["event", "target_url"],
-        "additionalProperties": False,
-        "properties": {
-            "event": {"type": "string", "enum": list(HOOK_EVENTS)},
-            "target_url": {"type": "string", "description": "an https URL on a public host; events are POSTed there"},
-        },
-    },
-    "Me": {
-        "type": "object",
-        "required": ["account_id", "workspace", "credential"],
-        "properties": {
-            "account_id": {"type": "string"},
-            "workspace": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
-            "credential": {
-                "type": "object",
-                "required": ["id", "kind", "platform", "scopes"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "name": {"type": "string"},
-                    "kind": {"type": "string", "enum": ["workspace_key", "partner_install_token"]},
-                    "platform": {"type": ["string", "null"]},
-                    "scopes": {"type": ["array", "null"], "items": {"type": "string"}},
-                },
-            },
-        },
-    },
-}
+
+# What JSON Schema says that a Struct cannot: the error codes come from the error tree, and a change must change
+# something (the server refuses an empty PATCH).
+def _additions() -> dict[str, dict[str, Any]]:
+    return {"Error": {"properties": {"error": {"enum": api_error_codes()}}}, "LinkUpdate": {"minProperties": 1}}
+
+
+def _merge(schema: dict[str, Any], addition: dict[str, Any]) -> None:
+    for key, value in addition.items():
+        if isinstance(value, dict) and isinstance(schema.get(key), dict):
+            _merge(schema[key], value)
+        else:
+            schema[key] = value
+
+
+def schemas(routes: list[BaseRoute]) -> dict[str, Any]:
+    """The JSON Schemas of every body the routes declare (and the Error body), generated from their Structs."""
+    types: list[type[Struct]] = [wire.Error]
+    for route in routes:
+        if isinstance(route, ApiRoute):
+            types += [body for body in (route.operation.answers, route.operation.body) if body is not None]
+    _, components = msgspec.json.schema_components(dict.fromkeys(types), ref_template=REF)
+    for schema in components.values():
+        if schema.get("required") == []:
+            del schema["required"]
+    for name, addition in _additions().items():
+        if name in components:
+            _merge(components[name], addition)
+    return components
 
 
 def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description,
-        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}},
+        "content": {JSON: {"schema": {"$ref": REF.format(name="Error")}}},
     }
     if headers:
         response["headers"] = headers
@@ -222,7 +117,7 @@ def _operation(route: ApiRoute) -> dict[str, Any]:
     if declared.body:
         operation["requestBody"] = {
             "required": True,
-            "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{declared.body}"}}},
+            "content": {JSON: {"schema": {"$ref": REF.format(name=declared.body.__name__)}}},
         }
         operation["responses"]["413"] = _error("the body is larger than 64 KiB")
     return operation
@@ -262,7 +157,7 @@ def api_paths(routes: list[BaseRoute]) -> dict[str, Any]:
     return paths
 
 
-def openapi_document(server_url: str) -> dict[str, Any]:
+def openapi_document(server_url: str, routes: list[BaseRoute] = ROUTES) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "token-broker workspace API", "version": __version__},
@@ -273,7 +168,7 @@ def openapi_document(server_url: str) -> dict[str, Any]:
                 "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer nim_..."},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-Nim-Api-Key"},
             },
-            "schemas": {**SCHEMAS, **payloads.schemas()},
+            "schemas": schemas(routes),
         },
-        "paths": api_paths(ROUTES),
+        "paths": api_paths(routes),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
+from token_broker import wire
 from token_broker.api import links, webhook_subscriptions
 from token_broker.api.me import me
 from token_broker.api.scoped_routes import Operation, QueryInt, api_route
@@ -12,7 +13,7 @@ WORKSPACE = "/workspaces/{account_id}"
 SLUG_TAKEN = {409: "the slug is taken"}
 
 ROUTES: list[BaseRoute] = [
-    api_route("GET", "/me", None, me, Operation("The presented credential and its workspace", 200, "Me", "who")),
+    api_route("GET", "/me", None, me, Operation("The presented credential and its workspace", 200, wire.Me, "who")),
     api_route(
         "GET",
         f"{WORKSPACE}/links",
@@ -21,7 +22,7 @@ ROUTES: list[BaseRoute] = [
         Operation(
             "List links, newest first",
             200,
-            "LinkList",
+            wire.LinkList,
             "a page of links",
             query=(QueryInt("limit", 1, 100), "starting_after"),
         ),
@@ -31,21 +32,21 @@ ROUTES: list[BaseRoute] = [
         f"{WORKSPACE}/links",
         "links:write",
         links.create_link,
-        Operation("Shorten a link", 201, "Link", "created", body="LinkCreate", refusals=SLUG_TAKEN),
+        Operation("Shorten a link", 201, wire.Link, "created", body=wire.LinkCreate, refusals=SLUG_TAKEN),
     ),
     api_route(
         "GET",
         f"{WORKSPACE}/links/{{link_id}}",
         "links:read",
         links.get_link,
-        Operation("A link", 200, "Link", "the link"),
+        Operation("A link", 200, wire.Link, "the link"),
     ),
     api_route(
         "PATCH",
         f"{WORKSPACE}/links/{{link_id}}",
         "links:write",
         links.update_link,
-        Operation("Change a link", 200, "Link", "changed", body="LinkUpdate", refusals=SLUG_TAKEN),
+        Operation("Change a link", 200, wire.Link, "changed", body=wire.LinkUpdate, refusals=SLUG_TAKEN),
     ),
     api_route(
         "DELETE",
@@ -60,7 +61,7 @@ ROUTES: list[BaseRoute] = [
         "analytics:read",
         links.link_analytics,
         Operation(
-            "Clicks per day and top referrers", 200, "Analytics", "the report", query=(QueryInt("days", 1, 365),)
+            "Clicks per day and top referrers", 200, wire.Analytics, "the report", query=(QueryInt("days", 1, 365),)
         ),
     ),
     api_route(
@@ -68,7 +69,7 @@ ROUTES: list[BaseRoute] = [
         f"{WORKSPACE}/hooks",
         "hooks:write",
         webhook_subscriptions.list_hooks,
-        Operation("This credential's hooks", 200, "HookList", "the hooks"),
+        Operation("This credential's hooks", 200, wire.HookList, "the hooks"),
     ),
     api_route(
         "POST",
@@ -78,9 +79,9 @@ ROUTES: list[BaseRoute] = [
         Operation(
             "Subscribe to an event: deliveries are signed POSTs (Standard Webhooks) to target_url",
             201,
-            "CreatedHook",
+            wire.CreatedHook,
             "created, with its signing secret shown this once",
-            body="HookCreate",
+            body=wire.HookCreate,
             refusals={409: "this connection or key already has the most hooks allowed"},
             details=(
                 "Needs the `hooks:write` scope, and the scope that reads the event's data: `links:read` for link "
@@ -97,7 +98,7 @@ ROUTES: list[BaseRoute] = [
         Operation(
             "One of this credential's hooks: whether the hook it saved still exists, and its status",
             200,
-            "Hook",
+            wire.Hook,
             "the hook",
         ),
     ),

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from msgspec import Struct
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -17,6 +18,7 @@ from token_broker.app_state import resources
 from token_broker.errors import AccountMismatch, InsufficientScope, InvalidInput, PayloadTooLarge
 from token_broker.guard.middleware import CredentialUser
 from token_broker.services.verification import VerifiedCredential
+from token_broker.wire import Body
 
 Handler = Callable[[Request, VerifiedCredential], Awaitable[Response]]
 MAX_BODY_BYTES = 64 * 1024
@@ -36,9 +38,9 @@ class Operation:
 
     summary: str
     status: int  # of a successful answer
-    answers: str | None  # the schema of that answer's body, None for no body
+    answers: type[Struct] | None  # the type of that answer's body (token_broker.wire), None for no body
     description: str
-    body: str | None = None  # the schema of the request body
+    body: type[Body] | None = None  # the type of the request body
     query: tuple[QueryInt | str, ...] = ()  # a bare name is a string parameter
     refusals: Mapping[int, str] = field(default_factory=dict)  # statuses particular to this route
     details: str | None = None  # the operation's description when the scope alone does not say it
@@ -93,9 +95,8 @@ def api_route(method: str, path: str, scope: str | None, handler: Handler, opera
     return ApiRoute(method, path, scope, endpoint, operation)
 
 
-async def json_object(request: Request, allow_empty: bool = False) -> dict[str, Any]:
-    """The request body as a JSON object, at most MAX_BODY_BYTES (an empty body is {} when allow_empty);
-    PayloadTooLarge or InvalidInput naming `body` otherwise."""
+async def body_bytes(request: Request) -> bytes:
+    """The request body, at most MAX_BODY_BYTES; PayloadTooLarge otherwise."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
@@ -104,6 +105,13 @@ async def json_object(request: Request, allow_empty: bool = False) -> dict[str, 
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    return bytes(body)
+
+
+async def json_object(request: Request, allow_empty: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object, at most MAX_BODY_BYTES (an empty body is {} when allow_empty);
+    PayloadTooLarge or InvalidInput naming `body` otherwise. The workspace API's typed bodies use `api.payloads`."""
+    body = await body_bytes(request)
     if allow_empty and not body.strip():
         return {}
     try:

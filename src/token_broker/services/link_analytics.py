@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import ColumnElement, String, func, literal_column, select
 from sqlalchemy.orm import Session
@@ -21,6 +21,26 @@ MAX_ANALYTICS_DAYS = 365
 TOP_REFERRERS = 5
 
 
+@dataclass(frozen=True)
+class DayClicks:
+    day: date
+    clicks: int
+
+
+@dataclass(frozen=True)
+class ReferrerClicks:
+    referrer: str
+    clicks: int
+
+
+@dataclass(frozen=True)
+class AnalyticsReport:
+    link_id: str
+    clicks: int  # ever
+    days: list[DayClicks]  # oldest first, today last
+    top_referrers: list[ReferrerClicks]
+
+
 def _click_day(session: Session) -> ColumnElement[str]:
     """The UTC calendar day of a click, as YYYY-MM-DD, computed by the database."""
     moment = LinkClick.clicked_at
@@ -32,7 +52,7 @@ def _click_day(session: Session) -> ColumnElement[str]:
 
 def link_analytics(
     database: Database, workspace_id: int, link_id: str, days: int = DEFAULT_ANALYTICS_DAYS
-) -> dict[str, Any]:
+) -> AnalyticsReport:
     """Clicks of a link: the total ever, per UTC day over the last `days` days (today included, oldest first, days
     without clicks as 0), and the top referrer hosts over those days."""
     days = bounded("days", days, 1, MAX_ANALYTICS_DAYS)
@@ -40,7 +60,7 @@ def link_analytics(
     first = today - timedelta(days=days - 1)
     since = datetime.combine(first, time.min, tzinfo=UTC)
     until = datetime.combine(today + timedelta(days=1), time.min, tzinfo=UTC)
-    dates = [(first + timedelta(days=offset)).isoformat() for offset in range(days)]
+    dates = [first + timedelta(days=offset) for offset in range(days)]
     with database.read() as session:
         row = find_link(session, workspace_id, link_id)
         in_window = (LinkClick.link_id == row.id, LinkClick.clicked_at >= since, LinkClick.clicked_at < until)
@@ -54,9 +74,9 @@ def link_analytics(
             .order_by(clicks.desc(), LinkClick.referrer)
             .limit(TOP_REFERRERS)
         ).all()
-    return {
-        "link_id": row.public_id,
-        "clicks": row.click_count,
-        "days": [{"date": key, "clicks": per_day.get(key, 0)} for key in dates],
-        "top_referrers": [{"referrer": referrer, "clicks": count} for referrer, count in referrers],
-    }
+    return AnalyticsReport(
+        link_id=row.public_id,
+        clicks=row.click_count,
+        days=[DayClicks(day, per_day.get(day.isoformat(), 0)) for day in dates],
+        top_referrers=[ReferrerClicks(referrer, count) for referrer, count in referrers if referrer is not None],
+    )

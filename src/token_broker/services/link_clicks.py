@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from token_broker.services import outbox
 from token_broker.services.link_fields import REFERRER_HOST_PATTERN, SLUG_PATTERN
-from token_broker.services.links import LinkView
+from token_broker.services.links import LinkView, link_event
 from token_broker.store.database import Database
 from token_broker.store.link_models import (
     DEFAULT_DOMAIN,
@@ -134,7 +134,7 @@ def record_clicks(database: Database, clicks: list[Click]) -> int:
                 workspaces[row.workspace_id],
                 "link.clicked",
                 {
-                    "link": LinkView.of(row).to_json(),
+                    **link_event(LinkView.of(row)),
                     "click": {"clicked_at": rfc3339(click.clicked_at), "referrer": click.referrer},
                 },
             )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -37,7 +38,8 @@ from token_broker.store.link_models import (
     Link,
 )
 from token_broker.store.models import Workspace, utcnow
-from token_broker.times import rfc3339
+from token_broker.wire import LinkUpdate
+from token_broker.wire import link as link_body
 
 LINK_ID_PREFIX = "lnk_"
 RANDOM_SLUG_LENGTH = 7
@@ -50,7 +52,7 @@ _LINK_ID = re.compile(r"lnk_[0-9A-Za-z]{16}")
 
 @dataclass(frozen=True)
 class LinkView:
-    """A link as the API shows it."""
+    """A link, as plain data (the API's body and the link events' are `wire.Link`, built from it)."""
 
     id: str
     domain: str
@@ -80,36 +82,23 @@ class LinkView:
             expires_at=row.expires_at,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "domain": self.domain,
-            "slug": self.slug,
-            "destination": self.destination,
-            "clicks": self.clicks,
-            "created_at": rfc3339(self.created_at),
-            "updated_at": rfc3339(self.updated_at),
-            "created_by": self.created_by,
-            "expires_at": rfc3339(self.expires_at),
-            "status": self.status,
-        }
-
 
 # Validation: pure.
 
 
 _UNCHANGED = object()
+CHANGEABLE = LinkUpdate.__struct_fields__  # what a change may name, for callers that pass a plain mapping
 
 
 def _validate_changes(changes: object) -> tuple[str | None, str | None, object]:
     if not isinstance(changes, Mapping):
-        raise InvalidInput("body", "Send an object with the fields to change: destination, slug, expires_at.")
+        raise InvalidInput("body", f"Send an object with the fields to change: {', '.join(CHANGEABLE)}.")
     for key in changes:
-        if key not in ("destination", "slug", "expires_at"):
+        if key not in CHANGEABLE:
             shown = str(key)[:64]
-            raise InvalidInput(shown, f"{shown!r} cannot be changed; only destination, slug and expires_at can.")
+            raise InvalidInput(shown, f"{shown!r} cannot be changed; only {', '.join(CHANGEABLE)} can.")
     if not changes:
-        raise InvalidInput("body", "Nothing to change: send destination, slug, expires_at or several.")
+        raise InvalidInput("body", f"Nothing to change: send {', '.join(CHANGEABLE)} or several.")
     destination = validate_destination(changes["destination"]) if "destination" in changes else None
     slug = validate_slug(changes["slug"]) if "slug" in changes else None
     expires_at = validate_expires_at(changes["expires_at"]) if "expires_at" in changes else _UNCHANGED
@@ -117,6 +106,11 @@ def _validate_changes(changes: object) -> tuple[str | None, str | None, object]:
 
 
 # Reads and writes.
+
+
+def link_event(view: LinkView) -> dict[str, Any]:
+    """A link event's data: the link exactly as the API answers it (wire.Link), so connectors read one shape."""
+    return {"link": msgspec.to_builtins(link_body(view))}
 
 
 def _not_found(link_id: object) -> NotFound:
@@ -246,7 +240,7 @@ def create_link(
         workspace = _workspace(session, workspace_id)
         row = _new_link(session, workspace, created_by, clean_destination, clean_slug, clean_expiry)
         view = LinkView.of(row)
-        outbox.add_event(session, workspace, "link.created", {"link": view.to_json()}, source_credential_id)
+        outbox.add_event(session, workspace, "link.created", link_event(view), source_credential_id)
         link_activity.record(session, "link.created", row, source_credential_id, client_address)
     return view
 
@@ -286,7 +280,7 @@ def update_link(
         except IntegrityError:  # only the slug is unique among what changes: a concurrent change took it
             raise _taken(slug or row.slug, row.domain) from None
         view = LinkView.of(row)
-        outbox.add_event(session, workspace, "link.updated", {"link": view.to_json()}, source_credential_id)
+        outbox.add_event(session, workspace, "link.updated", link_event(view), source_credential_id)
         if row.destination != previous or slug is not None:
             shown_previous = previous if row.destination != previous else None
             link_activity.record(session, "link.updated", row, source_credential_id, client_address, shown_previous)
@@ -304,6 +298,6 @@ def delete_link(
     with database.write() as session:
         workspace = _workspace(session, workspace_id)
         row = find_link(session, workspace_id, link_id, lock=True)
-        outbox.add_event(session, workspace, "link.deleted", {"link": LinkView.of(row).to_json()}, source_credential_id)
+        outbox.add_event(session, workspace, "link.deleted", link_event(LinkView.of(row)), source_credential_id)
         link_activity.record(session, "link.deleted", row, source_credential_id, client_address)
         session.delete(row)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.orm import Session
@@ -46,7 +45,6 @@ from token_broker.store.hook_models import HOOK_EVENTS, Hook, WebhookAttempt, We
 from token_broker.store.link_models import LINK_EVENT_TYPES, OutboxEvent
 from token_broker.store.models import Credential, utcnow
 from token_broker.store.oauth_models import Connection
-from token_broker.times import rfc3339
 
 HOOK_ID_PREFIX = "hook_"
 HOOK_ID_LENGTH = 16
@@ -57,7 +55,7 @@ _HOOK_ID = re.compile(rf"{HOOK_ID_PREFIX}[0-9A-Za-z]{{{HOOK_ID_LENGTH}}}")
 
 @dataclass(frozen=True)
 class HookView:
-    """A hook as its owner sees it: never its secret."""
+    """A hook as its owner sees it, as plain data (the API's body is `wire.Hook`): never its secret."""
 
     id: str
     event: str
@@ -77,16 +75,6 @@ class HookView:
             created_at=row.created_at,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "event": self.event,
-            "target_url": self.target_url,
-            "status": self.status,
-            "status_reason": self.status_reason,
-            "created_at": rfc3339(self.created_at),
-        }
-
 
 @dataclass(frozen=True)
 class CreatedHook:
@@ -97,9 +85,6 @@ class CreatedHook:
 
     def __repr__(self) -> str:
         return f"CreatedHook(id={self.view.id!r})"
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.view.to_json(), "secret": self.secret}
 
 
 @dataclass(frozen=True)
@@ -113,17 +98,6 @@ class AttemptView:
     status_code: int | None
     outcome: str
     error: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_id,
-            "attempt": self.attempt,
-            "started_at": rfc3339(self.started_at),
-            "duration_ms": self.duration_ms,
-            "status_code": self.status_code,
-            "outcome": self.outcome,
-            "error": self.error,
-        }
 
 
 def validate_event(value: object, partner: bool = False) -> str:
