@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -104,6 +104,12 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def table_of(model: type[Any]) -> Table:
+    """A mapped class's table, for Core statements built once and run without the ORM's per-call work."""
+    table: Table = model.__table__
+    return table
 
 
 def changed_credential(session: Session, credential_id: str) -> None:
