@@ -3,7 +3,8 @@ HTTP: statements and transactions per refresh (counted with SQLAlchemy events) a
 and of this process's CPU, which a busy machine moves less), each a real rotation through the token endpoint's own
 call (authlib, the grant, the store).
 
-Without a URL it uses a SQLite file in a scratch folder. Prints one line per figure; asserts only that every refresh
+Without a URL it uses a SQLite file in a scratch folder. BENCH_REFRESHES (default 400) refreshes, BENCH_THREADS
+(default 1) at a time. Prints one line per figure; asserts only that every refresh
 was answered 200.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import event
@@ -26,6 +28,7 @@ from token_broker.store.database import Database
 
 ISSUER = "https://broker.example"
 COUNT = int(os.environ.get("BENCH_REFRESHES", "400"))
+THREADS = int(os.environ.get("BENCH_THREADS", "1"))  # more than one: refreshes in flight at once, as under load
 
 
 def main() -> None:
@@ -59,11 +62,11 @@ def main() -> None:
     refresh(store.refresh[0])  # warm up
     statements = transactions = 0
     started, cpu = time.perf_counter(), time.process_time()
-    for token in store.refresh[1:]:
-        refresh(token)
+    with ThreadPoolExecutor(THREADS) as pool:  # as the server runs them: each in a worker thread
+        list(pool.map(refresh, store.refresh[1:]))
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     done = len(store.refresh) - 1
-    print(f"database: {database.dialect}, {done} refreshes")
+    print(f"database: {database.dialect}, {done} refreshes, {THREADS} at a time")
     print(f"statements per refresh (SQLite's BEGIN IMMEDIATE counted, COMMIT not): {statements / done:.1f}")
     print(f"transactions per refresh: {transactions / done:.1f}")
     print(f"microseconds per refresh: {elapsed / done * 1e6:,.0f} elapsed, {cpu / done * 1e6:,.0f} of CPU")
