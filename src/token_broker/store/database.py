@@ -12,6 +12,7 @@ the credential, whichever path made the change.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Table, event
 from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("token_broker.store")
@@ -92,8 +94,8 @@ class Database:
         On SQLite this process's writers also queue on a lock of their own before BEGIN IMMEDIATE: a writer that
         finds the database locked sleeps in SQLite's busy handler (1 ms, 2 ms, 5 ms, ... up to 100 ms) and may
         sleep on after the lock is free, while a thread waiting here wakes when the writer before it ends. Writers
-        of other processes (the CLI) still meet the busy timeout. The wait here is bounded by the same timeout, so
-        a writer never waits longer than it did before."""
+        of other processes (the CLI) still meet the busy timeout. The wait here is bounded by the same timeout and
+        ends in the same error."""
         with self._write_turn(), self._writes() as session, session.begin():
             yield session
 
@@ -102,12 +104,13 @@ class Database:
         if self._writer is None:
             yield
             return
-        acquired = self._writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        if not self._writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            # What BEGIN IMMEDIATE would have raised after its busy timeout: this process's writer still holds it.
+            raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
         try:
             yield
         finally:
-            if acquired:
-                self._writer.release()
+            self._writer.release()
 
     def on_credential_change(self, hook: Callable[[str], None]) -> Callable[[], None]:
         """Call `hook(credential id)` after each commit that changed that credential; returns how to stop."""
