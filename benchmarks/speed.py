@@ -12,6 +12,7 @@ On PostgreSQL, not pinned (the store and the workers share the machine): refresh
 Webhook fan-out, PostgreSQL: signed deliveries a second from one and from two delivery workers
 (`python -m token_broker.webhooks.worker`) to a local receiver that answers 204 at once (benchmarks/receiver.py).
 Prints the figures, the ratios and the aims; asserts nothing but that the runs themselves worked.
+BENCH_ONLY (comma-separated: sqlite, postgres, webhooks; all by default) runs only those phases.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from urllib.parse import urlencode
 import httpx
 from sqlalchemy import select
 
-from benchmarks.common import WrkResult, report, require_wrk, scratch_dir, uvicorn_process, wrk
+from benchmarks.common import WrkResult, report, require_wrk, scratch_dir, uvicorn_process, uvicorn_server, wrk
+from benchmarks.cpu import postmaster_pid, tree_cpu_seconds
 from token_broker.config import HashingCost, Settings
 from token_broker.credentials import SecretHasher
 from token_broker.services import clients, keys, outbox, tokens, verification, webhook_subscriptions, workspaces
@@ -50,6 +52,8 @@ EVENTS = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "400"))
 HOOKS = 10  # deliveries per event
 CONCURRENCY = os.environ.get("BENCH_WEBHOOK_CONCURRENCY", "8")  # deliveries in flight per worker; 8 is the default
 WORKER_COUNTS = tuple(int(n) for n in os.environ.get("BENCH_WEBHOOK_WORKERS", "1,2").split(","))
+PHASES = ("sqlite", "postgres", "webhooks")
+ONLY = tuple(os.environ.get("BENCH_ONLY", ",".join(PHASES)).split(","))  # e.g. BENCH_ONLY=sqlite,postgres
 CONNECTIONS = 16
 TOKENS_PER_RUN = 3 * CONNECTIONS  # wrk may ask for a connection's next request before the answer refilling the pool
 CHEAPEST = HashingCost(time_cost=1, memory_kib=1024, parallelism=1)
@@ -181,10 +185,34 @@ def postgres_refresh(folder: Path, postgres_url: str) -> dict[str, float]:
     store = prepare(postgres_url, 2 * TOKENS_PER_RUN * ROUNDS)
     chains = Chains(store, folder)
     env = app_env(store, {"TOKEN_BROKER_WEBHOOK_WORKER": "off"})
+    server = postmaster_pid(postgres_url)
+    spent: dict[str, list[float]] = {}
+
+    def measured(name: str, base: str, app_pid: int) -> WrkResult:
+        """The run, and the CPU seconds its app and PostgreSQL used (the store's own background work included)."""
+        app, store = tree_cpu_seconds(app_pid), tree_cpu_seconds(server)
+        result = chains.run(base)
+        app, store = tree_cpu_seconds(app_pid) - app, tree_cpu_seconds(server) - store
+        totals = spent.setdefault(name, [0.0, 0.0, 0.0])
+        totals[0] += result.requests_per_second * SECONDS
+        totals[1] += app
+        totals[2] += store
+        return result
+
     with ExitStack() as stack:
-        one = stack.enter_context(uvicorn_process(FACTORY, env, folder / "pg-one.log", core=None))
-        four = stack.enter_context(uvicorn_process(FACTORY, env, folder / "pg-four.log", workers=4, core=None))
-        return take_turns({"refresh pg x1": lambda: chains.run(one), "refresh pg x4": lambda: chains.run(four)})
+        one, one_pid = stack.enter_context(uvicorn_server(FACTORY, env, folder / "pg-one.log", core=None))
+        four, four_pid = stack.enter_context(uvicorn_server(FACTORY, env, folder / "pg-four.log", workers=4, core=None))
+        rates = take_turns(
+            {
+                "refresh pg x1": lambda: measured("refresh pg x1", one, one_pid),
+                "refresh pg x4": lambda: measured("refresh pg x4", four, four_pid),
+            }
+        )
+    for name, (count, app, store) in spent.items():
+        per = 1000 / max(count, 1)
+        print(f"  {name}: CPU per refresh {app * per:.2f} ms in the app, {store * per:.2f} ms in PostgreSQL; "
+              f"CPU used {(app + store) / (ROUNDS * SECONDS):.2f} cores of {os.cpu_count()}")  # fmt: skip
+    return rates
 
 
 def webhook_rate(folder: Path, postgres_url: str, workers: int) -> float:
@@ -242,30 +270,40 @@ def webhook_rate(folder: Path, postgres_url: str, workers: int) -> float:
 
 def main() -> None:
     require_wrk()
+    unknown = set(ONLY) - set(PHASES)
+    if unknown:
+        raise SystemExit(f"BENCH_ONLY: unknown phase(s) {', '.join(sorted(unknown))}; use {', '.join(PHASES)}")
     postgres_url, redis_url = os.environ["BENCH_POSTGRES_URL"], os.environ["BENCH_REDIS_URL"]
     folder = scratch_dir("speed")
     load = os.getloadavg()[0]
     print(f"load average at start: {load:.1f}", flush=True)
-    r = sqlite_figures(folder, redis_url)
-    r |= postgres_refresh(folder, postgres_url)
-    deliveries = {n: webhook_rate(folder, postgres_url, n) for n in WORKER_COUNTS}
+    r = sqlite_figures(folder, redis_url) if "sqlite" in ONLY else {}
+    r |= postgres_refresh(folder, postgres_url) if "postgres" in ONLY else {}
+    counts = WORKER_COUNTS if "webhooks" in ONLY else ()
+    deliveries = {n: webhook_rate(folder, postgres_url, n) for n in counts}
     rows = [(name, f"{rate:,.0f} req/s") for name, rate in r.items()]
     rows += [(f"webhook deliveries, {n} worker(s) x {CONCURRENCY} in flight", f"{rate:,.0f} /s")
              for n, rate in deliveries.items()]  # fmt: skip
     rows.append(("rounds x seconds", f"{ROUNDS} x {SECONDS}, {CONNECTIONS} connections; load average "
                                      f"{load:.1f} at start, {os.getloadavg()[0]:.1f} at end"))  # fmt: skip
-    ratios: list[tuple[str, float, float | None]] = [
-        ("metadata / bare GET", r["metadata"] / r["bare GET"], None),
-        ("/v1/me / bare GET", r["me"] / r["bare GET"], AIMS["me"]),
-        ("/v1/me / same at warning (1 - log+metrics cost)", r["me"] / r["me quiet"], AIMS["log"]),
-        ("/v1/me Redis limits / local limits", r["me redis"] / r["me"], AIMS["redis"]),
-        ("introspect / bare POST", r["introspect"] / r["bare POST"], AIMS["introspect"]),
-        ("refresh (SQLite, 1 worker) / bare POST", r["refresh"] / r["bare POST"], AIMS["refresh"]),
-        ("refresh PostgreSQL 4 workers / 1 worker", r["refresh pg x4"] / r["refresh pg x1"], AIMS["scale"]),
-    ]
-    first = deliveries[WORKER_COUNTS[0]]
-    ratios += [(f"webhooks {n} workers / {WORKER_COUNTS[0]}", rate / first, None) for n, rate in deliveries.items()]
-    ratios.append((f"webhooks {WORKER_COUNTS[0]} worker / 1,000 a second", first / 1000, 1.0))
+    ratios: list[tuple[str, float, float | None]] = []
+    if "sqlite" in ONLY:
+        ratios += [
+            ("metadata / bare GET", r["metadata"] / r["bare GET"], None),
+            ("/v1/me / bare GET", r["me"] / r["bare GET"], AIMS["me"]),
+            ("/v1/me / same at warning (1 - log+metrics cost)", r["me"] / r["me quiet"], AIMS["log"]),
+            ("/v1/me Redis limits / local limits", r["me redis"] / r["me"], AIMS["redis"]),
+            ("introspect / bare POST", r["introspect"] / r["bare POST"], AIMS["introspect"]),
+            ("refresh (SQLite, 1 worker) / bare POST", r["refresh"] / r["bare POST"], AIMS["refresh"]),
+        ]
+    if "postgres" in ONLY:
+        ratios.append(
+            ("refresh PostgreSQL 4 workers / 1 worker", r["refresh pg x4"] / r["refresh pg x1"], AIMS["scale"])
+        )
+    if deliveries:
+        first = deliveries[WORKER_COUNTS[0]]
+        ratios += [(f"webhooks {n} workers / {WORKER_COUNTS[0]}", rate / first, None) for n, rate in deliveries.items()]
+        ratios.append((f"webhooks {WORKER_COUNTS[0]} worker / 1,000 a second", first / 1000, 1.0))
     report("speed", rows, ratios)
     print(json.dumps({"rates": r, "webhooks": deliveries}))
 

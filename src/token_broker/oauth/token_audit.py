@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from token_broker.services.actors import Actor
-from token_broker.services.audit import AuditEntry, record
+from token_broker.services.audit import AuditEntry, insert_row, record
+from token_broker.services.refresh import Rotated
 from token_broker.services.tokens import CodeReplay, Refreshed, Refused
 from token_broker.store.oauth_models import Connection
 
@@ -27,6 +28,13 @@ def _entry(action: str, connection: Connection | None, **details: Any) -> AuditE
         target_id=connection.public_id,
         details={"platform": connection.platform, **details},
     )
+
+
+def rotated_event(session: Session, actor: Actor, rotated: Rotated) -> None:
+    """`token.refreshed` of a refresh token rotated the common way (services.refresh), as one INSERT."""
+    details = {"platform": rotated.platform, "replay": False}
+    entry = AuditEntry("token.refreshed", rotated.workspace_id, rotated.tokens.connection_id, details)
+    insert_row(session, actor, entry, "ok", None)
 
 
 def refresh_event(session: Session, actor: Actor, outcome: Refreshed | Refused) -> None:

@@ -12,25 +12,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from token_broker.store.change_listener import CHANGES_CHANNEL
-from token_broker.store.database import Database, changed_credential
+from token_broker.store.database import Database, changed_credential, table_of
 from token_broker.store.models import CredentialChange, utcnow
 
 # Ids are taken in one order and may commit in another; re-reading this many ids below the newest seen catches a
 # note whose transaction committed late.
 OVERLAP_IDS = 500
+_NOTE = insert(table_of(CredentialChange))
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
 def note_change(session: Session, credential_id: str) -> None:
-    session.add(CredentialChange(credential_id=credential_id, changed_at=utcnow()))
+    session.execute(_NOTE, {"credential_id": credential_id, "changed_at": utcnow()})
     changed_credential(session, credential_id)  # this instance hears it at commit, before the answer leaves
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANGES_CHANNEL, "payload": credential_id}
-        )
+        session.execute(_NOTIFY, {"channel": CHANGES_CHANNEL, "payload": credential_id})
 
 
 def newest_change(database: Database) -> int:

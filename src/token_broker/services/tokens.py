@@ -189,7 +189,7 @@ def refresh(
     if not set(scopes) <= set(granted):
         return Refused(InvalidScope("The requested scope is wider than the connection was granted."), connection)
     successor_id = credentials.new_public_id()
-    access, new_refresh = _successors(parsed, access_row.public_id, successor_id, lifetimes)
+    access, new_refresh = successor_pair(parsed, access_row.public_id, successor_id, lifetimes)
     access_seconds = lifetimes.access_seconds[client.platform]
     old_expiry = access_row.expires_at
     keep_old = old_expiry is not None and old_expiry > now
@@ -228,7 +228,7 @@ def refresh(
     return Refreshed(issued, connection)
 
 
-def _successors(
+def successor_pair(
     presented: credentials.ParsedCredential, access_id: str, refresh_id: str, lifetimes: TokenLifetimes
 ) -> tuple[credentials.ParsedCredential, credentials.ParsedCredential]:
     key, material = lifetimes.successor_key, presented.plaintext
@@ -249,7 +249,7 @@ def _replay(
 ) -> Refreshed | Refused:
     assert token.rotated_at is not None and token.successor_id is not None
     successor = session.scalar(select(RefreshToken).where(RefreshToken.public_id == token.successor_id))
-    access, new_refresh = _successors(parsed, access_row.public_id, token.successor_id, lifetimes)
+    access, new_refresh = successor_pair(parsed, access_row.public_id, token.successor_id, lifetimes)
     in_window = now - token.rotated_at <= timedelta(seconds=REFRESH_REPLAY_SECONDS)
     still_current = (
         successor is not None

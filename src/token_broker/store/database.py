@@ -12,12 +12,15 @@ the credential, whichever path made the change.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("token_broker.store")
@@ -70,6 +73,8 @@ class Database:
         self._write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._writes = sessionmaker(self._write_engine, expire_on_commit=False)
         self._change_hooks: list[Callable[[str], None]] = []
+        # Reentrant: a write opened inside another in the same thread meets SQLite's busy timeout, as it always did.
+        self._writer = threading.RLock() if self.engine.dialect.name == "sqlite" else None
         event.listen(self._writes, "after_commit", self._announce_changes)
         event.listen(self._writes, "after_rollback", _drop_changes)
 
@@ -84,9 +89,28 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A transaction that holds the write lock from its start on SQLite; commits on success, rolls back on error."""
-        with self._writes() as session, session.begin():
+        """A transaction that holds the write lock from its start on SQLite; commits on success, rolls back on error.
+
+        On SQLite this process's writers also queue on a lock of their own before BEGIN IMMEDIATE: a writer that
+        finds the database locked sleeps in SQLite's busy handler (1 ms, 2 ms, 5 ms, ... up to 100 ms) and may
+        sleep on after the lock is free, while a thread waiting here wakes when the writer before it ends. Writers
+        of other processes (the CLI) still meet the busy timeout. The wait here is bounded by the same timeout and
+        ends in the same error."""
+        with self._write_turn(), self._writes() as session, session.begin():
             yield session
+
+    @contextmanager
+    def _write_turn(self) -> Iterator[None]:
+        if self._writer is None:
+            yield
+            return
+        if not self._writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            # What BEGIN IMMEDIATE would have raised after its busy timeout: this process's writer still holds it.
+            raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
+        try:
+            yield
+        finally:
+            self._writer.release()
 
     def on_credential_change(self, hook: Callable[[str], None]) -> Callable[[], None]:
         """Call `hook(credential id)` after each commit that changed that credential; returns how to stop."""
@@ -104,6 +128,12 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def table_of(model: type[Any]) -> Table:
+    """A mapped class's table, for Core statements built once and run without the ORM's per-call work."""
+    table: Table = model.__table__
+    return table
 
 
 def changed_credential(session: Session, credential_id: str) -> None:
