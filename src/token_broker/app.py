@@ -207,6 +207,7 @@ def create_app(settings: Settings) -> Starlette:
         if settings.listen_notify and database.dialect == "postgresql":
             listener = ChangeListener(settings.database_url, forget)
         app.state.change_listener = listener
+        app.state.authorization_server = server
         worker = DeliveryWorker(database, settings, webhook_client) if settings.webhook_worker else None
         metrics.watch(LiveState(guard, limiter, database, listener, worker, (app.state.resources.password_pool,)))
         state = app.state.resources
