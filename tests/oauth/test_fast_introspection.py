@@ -21,11 +21,14 @@ from tests.connect import Platform, connect, register
 from tests.live import LiveServer, live_server
 from tests.support import Team
 from token_broker import credentials
+from token_broker.oauth.client_auth import PresentedClient
+from token_broker.oauth.client_cache import VerifiedClients
 from token_broker.oauth.fast_introspection import cached_answer, remember
 from token_broker.oauth.introspection_cache import Description, DescriptionCache
 from token_broker.oauth.server import BrokerAuthorizationServer
 from token_broker.services import client_lifecycle, connections, keys, tokens
 from token_broker.services.actors import Actor
+from token_broker.services.credential_changes import client_change_id
 
 POLL_SECONDS = 30.0  # another instance hears a change within its poll (0.25 s) or a NOTIFY; generous for busy CI
 
@@ -337,3 +340,34 @@ def test_introspections_sent_after_a_revocation_answered_are_inactive(live: Live
     after = [active for sent, active in seen if sent > revoked_at[0]]
     assert after and not any(after)
     assert any(active for sent, active in seen if sent < revoked_at[0])
+
+
+def test_a_remembered_authentication_ends_with_its_secrets_grace(live: LiveServer, team: Team) -> None:
+    platform = register(live.resources.database, "zapier")
+    issued = connect(live.base_url, platform, team.account_id)
+    rotated = client_lifecycle.rotate_client_secret(live.resources.database, Actor.operator(), platform.client_id, 2)
+    assert rotated.grace_until is not None
+    warmed(live, platform, issued["access_token"])  # the rotated-out secret, in its grace, answered from the cache
+    while time.time() <= rotated.grace_until.timestamp() + 0.5:
+        time.sleep(0.2)
+    assert introspect(live, platform, issued["access_token"]).json()["error"] == "invalid_client"
+    platform.client_secret = rotated.client_secret
+    assert introspect(live, platform, issued["access_token"]).json()["active"] is True
+
+
+def test_a_client_authentication_read_before_a_client_change_is_not_kept_after_it() -> None:
+    remembered = VerifiedClients()
+    digest = remembered.digest(PresentedClient("client_a", "secret", "client_secret_post"))
+    since = remembered.generation
+    remembered.forget_change(credentials.new_public_id())  # a credential's note: not a client's
+    remembered.put(digest, "client_a", since)
+    assert remembered.get(digest) == "client_a"
+    since = remembered.generation
+    remembered.forget_change(client_change_id("client_a"))  # the secret was rotated while it was being verified
+    remembered.put(digest, "client_a", since)
+    assert remembered.get(digest) is None
+    remembered.put(digest, "client_a", remembered.generation)
+    remembered.forget_change(client_change_id("client_b"))
+    assert remembered.get(digest) == "client_a"
+    remembered.forget_change(client_change_id("client_a"))
+    assert remembered.get(digest) is None
