@@ -93,6 +93,24 @@ def counted_describes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
+def counted_thread_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each hand-off of the token routes to a worker thread, counted."""
+    from anyio import to_thread
+
+    from token_broker.oauth import token_routes
+
+    hops: list[str] = []
+
+    class Counting:
+        @staticmethod
+        async def run_sync(*args: Any, **kwargs: Any) -> Any:
+            hops.append("hop")
+            return await to_thread.run_sync(*args, **kwargs)
+
+    monkeypatch.setattr(token_routes, "to_thread", Counting)
+    return hops
+
+
 def comparable(answer: httpx.Response) -> tuple[int, bytes, list[tuple[str, str]]]:
     headers = [
         (name, value) for name, value in answer.headers.items() if name not in ("date", "server", "x-request-id")
@@ -103,16 +121,18 @@ def comparable(answer: httpx.Response) -> tuple[int, bytes, list[tuple[str, str]
 def test_a_remembered_answer_is_the_full_ways_answer_byte_for_byte(
     live: LiveServer, team: Team, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    describes = counted_describes(monkeypatch)
+    describes, hops = counted_describes(monkeypatch), counted_thread_hops(monkeypatch)
     platform = register(live.resources.database, "zapier")
     other_client = register(live.resources.database, "make")
     issued = connect(live.base_url, platform, team.account_id)
     for style in ("post", "basic"):
+        hopped = len(hops)
         full = introspect(live, platform, issued["access_token"], style)
+        assert len(hops) == hopped + 1  # the full way: one worker thread
         assert full.headers["cache-control"] == "no-store" and full.headers["pragma"] == "no-cache"
-        read = len(describes)
+        read, hopped = len(describes), len(hops)
         remembered = [introspect(live, platform, issued["access_token"], style) for _ in range(3)]
-        assert len(describes) == read  # the store was not asked again
+        assert len(describes) == read and len(hops) == hopped  # neither the store nor a worker thread was asked
         assert [comparable(answer) for answer in remembered] == [comparable(full)] * 3
     foreign_full = introspect(live, other_client, issued["access_token"])
     assert foreign_full.json() == {"active": False}
