@@ -12,7 +12,8 @@ On PostgreSQL, not pinned (the store and the workers share the machine): refresh
 Webhook fan-out, PostgreSQL: signed deliveries a second from one and from two delivery workers
 (`python -m token_broker.webhooks.worker`) to a local receiver that answers 204 at once (benchmarks/receiver.py).
 Prints the figures, the ratios and the aims; asserts nothing but that the runs themselves worked.
-BENCH_ONLY (comma-separated: sqlite, postgres, webhooks; all by default) runs only those phases.
+BENCH_ONLY (figure names as printed, or phases: sqlite, postgres, webhooks; comma-separated) measures only those,
+e.g. BENCH_ONLY="bare POST,introspect" or BENCH_ONLY=sqlite,postgres.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ EVENTS = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "400"))
 HOOKS = 10  # deliveries per event
 CONCURRENCY = os.environ.get("BENCH_WEBHOOK_CONCURRENCY", "8")  # deliveries in flight per worker; 8 is the default
 WORKER_COUNTS = tuple(int(n) for n in os.environ.get("BENCH_WEBHOOK_WORKERS", "1,2").split(","))
-PHASES = ("sqlite", "postgres", "webhooks")
-ONLY = tuple(os.environ.get("BENCH_ONLY", ",".join(PHASES)).split(","))  # e.g. BENCH_ONLY=sqlite,postgres
+# BENCH_ONLY: a comma-separated list of figure names (as printed, "webhooks" for the fan-out) to measure; unset: all.
+ONLY = frozenset(name.strip() for name in os.environ.get("BENCH_ONLY", "").split(",") if name.strip())
 CONNECTIONS = 16
 TOKENS_PER_RUN = 3 * CONNECTIONS  # wrk may ask for a connection's next request before the answer refilling the pool
 CHEAPEST = HashingCost(time_cost=1, memory_kib=1024, parallelism=1)
@@ -127,8 +128,23 @@ class Chains:
                    script_args=(str(path), self.store.client_id, self.store.client_secret))  # fmt: skip
 
 
+def wanted(name: str) -> bool:
+    return not ONLY or name in ONLY or _phase_of(name) in ONLY
+
+
+PHASES = ("sqlite", "postgres", "webhooks")
+
+
+def _phase_of(name: str) -> str:
+    """A figure's phase, which BENCH_ONLY may name instead of its figures: sqlite, postgres or webhooks."""
+    if name == "webhooks":
+        return "webhooks"
+    return "postgres" if name.startswith("refresh pg") else "sqlite"
+
+
 def take_turns(runs: dict[str, Callable[[], WrkResult]]) -> dict[str, float]:
-    """Median requests per second of each run, the runs taking turns round by round."""
+    """Median requests per second of each run (of those BENCH_ONLY names), the runs taking turns round by round."""
+    runs = {name: run for name, run in runs.items() if wanted(name)}
     rates: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(ROUNDS):
         for name, run in runs.items():
@@ -138,6 +154,9 @@ def take_turns(runs: dict[str, Callable[[], WrkResult]]) -> dict[str, float]:
             rates[name].append(result.requests_per_second)
         print("  round: " + ", ".join(f"{name} {values[-1]:,.0f}" for name, values in rates.items()), flush=True)
     return {name: statistics.median(values) for name, values in rates.items()}
+
+
+SQLITE_FIGURES = ("bare GET", "metadata", "me", "me quiet", "me redis", "bare POST", "introspect", "refresh")
 
 
 def sqlite_figures(folder: Path, redis_url: str) -> dict[str, float]:
@@ -270,36 +289,37 @@ def webhook_rate(folder: Path, postgres_url: str, workers: int) -> float:
 
 def main() -> None:
     require_wrk()
-    unknown = set(ONLY) - set(PHASES)
+    known = {*SQLITE_FIGURES, "refresh pg x1", "refresh pg x4", *PHASES}
+    unknown = ONLY - known
     if unknown:
-        raise SystemExit(f"BENCH_ONLY: unknown phase(s) {', '.join(sorted(unknown))}; use {', '.join(PHASES)}")
+        raise SystemExit(f"BENCH_ONLY: unknown name(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(known))}")
     postgres_url, redis_url = os.environ["BENCH_POSTGRES_URL"], os.environ["BENCH_REDIS_URL"]
     folder = scratch_dir("speed")
     load = os.getloadavg()[0]
     print(f"load average at start: {load:.1f}", flush=True)
-    r = sqlite_figures(folder, redis_url) if "sqlite" in ONLY else {}
-    r |= postgres_refresh(folder, postgres_url) if "postgres" in ONLY else {}
-    counts = WORKER_COUNTS if "webhooks" in ONLY else ()
-    deliveries = {n: webhook_rate(folder, postgres_url, n) for n in counts}
+    r: dict[str, float] = {}
+    if any(wanted(name) for name in SQLITE_FIGURES):
+        r |= sqlite_figures(folder, redis_url)
+    if wanted("refresh pg x1") or wanted("refresh pg x4"):
+        r |= postgres_refresh(folder, postgres_url)
+    deliveries = {n: webhook_rate(folder, postgres_url, n) for n in WORKER_COUNTS} if wanted("webhooks") else {}
     rows = [(name, f"{rate:,.0f} req/s") for name, rate in r.items()]
     rows += [(f"webhook deliveries, {n} worker(s) x {CONCURRENCY} in flight", f"{rate:,.0f} /s")
              for n, rate in deliveries.items()]  # fmt: skip
     rows.append(("rounds x seconds", f"{ROUNDS} x {SECONDS}, {CONNECTIONS} connections; load average "
                                      f"{load:.1f} at start, {os.getloadavg()[0]:.1f} at end"))  # fmt: skip
-    ratios: list[tuple[str, float, float | None]] = []
-    if "sqlite" in ONLY:
-        ratios += [
-            ("metadata / bare GET", r["metadata"] / r["bare GET"], None),
-            ("/v1/me / bare GET", r["me"] / r["bare GET"], AIMS["me"]),
-            ("/v1/me / same at warning (1 - log+metrics cost)", r["me"] / r["me quiet"], AIMS["log"]),
-            ("/v1/me Redis limits / local limits", r["me redis"] / r["me"], AIMS["redis"]),
-            ("introspect / bare POST", r["introspect"] / r["bare POST"], AIMS["introspect"]),
-            ("refresh (SQLite, 1 worker) / bare POST", r["refresh"] / r["bare POST"], AIMS["refresh"]),
-        ]
-    if "postgres" in ONLY:
-        ratios.append(
-            ("refresh PostgreSQL 4 workers / 1 worker", r["refresh pg x4"] / r["refresh pg x1"], AIMS["scale"])
-        )
+    pairs: list[tuple[str, str, str, float | None]] = [
+        ("metadata / bare GET", "metadata", "bare GET", None),
+        ("/v1/me / bare GET", "me", "bare GET", AIMS["me"]),
+        ("/v1/me / same at warning (1 - log+metrics cost)", "me", "me quiet", AIMS["log"]),
+        ("/v1/me Redis limits / local limits", "me redis", "me", AIMS["redis"]),
+        ("introspect / bare POST", "introspect", "bare POST", AIMS["introspect"]),
+        ("refresh (SQLite, 1 worker) / bare POST", "refresh", "bare POST", AIMS["refresh"]),
+        ("refresh PostgreSQL 4 workers / 1 worker", "refresh pg x4", "refresh pg x1", AIMS["scale"]),
+    ]
+    ratios: list[tuple[str, float, float | None]] = [
+        (label, r[top] / r[bottom], aim) for label, top, bottom, aim in pairs if top in r and bottom in r
+    ]
     if deliveries:
         first = deliveries[WORKER_COUNTS[0]]
         ratios += [(f"webhooks {n} workers / {WORKER_COUNTS[0]}", rate / first, None) for n, rate in deliveries.items()]

@@ -180,7 +180,13 @@ def create_app(settings: Settings) -> Starlette:
         limiter = RateLimiter(RedisWindows.from_url(settings.redis_url) if settings.redis_url else None)
         guard = Guard(database, hasher, limiter)
         key_set_client = reporters.make_client()
-        stop_hearing_commits = database.on_credential_change(guard.forget)
+        server = build_server(database, manifests, lifetimes, settings.client_auth_failure_limit)
+
+        def forget(credential_id: str) -> None:
+            guard.forget(credential_id)
+            server.forget_change(credential_id)
+
+        stop_hearing_commits = database.on_credential_change(forget)
         # Handlers reach these through request.state; app.state holds them too, for operators' tooling and tests.
         app.state.resources = Resources(
             settings=settings,
@@ -192,15 +198,16 @@ def create_app(settings: Settings) -> Starlette:
         )
         # Each adapter's own handle, reached through that adapter's accessor (see app_state).
         adapters = {
-            "authorization_server": build_server(database, manifests, lifetimes, settings.client_auth_failure_limit),
+            "authorization_server": server,
             "metrics": metrics,
             "reporter_keys": reporters.ReporterKeys(settings.secret_scanning_key_urls, key_set_client),
         }
         webhook_client = make_webhook_client()
         listener = None
         if settings.listen_notify and database.dialect == "postgresql":
-            listener = ChangeListener(settings.database_url, guard.forget)
+            listener = ChangeListener(settings.database_url, forget)
         app.state.change_listener = listener
+        app.state.authorization_server = server
         worker = DeliveryWorker(database, settings, webhook_client) if settings.webhook_worker else None
         metrics.watch(LiveState(guard, limiter, database, listener, worker, (app.state.resources.password_pool,)))
         state = app.state.resources
@@ -210,7 +217,7 @@ def create_app(settings: Settings) -> Starlette:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(_flush_usage_forever, guard, database)
                 tasks.start_soon(_flush_clicks_forever, app.state.resources.clicks, database)
-                tasks.start_soon(ChangeWatcher(guard, database).run_forever)
+                tasks.start_soon(ChangeWatcher(guard, database, (server,)).run_forever)
                 tasks.start_soon(_prune_activity_forever, database, settings.activity_retention_days)
                 tasks.start_soon(limiter.watch_forever)
                 if listener is not None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Protocol
 
 import anyio
 from anyio import to_thread
@@ -21,9 +23,18 @@ PRUNE_EVERY_POLLS = 4 * 60 * 10
 KEEP_NOTES = timedelta(hours=1)
 
 
+class Remembers(Protocol):
+    """Another cache kept by the change notes (the authorization server's remembered clients and tokens)."""
+
+    def forget_change(self, note_id: str) -> None: ...
+
+    def forget_everything(self) -> None: ...
+
+
 class ChangeWatcher:
-    def __init__(self, guard: Guard, database: Database) -> None:
+    def __init__(self, guard: Guard, database: Database, others: Sequence[Remembers] = ()) -> None:
         self.guard = guard
+        self.others = tuple(others)
         self.database = database
         self.newest = 0
         self._seen: OrderedDict[int, None] = OrderedDict()
@@ -39,6 +50,8 @@ class ChangeWatcher:
                 continue
             self._seen[note_id] = None
             self.guard.forget(credential_id)
+            for other in self.others:
+                other.forget_change(credential_id)
             self.newest = max(self.newest, note_id)
             fresh += 1
         while len(self._seen) > 4 * credential_changes.OVERLAP_IDS:
@@ -59,3 +72,5 @@ class ChangeWatcher:
                 # Until the store answers again, nothing cached can be trusted to be current.
                 log.warning("could not read credential changes; dropping the verification cache")
                 self.guard.cache.clear()
+                for other in self.others:
+                    other.forget_everything()

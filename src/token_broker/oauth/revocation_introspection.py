@@ -9,6 +9,7 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
+from token_broker.oauth.fast_introspection import note_described
 from token_broker.oauth.grants import client_actor
 from token_broker.oauth.models import AUTH_METHODS, BrokerClient
 from token_broker.oauth.server import current_session
@@ -50,6 +51,8 @@ class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
 
     def authenticate_token(self, request: Any, client: BrokerClient) -> dict[str, Any] | None:
         described = tokens.describe(current_session(), _presented(request).value)
+        if described is not None:
+            note_described(request, described[1].fields)
         if described is None or described[0] != client.row.id:
             return None
         return described[1].fields

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from token_broker.oauth import client_auth
 from token_broker.oauth.auth_failures import AuthFailures
 from token_broker.oauth.client_cache import VerifiedClients
+from token_broker.oauth.introspection_cache import DescriptionCache
 from token_broker.oauth.models import BrokerClient
 from token_broker.scopes import ALL_SCOPES, Manifest
 from token_broker.services.tokens import TokenLifetimes
@@ -60,6 +61,17 @@ class BrokerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.lifetimes = lifetimes
         self.auth_failures = failures
         self.verified_clients = VerifiedClients()
+        self.descriptions = DescriptionCache()
+
+    def forget_change(self, note_id: str) -> None:
+        """A change note was heard (a credential's or a client's): what was remembered of it is read afresh."""
+        self.verified_clients.forget_change(note_id)
+        self.descriptions.invalidate(note_id)
+
+    def forget_everything(self) -> None:
+        """The change notes could not be read: nothing remembered can be trusted to be current."""
+        self.verified_clients.clear()
+        self.descriptions.clear()
 
     @contextmanager
     def transaction(self, issuer: str, write: bool = True) -> Iterator[Session]:

@@ -1,6 +1,7 @@
 """POST /oauth/token, /oauth/revoke, /oauth/introspect and the RFC 8414 metadata document.
 
-Each reads its form on the event loop, then runs authlib and the store work in a worker thread, in one transaction.
+Each reads its form on the event loop, then runs authlib and the store work in a worker thread, in one transaction;
+an introspection whose client and token were both remembered is answered on the event loop (oauth/fast_introspection).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from token_broker.app_state import resources
 from token_broker.error_responses import oauth_error
 from token_broker.oauth.client_auth import presented_client, uses_basic
+from token_broker.oauth.fast_introspection import cached_answer, remember
 from token_broker.oauth.models import AUTH_METHODS
 from token_broker.oauth.request_adapter import (
     BadClientCredentials,
@@ -121,14 +123,16 @@ async def _run(
 
     def admitted() -> tuple[Response, bool]:
         """The response, and whether client authentication failed."""
+        since = server.verified_clients.generation
         with server.transaction(issuer, write=False):
             try:
-                client_id = server.authenticate_client(oauth_request, list(AUTH_METHODS)).get_client_id()
+                client = server.authenticate_client(oauth_request, list(AUTH_METHODS))
             except OAuth2Error as error:
                 refused: Response = server.handle_error_response(oauth_request, error)
                 return refused, True
-            if digest is not None:
-                server.verified_clients.put(digest, client_id)
+            client_id = client.get_client_id()
+            if digest is not None and not client.revoked:
+                server.verified_clients.put(digest, client_id, since, client.row.previous_valid_until)
             decision = from_thread.run(limiter.hit, f"client:{client_id}", (limit,))
             if not decision.allowed:
                 return _rate_limited(decision.headers()), False
@@ -231,15 +235,29 @@ async def revoke(request: Request) -> Response:
 
 
 async def introspect(request: Request) -> Response:
+    """Answered on the event loop when the client's authentication and the token's description are both remembered
+    (oauth/fast_introspection.py); otherwise through authlib, and the description it read is remembered."""
     oauth_request = await _form_request(request, "/oauth/introspect")
     if isinstance(oauth_request, Response):
         return oauth_request
-    return await _run(
+    server = server_of(request)
+    digest = _verified_digest(server, oauth_request)
+    client_id = server.verified_clients.get(digest) if digest is not None else None
+    if client_id is not None:
+        cached = cached_answer(server.descriptions, client_id, oauth_request.form)
+        if cached is not None:
+            state = resources(request)
+            decision = await state.guard.rate_limiter.hit(f"client:{client_id}", (state.settings.token_rate_limit,))
+            return cached if decision.allowed else _rate_limited(decision.headers())
+    since = server.descriptions.generation
+    response = await _run(
         request,
         oauth_request,
         lambda server: server.create_endpoint_response("introspection", oauth_request),
         write=False,
     )
+    remember(server.descriptions, oauth_request, since)
+    return response
 
 
 class AllowOnly:

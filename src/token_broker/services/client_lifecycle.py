@@ -20,6 +20,7 @@ from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, record, run_audited
 from token_broker.services.clients import CLIENT_SECRET_LENGTH
 from token_broker.services.connections import end_connection, lock_connection
+from token_broker.services.credential_changes import note_client_change
 from token_broker.services.workspaces import authorize, find_workspace
 from token_broker.store.database import Database
 from token_broker.store.models import Credential, Workspace, utcnow
@@ -154,6 +155,7 @@ def revoke_client(database: Database, actor: Actor, client_id: str, account_id: 
         row.revoked_by = actor.label
         row.previous_secret_hash = None
         row.previous_valid_until = None
+        note_client_change(session, row.client_id)
         ended: list[str] = []
         active = session.scalars(
             select(Connection.id)
@@ -202,6 +204,7 @@ def rotate_client_secret(
         row.previous_valid_until = now + timedelta(seconds=grace) if grace > 0 else None
         row.secret_hash = credentials.fast_hash(secret)
         row.rotated_at = now
+        note_client_change(session, row.client_id)
         entry.details = {
             "platform": row.platform,
             "grace_seconds": grace,

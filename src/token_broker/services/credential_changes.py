@@ -10,6 +10,8 @@ notification that is lost (a listener reconnecting, a proxy that drops LISTEN).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import datetime
 
 from sqlalchemy import delete, func, insert, select, text
@@ -24,6 +26,9 @@ from token_broker.store.models import CredentialChange, utcnow
 OVERLAP_IDS = 500
 _NOTE = insert(table_of(CredentialChange))
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+# A client's note carries this mark and a digest of its client id, in the column's 12 characters; credentials' public
+# ids are base62, so the two never collide. Two clients sharing a digest only forget each other once too often.
+CLIENT_MARK = "~"
 
 
 def note_change(session: Session, credential_id: str) -> None:
@@ -31,6 +36,17 @@ def note_change(session: Session, credential_id: str) -> None:
     changed_credential(session, credential_id)  # this instance hears it at commit, before the answer leaves
     if session.get_bind().dialect.name == "postgresql":
         session.execute(_NOTIFY, {"channel": CHANGES_CHANNEL, "payload": credential_id})
+
+
+def client_change_id(client_id: str) -> str:
+    digest = hashlib.sha256(client_id.encode()).digest()
+    return CLIENT_MARK + base64.urlsafe_b64encode(digest).decode()[:11]
+
+
+def note_client_change(session: Session, client_id: str) -> None:
+    """A client's secret was rotated or the client revoked: every instance forgets its remembered authentications,
+    on which introspection answers without a transaction (oauth/fast_introspection.py)."""
+    note_change(session, client_change_id(client_id))
 
 
 def newest_change(database: Database) -> int:
