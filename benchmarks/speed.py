@@ -12,6 +12,8 @@ On PostgreSQL, not pinned (the store and the workers share the machine): refresh
 Webhook fan-out, PostgreSQL: signed deliveries a second from one and from two delivery workers
 (`python -m token_broker.webhooks.worker`) to a local receiver that answers 204 at once (benchmarks/receiver.py).
 Prints the figures, the ratios and the aims; asserts nothing but that the runs themselves worked.
+
+BENCH_ONLY (comma-separated: sqlite, postgres, webhooks) runs only those phases; unset, all of them.
 """
 
 from __future__ import annotations
@@ -43,12 +45,16 @@ from token_broker.store import migrate
 from token_broker.store.database import Database
 from token_broker.store.models import Workspace
 from token_broker.store.oauth_models import OAuthClient
+from token_broker.webhooks.delivery_worker import DEFAULT_CONCURRENCY
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 EVENTS = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "400"))
 HOOKS = 10  # deliveries per event
-CONCURRENCY = os.environ.get("BENCH_WEBHOOK_CONCURRENCY", "8")  # deliveries in flight per worker; 8 is the default
+# deliveries in flight per worker; the worker's default unless set
+CONCURRENCY = os.environ.get("BENCH_WEBHOOK_CONCURRENCY", str(DEFAULT_CONCURRENCY))
+PHASES = ("sqlite", "postgres", "webhooks")
+ONLY = {phase.strip() for phase in os.environ.get("BENCH_ONLY", "").split(",") if phase.strip()} or set(PHASES)
 WORKER_COUNTS = tuple(int(n) for n in os.environ.get("BENCH_WEBHOOK_WORKERS", "1,2").split(","))
 CONNECTIONS = 16
 TOKENS_PER_RUN = 3 * CONNECTIONS  # wrk may ask for a connection's next request before the answer refilling the pool
@@ -241,31 +247,42 @@ def webhook_rate(folder: Path, postgres_url: str, workers: int) -> float:
 
 
 def main() -> None:
-    require_wrk()
+    if unknown := ONLY - set(PHASES):
+        raise SystemExit(f"BENCH_ONLY: unknown phase(s) {', '.join(sorted(unknown))}; known: {', '.join(PHASES)}")
+    if "sqlite" in ONLY or "postgres" in ONLY:
+        require_wrk()
     postgres_url, redis_url = os.environ["BENCH_POSTGRES_URL"], os.environ["BENCH_REDIS_URL"]
     folder = scratch_dir("speed")
     load = os.getloadavg()[0]
     print(f"load average at start: {load:.1f}", flush=True)
-    r = sqlite_figures(folder, redis_url)
-    r |= postgres_refresh(folder, postgres_url)
-    deliveries = {n: webhook_rate(folder, postgres_url, n) for n in WORKER_COUNTS}
+    r: dict[str, float] = {}
+    if "sqlite" in ONLY:
+        r |= sqlite_figures(folder, redis_url)
+    if "postgres" in ONLY:
+        r |= postgres_refresh(folder, postgres_url)
+    deliveries = {n: webhook_rate(folder, postgres_url, n) for n in WORKER_COUNTS} if "webhooks" in ONLY else {}
     rows = [(name, f"{rate:,.0f} req/s") for name, rate in r.items()]
     rows += [(f"webhook deliveries, {n} worker(s) x {CONCURRENCY} in flight", f"{rate:,.0f} /s")
              for n, rate in deliveries.items()]  # fmt: skip
     rows.append(("rounds x seconds", f"{ROUNDS} x {SECONDS}, {CONNECTIONS} connections; load average "
                                      f"{load:.1f} at start, {os.getloadavg()[0]:.1f} at end"))  # fmt: skip
-    ratios: list[tuple[str, float, float | None]] = [
-        ("metadata / bare GET", r["metadata"] / r["bare GET"], None),
-        ("/v1/me / bare GET", r["me"] / r["bare GET"], AIMS["me"]),
-        ("/v1/me / same at warning (1 - log+metrics cost)", r["me"] / r["me quiet"], AIMS["log"]),
-        ("/v1/me Redis limits / local limits", r["me redis"] / r["me"], AIMS["redis"]),
-        ("introspect / bare POST", r["introspect"] / r["bare POST"], AIMS["introspect"]),
-        ("refresh (SQLite, 1 worker) / bare POST", r["refresh"] / r["bare POST"], AIMS["refresh"]),
-        ("refresh PostgreSQL 4 workers / 1 worker", r["refresh pg x4"] / r["refresh pg x1"], AIMS["scale"]),
-    ]
-    first = deliveries[WORKER_COUNTS[0]]
-    ratios += [(f"webhooks {n} workers / {WORKER_COUNTS[0]}", rate / first, None) for n, rate in deliveries.items()]
-    ratios.append((f"webhooks {WORKER_COUNTS[0]} worker / 1,000 a second", first / 1000, 1.0))
+    ratios: list[tuple[str, float, float | None]] = []
+    if "sqlite" in ONLY:
+        ratios += [
+            ("metadata / bare GET", r["metadata"] / r["bare GET"], None),
+            ("/v1/me / bare GET", r["me"] / r["bare GET"], AIMS["me"]),
+            ("/v1/me / same at warning (1 - log+metrics cost)", r["me"] / r["me quiet"], AIMS["log"]),
+            ("/v1/me Redis limits / local limits", r["me redis"] / r["me"], AIMS["redis"]),
+            ("introspect / bare POST", r["introspect"] / r["bare POST"], AIMS["introspect"]),
+            ("refresh (SQLite, 1 worker) / bare POST", r["refresh"] / r["bare POST"], AIMS["refresh"]),
+        ]
+    if "postgres" in ONLY:
+        ratios.append(("refresh PostgreSQL 4 workers / 1 worker", r["refresh pg x4"] / r["refresh pg x1"],
+                       AIMS["scale"]))  # fmt: skip
+    if deliveries:
+        first = deliveries[WORKER_COUNTS[0]]
+        ratios += [(f"webhooks {n} workers / {WORKER_COUNTS[0]}", rate / first, None) for n, rate in deliveries.items()]
+        ratios.append((f"webhooks {WORKER_COUNTS[0]} worker / 1,000 a second", first / 1000, 1.0))
     report("speed", rows, ratios)
     print(json.dumps({"rates": r, "webhooks": deliveries}))
 

@@ -3,11 +3,16 @@
 The worker resolves a hook's host, checks every address (`ssrf.resolve`), and sends the request to that address with
 the host name in the `Host` header and as the TLS server name (`sni_hostname`), so certificates are still checked
 against the name. Nothing resolves the name a second time, so a DNS answer that changes between the check and the
-connection (rebinding) changes nothing. Below that, the client's network backend refuses to open a connection to any
-address but the one approved for the delivery running in the current task (a context variable), so a request that
-somehow named another host never leaves the machine. Redirects are not followed, proxies from the environment are
-ignored, and connections are not kept alive: a pooled TLS connection verified for one host name must never carry a
-request for another name on the same address.
+connection (rebinding) changes nothing. Below that, the transport refuses any request whose URL is not the address
+approved for the delivery running in the current task (a context variable), and the client's network backend refuses
+to open a connection to any other address, so a request that somehow named another host never leaves the machine.
+Redirects are not followed and proxies from the environment are ignored.
+
+Connections are kept alive and reused, which spares a TCP (and TLS) handshake per delivery. A pool matches
+connections by scheme, address and port only, so there is one pool per TLS server name: a TLS connection verified for
+one host name never carries a request for another name on the same address. Plain HTTP names no server, so its
+requests share one pool (the Host header says the name, as through any proxy). At most `MAX_POOLS` pools are kept;
+the least recently used idle one is closed to make room.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from __future__ import annotations
 import ipaddress
 import ssl
 import typing
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -26,6 +32,8 @@ from token_broker.net.ssrf import IPAddress
 
 CONNECT_SECONDS = 5.0
 READ_SECONDS = 10.0
+KEEPALIVE_SECONDS = 5.0
+MAX_POOLS = 256
 
 _approved: ContextVar[frozenset[IPAddress]] = ContextVar("token_broker_webhook_approved", default=frozenset())
 
@@ -76,20 +84,93 @@ class ApprovedAddressesOnly(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-class PinnedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport over a connection pool whose network backend is ApprovedAddressesOnly."""
+class _Pool(httpx.AsyncHTTPTransport):
+    """httpx's transport over one keep-alive connection pool whose network backend is ApprovedAddressesOnly."""
 
-    def __init__(self, verify: ssl.SSLContext | bool = True, max_connections: int = 100) -> None:
-        super().__init__(verify=verify, trust_env=False)
+    def __init__(self, ssl_context: ssl.SSLContext, max_connections: int) -> None:
+        super().__init__(trust_env=False)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            ssl_context=ssl_context,
             max_connections=max_connections,
-            max_keepalive_connections=0,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=KEEPALIVE_SECONDS,
             http1=True,
             http2=False,
             retries=0,
             network_backend=ApprovedAddressesOnly(),
         )
+        self.in_flight = 0
+
+
+class _Counted(httpx.AsyncByteStream):
+    """A response's body stream that says when it is closed, so that its pool is known to be idle."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, closed: Callable[[], None]) -> None:
+        self._inner, self._closed = inner, closed
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            closed, self._closed = self._closed, lambda: None
+            closed()
+
+
+class PinnedTransport(httpx.AsyncBaseTransport):
+    """Requests to approved addresses only, over keep-alive pools kept apart by TLS server name."""
+
+    def __init__(self, verify: ssl.SSLContext | bool = True, max_connections: int = 100) -> None:
+        self._ssl_context = httpx.create_ssl_context(verify=verify, trust_env=False)
+        self._max_connections = max_connections
+        self._pools: OrderedDict[str, _Pool] = OrderedDict()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            address: IPAddress | None = ipaddress.ip_address(request.url.host)
+        except ValueError:
+            address = None
+        if address is None or address not in _approved.get():
+            raise httpx.ConnectError("webhook delivery refused: that address was not approved by the SSRF check")
+        pool = await self._pool_for(request)
+        pool.in_flight += 1
+
+        def closed() -> None:
+            pool.in_flight -= 1
+
+        try:
+            response = await pool.handle_async_request(request)
+        except BaseException:
+            closed()
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_Counted(response.stream, closed),
+            extensions=response.extensions,
+        )
+
+    async def _pool_for(self, request: httpx.Request) -> _Pool:
+        name = str(request.extensions.get("sni_hostname") or "") if request.url.scheme == "https" else ""
+        key = f"{request.url.scheme}:{name}"
+        pool = self._pools.get(key)
+        if pool is not None:
+            self._pools.move_to_end(key)
+            return pool
+        idle = [other for other, kept in self._pools.items() if kept.in_flight == 0]
+        for other in idle[: max(0, len(self._pools) + 1 - MAX_POOLS)]:
+            await self._pools.pop(other).aclose()
+        pool = self._pools[key] = _Pool(self._ssl_context, self._max_connections)
+        return pool
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), OrderedDict()
+        for pool in pools:
+            await pool.aclose()
 
 
 def make_client(verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
