@@ -196,6 +196,7 @@ def postgres_refresh(folder: Path, postgres_url: str) -> dict[str, float]:
 def webhook_rate(folder: Path, postgres_url: str, workers: int) -> float:
     """Signed deliveries a second from `workers` delivery workers: EVENTS events, each to HOOKS hooks."""
     database = Database(postgres_url)
+    migrate.upgrade(database)  # already done when the refresh phase ran first
     settings = replace(Settings.from_env({}), database_url=postgres_url, secret_key=SECRET_KEY,
                        hashing=CHEAPEST, webhook_allow_hosts=("127.0.0.1",))  # fmt: skip
     operator = Actor.operator()

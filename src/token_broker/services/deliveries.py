@@ -245,11 +245,15 @@ def _claim(session: Session, worker_id: str, now: datetime, limit: int, lease: t
     query = (
         _with_owner(
             select(
-                WebhookDelivery,
-                Hook.public_id,
+                WebhookDelivery.id,
+                WebhookDelivery.hook_id,
+                WebhookDelivery.attempts,
+                Hook.public_id.label("hook_public_id"),
                 Hook.target_url,
                 Hook.secret_ciphertext,
-                OutboxEvent,
+                OutboxEvent.public_id.label("event_public_id"),
+                OutboxEvent.type,
+                OutboxEvent.payload,
                 Hook.connection_id,
                 Credential.scopes,
             )
@@ -262,30 +266,47 @@ def _claim(session: Session, worker_id: str, now: datetime, limit: int, lease: t
     )
     if postgres:
         query = query.with_for_update(of=WebhookDelivery, skip_locked=True)
-    jobs = []
-    for delivery, hook_public_id, target_url, sealed, event, connection_id, scopes in session.execute(query).all():
-        if not _owner_may_receive(event.type, scopes, connection_id):
-            delivery.status, delivery.claimed_by, delivery.finished_at = "cancelled", None, now
-            delivery.last_error = _missing_scope_error(event.type)
-            continue
-        delivery.status = "delivering"
-        delivery.claimed_by = worker_id
-        delivery.attempts += 1
-        delivery.next_attempt_at = now + lease
-        jobs.append(
-            Job(
-                delivery_id=delivery.id,
-                hook_id=delivery.hook_id,
-                hook_public_id=hook_public_id,
-                event_id=event.public_id,
-                attempt=delivery.attempts,
-                target_url=target_url,
-                sealed_secret=sealed,
-                body=_body(event.payload),
-                claimed_by=worker_id,
-            )
+    rows = session.execute(query).all()
+    unreadable: dict[str, list[int]] = {}  # event type -> deliveries whose owner lost the scope that reads it
+    taken = []
+    for row in rows:
+        if _owner_may_receive(row.type, row.scopes, row.connection_id):
+            taken.append(row)
+        else:
+            unreadable.setdefault(row.type, []).append(row.id)
+    for event_type, ids in unreadable.items():
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(ids))
+            .values(status="cancelled", claimed_by=None, finished_at=now, last_error=_missing_scope_error(event_type))
+            .execution_options(synchronize_session=False)
         )
-    return jobs
+    if taken:
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_([row.id for row in taken]))
+            .values(
+                status="delivering",
+                claimed_by=worker_id,
+                attempts=WebhookDelivery.attempts + 1,
+                next_attempt_at=now + lease,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return [
+        Job(
+            delivery_id=row.id,
+            hook_id=row.hook_id,
+            hook_public_id=row.hook_public_id,
+            event_id=row.event_public_id,
+            attempt=row.attempts + 1,
+            target_url=row.target_url,
+            sealed_secret=row.secret_ciphertext,
+            body=_body(row.payload),
+            claimed_by=worker_id,
+        )
+        for row in taken
+    ]
 
 
 def _claims_holding(session: Session, jobs: Sequence[Job], now: datetime) -> set[int]:
@@ -396,31 +417,100 @@ def record_many(
         return []
     with database.write() as session:
         postgres = _is_postgres(session)
-        hook_query = select(Hook).where(Hook.id.in_(sorted({job.hook_id for job, _ in attempts}))).order_by(Hook.id)
-        if postgres:
-            hook_query = hook_query.with_for_update(key_share=True)
-        hooks = {hook.id: hook for hook in session.scalars(hook_query)}
-        delivery_query = (
-            select(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(sorted(job.delivery_id for job, _ in attempts)))
-            .order_by(WebhookDelivery.id)
+        hook_lock = select(Hook.id).where(Hook.id.in_(sorted({job.hook_id for job, _ in attempts}))).order_by(Hook.id)
+        session.execute(hook_lock.with_for_update(key_share=True) if postgres else hook_lock)  # hooks, then deliveries
+        statuses = _record_successes(
+            session, [(job, result) for job, result in attempts if result.outcome == "succeeded"], now
         )
-        if postgres:
-            delivery_query = delivery_query.with_for_update()
-        found = {delivery.id: delivery for delivery in session.scalars(delivery_query)}
-        statuses = []
-        for job, result in attempts:
-            hook, delivery = hooks.get(job.hook_id), found.get(job.delivery_id)
-            if hook is None or delivery is None:
-                statuses.append("lost")
-                continue
-            status, ended = _record_one(session, hook, delivery, job, result, policy, now, rng)
-            statuses.append(status)
-            if ended:  # its queued deliveries were cancelled in the store: reread those this batch still holds
-                for other in found.values():
-                    if other.hook_id == hook.id:
-                        session.refresh(other)
-        return statuses
+        others = [(job, result) for job, result in attempts if result.outcome != "succeeded"]
+        if others:
+            statuses |= _record_others(session, others, policy, now, rng)
+        return [statuses[job.delivery_id] for job, _ in attempts]
+
+
+def _attempt_row(job: Job, result: AttemptResult) -> dict[str, object]:
+    return {
+        "delivery_id": job.delivery_id,
+        "hook_id": job.hook_id,
+        "attempt": job.attempt,
+        "started_at": result.started_at,
+        "duration_ms": max(0, result.duration_ms),
+        "status_code": result.status_code,
+        "outcome": result.outcome,
+        "error": None if result.error is None else result.error[:MAX_ERROR_LENGTH],
+    }
+
+
+def _record_successes(session: Session, attempts: list[tuple[Job, AttemptResult]], now: datetime) -> dict[int, str]:
+    """The common case in a few statements whatever the batch's size: log the attempts, mark the deliveries that are
+    still this worker's succeeded, and clear their hooks' failing streak."""
+    if not attempts:
+        return {}
+    session.execute(insert(WebhookAttempt), [_attempt_row(job, result) for job, result in attempts])
+    groups: dict[tuple[str, int | None], list[int]] = {}
+    for job, result in attempts:
+        groups.setdefault((job.claimed_by, result.status_code), []).append(job.delivery_id)
+    succeeded: set[int] = set()
+    for (claimed_by, status_code), ids in groups.items():
+        succeeded.update(
+            session.scalars(
+                update(WebhookDelivery)
+                .where(
+                    WebhookDelivery.id.in_(sorted(ids)),
+                    WebhookDelivery.status == "delivering",
+                    WebhookDelivery.claimed_by == claimed_by,
+                )
+                .values(
+                    status="succeeded", claimed_by=None, last_status_code=status_code, last_error=None, finished_at=now
+                )
+                .returning(WebhookDelivery.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+    hook_ids = sorted({job.hook_id for job, _ in attempts if job.delivery_id in succeeded})
+    if hook_ids:
+        session.execute(
+            update(Hook)
+            .where(Hook.id.in_(hook_ids), Hook.failing_since.is_not(None))
+            .values(failing_since=None)
+            .execution_options(synchronize_session=False)
+        )
+    return {job.delivery_id: "succeeded" if job.delivery_id in succeeded else "lost" for job, _ in attempts}
+
+
+def _record_others(
+    session: Session,
+    attempts: list[tuple[Job, AttemptResult]],
+    policy: RetryPolicy,
+    now: datetime,
+    rng: random.Random,
+) -> dict[int, str]:
+    """Failures, retries, refusals and 410s, one by one: each may end its hook."""
+    postgres = _is_postgres(session)
+    hooks = {
+        hook.id: hook for hook in session.scalars(select(Hook).where(Hook.id.in_({job.hook_id for job, _ in attempts})))
+    }
+    delivery_query = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(sorted(job.delivery_id for job, _ in attempts)))
+        .order_by(WebhookDelivery.id)
+    )
+    if postgres:
+        delivery_query = delivery_query.with_for_update()
+    found = {delivery.id: delivery for delivery in session.scalars(delivery_query)}
+    statuses: dict[int, str] = {}
+    for job, result in attempts:
+        hook, delivery = hooks.get(job.hook_id), found.get(job.delivery_id)
+        if hook is None or delivery is None:
+            statuses[job.delivery_id] = "lost"
+            continue
+        status, ended = _record_one(session, hook, delivery, job, result, policy, now, rng)
+        statuses[job.delivery_id] = status
+        if ended:  # its queued deliveries were cancelled in the store: reread those this batch still holds
+            for other in found.values():
+                if other.hook_id == hook.id:
+                    session.refresh(other)
+    return statuses
 
 
 def _record_one(

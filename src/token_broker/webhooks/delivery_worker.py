@@ -16,7 +16,8 @@ attempt is recorded.
 An attempt: resolve the target's host and check every address (SSRF rules; once per distinct host of a claimed
 batch, right before its requests), sign the body with the hook's secret (fresh timestamp, the event's id as
 `webhook-id` on every attempt), POST it to the approved address only over a kept-alive connection, and record the
-answer. Bodies of answers are never read.
+answer. Bodies of answers are read (up to DRAIN_BYTES, so that the connection can carry the next request) and
+thrown away; a longer one closes the connection.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ DEFAULT_CONCURRENCY = 32
 DEFAULT_POLL_SECONDS = 0.5
 DEFAULT_LEASE = timedelta(seconds=60)
 EXPIRY_CHECK_SECONDS = 300.0  # how often credentials about to expire are looked for
-REQUEST_SECONDS = 20.0  # the whole attempt: connect, send, and the answer's status line and headers
+REQUEST_SECONDS = 20.0  # the whole attempt: connect, send, the answer's status line, headers and drained body
+DRAIN_BYTES = 64 * 1024  # an answer's body up to this is read and dropped, so its connection stays usable
 
 # Where a target URL leads for this batch: the parsed target and the address approved for it, or why it is refused.
 Plan = tuple[Target, IPAddress] | ssrf.TargetRefused
@@ -237,7 +239,7 @@ class DeliveryWorker:
         try:
             with transport.approved(address), anyio.fail_after(self.request_seconds):
                 response = await self.client.send(request, stream=True)
-                await response.aclose()
+                await _drain(response)
         except DeliveryCancelled:
             return None
         except (StoreBusy, TimeoutError, httpx.HTTPError) as error:
@@ -256,6 +258,19 @@ class DeliveryWorker:
         return result(
             deliveries.classify(response.status_code), status_code=response.status_code, retry_after=retry_after
         )
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read the answer's body to its end, throwing it away, unless it is longer than DRAIN_BYTES; then close it. A
+    connection goes back to the pool only once its answer was read whole."""
+    read = 0
+    try:
+        async for chunk in response.aiter_raw():
+            read += len(chunk)
+            if read > DRAIN_BYTES:
+                break
+    finally:
+        await response.aclose()
 
 
 def _names_a_host(url: str, allow_hosts: Sequence[str]) -> bool:
