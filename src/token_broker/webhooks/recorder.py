@@ -64,8 +64,8 @@ class Recorder:
                     statuses = await to_thread.run_sync(
                         deliveries.record_many, self.database, attempts, self.policy, utcnow(), self.rng
                     )
-                except SQLAlchemyError:  # e.g. a deadlock with another worker's batch, detected and rolled back
-                    if not tries_left:
+                except Exception as error:  # e.g. a deadlock with another worker's batch, detected and rolled back
+                    if not tries_left or not isinstance(error, SQLAlchemyError):  # a bug must not stop the worker
                         log.warning("webhook worker: could not record %d attempts; their leases will run out",
                                     len(batch), exc_info=True)  # fmt: skip
                         return
