@@ -46,12 +46,14 @@ from token_broker.store import migrate
 from token_broker.store.database import Database
 from token_broker.store.models import Workspace
 from token_broker.store.oauth_models import OAuthClient
+from token_broker.webhooks.delivery_worker import DEFAULT_CONCURRENCY
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 EVENTS = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "400"))
 HOOKS = 10  # deliveries per event
-CONCURRENCY = os.environ.get("BENCH_WEBHOOK_CONCURRENCY", "8")  # deliveries in flight per worker; 8 is the default
+# deliveries in flight per worker; the worker's default unless set
+CONCURRENCY = os.environ.get("BENCH_WEBHOOK_CONCURRENCY", str(DEFAULT_CONCURRENCY))
 WORKER_COUNTS = tuple(int(n) for n in os.environ.get("BENCH_WEBHOOK_WORKERS", "1,2").split(","))
 # BENCH_ONLY: a comma-separated list of figure names (as printed, "webhooks" for the fan-out) to measure; unset: all.
 ONLY = frozenset(name.strip() for name in os.environ.get("BENCH_ONLY", "").split(",") if name.strip())
@@ -237,6 +239,7 @@ def postgres_refresh(folder: Path, postgres_url: str) -> dict[str, float]:
 def webhook_rate(folder: Path, postgres_url: str, workers: int) -> float:
     """Signed deliveries a second from `workers` delivery workers: EVENTS events, each to HOOKS hooks."""
     database = Database(postgres_url)
+    migrate.upgrade(database)  # already done when the refresh phase ran first
     settings = replace(Settings.from_env({}), database_url=postgres_url, secret_key=SECRET_KEY,
                        hashing=CHEAPEST, webhook_allow_hosts=("127.0.0.1",))  # fmt: skip
     operator = Actor.operator()
@@ -288,7 +291,8 @@ def webhook_rate(folder: Path, postgres_url: str, workers: int) -> float:
 
 
 def main() -> None:
-    require_wrk()
+    if any(wanted(name) for name in (*SQLITE_FIGURES, "refresh pg x1", "refresh pg x4")):
+        require_wrk()
     known = {*SQLITE_FIGURES, "refresh pg x1", "refresh pg x4", *PHASES}
     unknown = ONLY - known
     if unknown:

@@ -12,6 +12,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: a worker opening dozens of connections at once would overflow it, and the
+    # kernel resets what it cannot queue. A real receiver's backlog is in the hundreds.
+    request_queue_size = 512
+
+
 @dataclass(frozen=True)
 class Received:
     method: str
@@ -76,7 +82,7 @@ class Receiver:
             def log_message(self, *_args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         if tls is not None:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)

@@ -107,3 +107,36 @@ def test_the_certificate_is_checked_against_the_name_while_connecting_to_the_add
     [line, *_] = webhook_subscriptions.hook_log(database, owner.workspace_id, bad.view.id)
     assert line.outcome == "retry" and "CERTIFICATE_VERIFY_FAILED" in (line.error or "")
     assert len(https_receiver.received()) == 1  # nothing was sent over the mismatched connection
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_kept_alive_connection_verified_for_one_name_never_carries_a_request_for_another(
+    database: Database,
+    settings: Settings,
+    owner: VerifiedCredential,
+    dns: FakeDns,
+    tls: tuple[ssl.SSLContext, ssl.SSLContext],
+    https_receiver: Receiver,
+) -> None:
+    dns.names.update({NAME: ["127.0.0.1"], "impostor.partner.test": ["127.0.0.1"]})
+    allowed = replace(settings, webhook_allow_hosts=(NAME, "impostor.partner.test"))
+    webhook_subscriptions.create_hook(database, owner, "link.created", f"https://{NAME}:{https_receiver.port}/in",
+                                      allowed)  # fmt: skip
+    make_events(database, owner, 1)
+    impostor: list[str] = []
+
+    def then_the_impostor() -> bool:  # one worker, so its pool holds the connection verified for NAME meanwhile
+        if not impostor:
+            if not delivered(database, 1):
+                return False
+            url = f"https://impostor.partner.test:{https_receiver.port}/in"
+            impostor.append(webhook_subscriptions.create_hook(database, owner, "link.created", url, allowed).view.id)
+            make_events(database, owner, 1)
+        tried = len(webhook_subscriptions.hook_log(database, owner.workspace_id, impostor[0])) >= 1
+        return tried and delivered(database, 2)
+
+    run_worker(database, allowed, then_the_impostor, verify=tls[1])
+    [line, *_] = webhook_subscriptions.hook_log(database, owner.workspace_id, impostor[0])
+    assert line.outcome == "retry" and "CERTIFICATE_VERIFY_FAILED" in (line.error or "")
+    hosts = [request.headers["host"] for request in https_receiver.received()]
+    assert hosts == [f"{NAME}:{https_receiver.port}"] * 2  # the second event reached the good hook; nothing else

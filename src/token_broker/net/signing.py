@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
 
 
+@functools.lru_cache(maxsize=4)  # HKDF per delivery cost more than the decryption; the server's key rarely changes
 def _sealing_key(server_secret_key: str) -> AESGCM:
     derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
         server_secret_key.encode("utf-8")

@@ -16,10 +16,13 @@ The delivery worker (`token_broker.webhooks.delivery_worker`) does the HTTP; thi
   gate. The hook itself stays active: events after the owner regains the scope are delivered.
 - A worker killed mid-delivery leaves its claims `delivering`; when their lease ends another worker claims them
   again (the attempt counter already counted the lost attempt): at-least-once, never lost.
-- Record: each attempt writes a line of the hook's log and moves the delivery on: succeeded; retried later with
-  exponential backoff and jitter (network errors, timeouts, 5xx, 408, 429, honouring Retry-After); failed for good
-  (any other status, or past `give_up_after`); a 410 deletes the hook. A hook that has failed continuously for
-  `disable_after` is disabled with its queued deliveries cancelled.
+- The worker's step fans out and claims in one transaction (`take_work`).
+- Send gate (`send_gate_many`): one transaction holds the rows of a batch's hooks while their requests are written,
+  after checking every claim again; see its docstring for why no request starts after a hook's end commits.
+- Record (`record_many`, one transaction per batch): each attempt writes a line of the hook's log and moves the
+  delivery on: succeeded; retried later with exponential backoff and jitter (network errors, timeouts, 5xx, 408,
+  429, honouring Retry-After); failed for good (any other status, or past `give_up_after`); a 410 deletes the hook.
+  A hook that has failed continuously for `disable_after` is disabled with its queued deliveries cancelled.
 
 Lock order on PostgreSQL, as everywhere: a hook's row before its deliveries' rows.
 """
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -145,53 +148,57 @@ def _is_postgres(session: Session) -> bool:
 def fan_out(database: Database, now: datetime, limit: int = 200) -> int:
     """Turn up to `limit` new outbox events into deliveries; returns how many events were fanned out."""
     with database.write() as session:
-        query = (
-            select(OutboxEvent.id, OutboxEvent.workspace_id, OutboxEvent.type, OutboxEvent.created_at)
-            .where(OutboxEvent.fanned_out_at.is_(None))
-            .order_by(OutboxEvent.id)
-            .limit(limit)
+        return _fan_out(session, now, limit)
+
+
+def _fan_out(session: Session, now: datetime, limit: int) -> int:
+    query = (
+        select(OutboxEvent.id, OutboxEvent.workspace_id, OutboxEvent.type, OutboxEvent.created_at)
+        .where(OutboxEvent.fanned_out_at.is_(None))
+        .order_by(OutboxEvent.id)
+        .limit(limit)
+    )
+    if _is_postgres(session):
+        query = query.with_for_update(skip_locked=True)
+    events = session.execute(query).all()
+    if not events:
+        return 0
+    hooks = session.execute(
+        _with_owner(
+            select(Hook.id, Hook.workspace_id, Hook.event, Hook.created_at, Hook.connection_id, Credential.scopes)
+        ).where(
+            Hook.workspace_id.in_({event.workspace_id for event in events}),
+            Hook.event.in_({event.type for event in events}),
+            _deliverable(now),
         )
-        if _is_postgres(session):
-            query = query.with_for_update(skip_locked=True)
-        events = session.execute(query).all()
-        if not events:
-            return 0
-        hooks = session.execute(
-            _with_owner(
-                select(Hook.id, Hook.workspace_id, Hook.event, Hook.created_at, Hook.connection_id, Credential.scopes)
-            ).where(
-                Hook.workspace_id.in_({event.workspace_id for event in events}),
-                Hook.event.in_({event.type for event in events}),
-                _deliverable(now),
-            )
-        ).all()
-        by_key: dict[tuple[int, str], list[tuple[int, datetime]]] = {}
-        for hook in hooks:
-            if not _owner_may_receive(hook.event, hook.scopes, hook.connection_id):
-                continue
-            by_key.setdefault((hook.workspace_id, hook.event), []).append((hook.id, hook.created_at))
-        rows = [
-            {
-                "event_id": event.id,
-                "hook_id": hook_id,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-            for event in events
-            for hook_id, created_at in by_key.get((event.workspace_id, event.type), [])
-            if created_at <= event.created_at
-        ]
-        if rows:
-            session.execute(insert(WebhookDelivery), rows)
-        session.execute(
-            update(OutboxEvent)
-            .where(OutboxEvent.id.in_([event.id for event in events]))
-            .values(fanned_out_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        return len(events)
+    ).all()
+    by_key: dict[tuple[int, str], list[tuple[int, datetime]]] = {}
+    for hook in hooks:
+        if not _owner_may_receive(hook.event, hook.scopes, hook.connection_id):
+            continue
+        by_key.setdefault((hook.workspace_id, hook.event), []).append((hook.id, hook.created_at))
+    rows = [
+        {
+            "event_id": event.id,
+            "hook_id": hook_id,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for event in events
+        for hook_id, created_at in by_key.get((event.workspace_id, event.type), [])
+        if created_at <= event.created_at
+    ]
+    if rows:
+        session.execute(insert(WebhookDelivery), rows)
+    session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_([event.id for event in events]))
+        .values(fanned_out_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return len(events)
 
 
 def _body(payload: object) -> bytes:
@@ -202,109 +209,165 @@ def claim(database: Database, worker_id: str, now: datetime, limit: int, lease: 
     """Claim up to `limit` due deliveries of deliverable hooks for this worker, until now + lease."""
     if limit <= 0:
         return []
-    due = and_(WebhookDelivery.status.in_(("pending", "delivering")), WebhookDelivery.next_attempt_at <= now)
     with database.write() as session:
-        postgres = _is_postgres(session)
-        stale = (
-            _with_owner(select(WebhookDelivery.id).join(Hook, Hook.id == WebhookDelivery.hook_id))
-            .where(due, ~_deliverable(now))
-            .order_by(WebhookDelivery.id)
-            .limit(500)
-        )
-        if postgres:
-            stale = stale.with_for_update(of=WebhookDelivery, skip_locked=True)
-        stale_ids = list(session.scalars(stale))
-        if stale_ids:
-            session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id.in_(stale_ids))
-                .values(status="cancelled", claimed_by=None, finished_at=now)
-                .execution_options(synchronize_session=False)
-            )
-        query = (
-            _with_owner(
-                select(
-                    WebhookDelivery,
-                    Hook.public_id,
-                    Hook.target_url,
-                    Hook.secret_ciphertext,
-                    OutboxEvent,
-                    Hook.connection_id,
-                    Credential.scopes,
-                )
-                .join(Hook, Hook.id == WebhookDelivery.hook_id)
-                .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
-            )
-            .where(due, _deliverable(now))
-            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-            .limit(limit)
-        )
-        if postgres:
-            query = query.with_for_update(of=WebhookDelivery, skip_locked=True)
-        jobs = []
-        for delivery, hook_public_id, target_url, sealed, event, connection_id, scopes in session.execute(query).all():
-            if not _owner_may_receive(event.type, scopes, connection_id):
-                delivery.status, delivery.claimed_by, delivery.finished_at = "cancelled", None, now
-                delivery.last_error = _missing_scope_error(event.type)
-                continue
-            delivery.status = "delivering"
-            delivery.claimed_by = worker_id
-            delivery.attempts += 1
-            delivery.next_attempt_at = now + lease
-            jobs.append(
-                Job(
-                    delivery_id=delivery.id,
-                    hook_id=delivery.hook_id,
-                    hook_public_id=hook_public_id,
-                    event_id=event.public_id,
-                    attempt=delivery.attempts,
-                    target_url=target_url,
-                    sealed_secret=sealed,
-                    body=_body(event.payload),
-                    claimed_by=worker_id,
-                )
-            )
-        return jobs
+        return _claim(session, worker_id, now, limit, lease)
 
 
-def _claim_holds(session: Session, job: Job, now: datetime) -> bool:
-    """Is the claim still this worker's, the hook (and its owner) still deliverable, and the owner still allowed to
-    read the event?"""
+def take_work(
+    database: Database, worker_id: str, now: datetime, fan_out_limit: int, claim_limit: int, lease: timedelta
+) -> tuple[int, list[Job]]:
+    """The worker's step in one write transaction: fan out up to `fan_out_limit` events, then claim up to
+    `claim_limit` due deliveries (those just fanned out included). Returns (events fanned out, jobs claimed)."""
+    with database.write() as session:
+        fanned = _fan_out(session, now, fan_out_limit)
+        return fanned, _claim(session, worker_id, now, claim_limit, lease) if claim_limit > 0 else []
+
+
+def _claim(session: Session, worker_id: str, now: datetime, limit: int, lease: timedelta) -> list[Job]:
+    due = and_(WebhookDelivery.status.in_(("pending", "delivering")), WebhookDelivery.next_attempt_at <= now)
+    postgres = _is_postgres(session)
+    stale = (
+        _with_owner(select(WebhookDelivery.id).join(Hook, Hook.id == WebhookDelivery.hook_id))
+        .where(due, ~_deliverable(now))
+        .order_by(WebhookDelivery.id)
+        .limit(500)
+    )
+    if postgres:
+        stale = stale.with_for_update(of=WebhookDelivery, skip_locked=True)
+    stale_ids = list(session.scalars(stale))
+    if stale_ids:
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(stale_ids))
+            .values(status="cancelled", claimed_by=None, finished_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    query = (
+        _with_owner(
+            select(
+                WebhookDelivery.id,
+                WebhookDelivery.hook_id,
+                WebhookDelivery.attempts,
+                Hook.public_id.label("hook_public_id"),
+                Hook.target_url,
+                Hook.secret_ciphertext,
+                OutboxEvent.public_id.label("event_public_id"),
+                OutboxEvent.type,
+                OutboxEvent.payload,
+                Hook.connection_id,
+                Credential.scopes,
+            )
+            .join(Hook, Hook.id == WebhookDelivery.hook_id)
+            .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
+        )
+        .where(due, _deliverable(now))
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(limit)
+    )
+    if postgres:
+        query = query.with_for_update(of=WebhookDelivery, skip_locked=True)
+    rows = session.execute(query).all()
+    unreadable: dict[str, list[int]] = {}  # event type -> deliveries whose owner lost the scope that reads it
+    taken = []
+    for row in rows:
+        if _owner_may_receive(row.type, row.scopes, row.connection_id):
+            taken.append(row)
+        else:
+            unreadable.setdefault(row.type, []).append(row.id)
+    for event_type, ids in unreadable.items():
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(ids))
+            .values(status="cancelled", claimed_by=None, finished_at=now, last_error=_missing_scope_error(event_type))
+            .execution_options(synchronize_session=False)
+        )
+    if taken:
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_([row.id for row in taken]))
+            .values(
+                status="delivering",
+                claimed_by=worker_id,
+                attempts=WebhookDelivery.attempts + 1,
+                next_attempt_at=now + lease,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return [
+        Job(
+            delivery_id=row.id,
+            hook_id=row.hook_id,
+            hook_public_id=row.hook_public_id,
+            event_id=row.event_public_id,
+            attempt=row.attempts + 1,
+            target_url=row.target_url,
+            sealed_secret=row.secret_ciphertext,
+            body=_body(row.payload),
+            claimed_by=worker_id,
+        )
+        for row in taken
+    ]
+
+
+def _claims_holding(session: Session, jobs: Sequence[Job], now: datetime) -> set[int]:
+    """The delivery ids, among these jobs', whose claim is still the job's, whose hook (and its owner) is still
+    deliverable, and whose owner may still read the event."""
+    if not jobs:
+        return set()
+    claimed_by = {job.delivery_id: job.claimed_by for job in jobs}
     found = session.execute(
         _with_owner(
-            select(OutboxEvent.type, Hook.connection_id, Credential.scopes)
+            select(
+                WebhookDelivery.id, WebhookDelivery.claimed_by, OutboxEvent.type, Hook.connection_id, Credential.scopes
+            )
             .select_from(WebhookDelivery)
             .join(Hook, Hook.id == WebhookDelivery.hook_id)
             .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
         ).where(
-            WebhookDelivery.id == job.delivery_id,
+            WebhookDelivery.id.in_(sorted(claimed_by)),
             WebhookDelivery.status == "delivering",
-            WebhookDelivery.claimed_by == job.claimed_by,
             _deliverable(now),
         )
-    ).first()
-    return found is not None and _owner_may_receive(found[0], found[2], found[1])
+    ).all()
+    return {
+        row.id
+        for row in found
+        if row.claimed_by == claimed_by[row.id] and _owner_may_receive(row.type, row.scopes, row.connection_id)
+    }
 
 
 def still_deliverable(database: Database, job: Job, now: datetime) -> bool:
     """Right before connecting: is the claim still this worker's, and the hook still deliverable?"""
     with database.read() as session:
-        return _claim_holds(session, job, now)
+        return job.delivery_id in _claims_holding(session, [job], now)
+
+
+@contextmanager
+def send_gate_many(database: Database, jobs: Sequence[Job], now: datetime) -> Iterator[set[int]]:
+    """While the block runs, nothing can disable or delete any of the jobs' hooks: their rows are held (`FOR SHARE`
+    on PostgreSQL, taken in id order; the write lock on SQLite). Yields the delivery ids that may be sent: claim
+    still the job's, hook and owner deliverable, scope still held.
+
+    The worker opens this for a round of requests whose connections are up and keeps it until every request it
+    allowed has been written. Disabling, deleting a hook, a disconnect and a revocation all update the hook's row
+    (`webhook_subscriptions`), which waits for the round's shared lock (PostgreSQL) or for the write lock (SQLite).
+    So such a change either commits before the round's check, which then sees it (on PostgreSQL each statement of a
+    READ COMMITTED transaction reads what was committed before it began, and the check runs after the lock is
+    granted), and nothing is sent; or it commits after every request of the round was written. No request of a
+    disabled hook starts after the disabling commits."""
+    postgres = database.dialect == "postgresql"
+    with database.read() if postgres else database.write() as session:
+        if postgres:
+            hook_ids = sorted({job.hook_id for job in jobs})
+            session.execute(select(Hook.id).where(Hook.id.in_(hook_ids)).order_by(Hook.id).with_for_update(read=True))
+        yield _claims_holding(session, jobs, now)
 
 
 @contextmanager
 def send_gate(database: Database, job: Job, now: datetime) -> Iterator[bool]:
-    """While the block runs, nothing can disable or delete the job's hook: its row is held (`FOR SHARE` on
-    PostgreSQL, the write lock on SQLite). Yields whether the claim is still this worker's and the hook deliverable.
-
-    The worker opens this once the connection is up and keeps it until the request has been written, so a disconnect
-    (which updates the hook's row) either commits before the check, and nothing is sent, or after the request's
-    bytes were written: no request of a disabled hook starts after the disabling commits."""
-    postgres = database.dialect == "postgresql"
-    with database.read() if postgres else database.write() as session:
-        if postgres:
-            session.execute(select(Hook.id).where(Hook.id == job.hook_id).with_for_update(read=True))
-        yield _claim_holds(session, job, now)
+    """`send_gate_many` for one job: yields whether it may be sent, holding its hook's row meanwhile."""
+    with send_gate_many(database, [job], now) as allowed:
+        yield job.delivery_id in allowed
 
 
 def release_claim(database: Database, job: Job, now: datetime) -> None:
@@ -335,55 +398,172 @@ def _end_hook(session: Session, hook: Hook, status: str, reason: str, now: datet
 def record(
     database: Database, job: Job, result: AttemptResult, policy: RetryPolicy, now: datetime, rng: random.Random
 ) -> str:
-    """Log the attempt and move its delivery on; returns the delivery's new status ("lost" when the claim was no
-    longer this worker's: cancelled meanwhile, or taken over after the lease ran out)."""
+    """`record_many` for one attempt."""
+    return record_many(database, [(job, result)], policy, now, rng)[0]
+
+
+def record_many(
+    database: Database,
+    attempts: Sequence[tuple[Job, AttemptResult]],
+    policy: RetryPolicy,
+    now: datetime,
+    rng: random.Random,
+) -> list[str]:
+    """Log these attempts and move their deliveries on, in one write transaction; returns each delivery's new status
+    ("lost" when the claim was no longer this worker's: cancelled meanwhile, or taken over after the lease ran out).
+    Until it commits, the deliveries stay claimed: a worker that dies before leaves them to be taken over when their
+    lease ends, and sent again (at least once)."""
+    if not attempts:
+        return []
     with database.write() as session:
         postgres = _is_postgres(session)
-        hook_query = select(Hook).where(Hook.id == job.hook_id)
-        hook = session.scalar(hook_query.with_for_update(key_share=True) if postgres else hook_query)
-        delivery_query = select(WebhookDelivery).where(WebhookDelivery.id == job.delivery_id)
-        delivery = session.scalar(delivery_query.with_for_update() if postgres else delivery_query)
-        if hook is None or delivery is None:
-            return "lost"
-        session.add(
-            WebhookAttempt(
-                delivery_id=delivery.id,
-                hook_id=hook.id,
-                attempt=job.attempt,
-                started_at=result.started_at,
-                duration_ms=max(0, result.duration_ms),
-                status_code=result.status_code,
-                outcome=result.outcome,
-                error=None if result.error is None else result.error[:MAX_ERROR_LENGTH],
+        hook_lock = select(Hook.id).where(Hook.id.in_(sorted({job.hook_id for job, _ in attempts}))).order_by(Hook.id)
+        session.execute(hook_lock.with_for_update(key_share=True) if postgres else hook_lock)  # hooks, then deliveries
+        statuses = _record_successes(
+            session, [(job, result) for job, result in attempts if result.outcome == "succeeded"], now
+        )
+        others = [(job, result) for job, result in attempts if result.outcome != "succeeded"]
+        if others:
+            statuses |= _record_others(session, others, policy, now, rng)
+        return [statuses[job.delivery_id] for job, _ in attempts]
+
+
+def _attempt_row(job: Job, result: AttemptResult) -> dict[str, object]:
+    return {
+        "delivery_id": job.delivery_id,
+        "hook_id": job.hook_id,
+        "attempt": job.attempt,
+        "started_at": result.started_at,
+        "duration_ms": max(0, result.duration_ms),
+        "status_code": result.status_code,
+        "outcome": result.outcome,
+        "error": None if result.error is None else result.error[:MAX_ERROR_LENGTH],
+    }
+
+
+def _record_successes(session: Session, attempts: list[tuple[Job, AttemptResult]], now: datetime) -> dict[int, str]:
+    """The common case in a few statements whatever the batch's size: log the attempts, mark the deliveries that are
+    still this worker's succeeded, and clear their hooks' failing streak."""
+    if not attempts:
+        return {}
+    session.execute(insert(WebhookAttempt), [_attempt_row(job, result) for job, result in attempts])
+    groups: dict[tuple[str, int | None], list[int]] = {}
+    for job, result in attempts:
+        groups.setdefault((job.claimed_by, result.status_code), []).append(job.delivery_id)
+    succeeded: set[int] = set()
+    for (claimed_by, status_code), ids in groups.items():
+        succeeded.update(
+            session.scalars(
+                update(WebhookDelivery)
+                .where(
+                    WebhookDelivery.id.in_(sorted(ids)),
+                    WebhookDelivery.status == "delivering",
+                    WebhookDelivery.claimed_by == claimed_by,
+                )
+                .values(
+                    status="succeeded", claimed_by=None, last_status_code=status_code, last_error=None, finished_at=now
+                )
+                .returning(WebhookDelivery.id)
+                .execution_options(synchronize_session=False)
             )
         )
-        if delivery.status != "delivering" or delivery.claimed_by != job.claimed_by:
-            return "lost"
-        delivery.last_status_code = result.status_code
-        delivery.last_error = None if result.error is None else result.error[:MAX_ERROR_LENGTH]
-        delivery.claimed_by = None
-        if result.outcome == "succeeded":
-            delivery.status, delivery.finished_at = "succeeded", now
+    hook_ids = sorted({job.hook_id for job, _ in attempts if job.delivery_id in succeeded})
+    if hook_ids:
+        session.execute(
+            update(Hook)
+            .where(Hook.id.in_(hook_ids), Hook.failing_since.is_not(None))
+            .values(failing_since=None)
+            .execution_options(synchronize_session=False)
+        )
+    return {job.delivery_id: "succeeded" if job.delivery_id in succeeded else "lost" for job, _ in attempts}
+
+
+def _record_others(
+    session: Session,
+    attempts: list[tuple[Job, AttemptResult]],
+    policy: RetryPolicy,
+    now: datetime,
+    rng: random.Random,
+) -> dict[int, str]:
+    """Failures, retries, refusals and 410s, one by one: each may end its hook."""
+    postgres = _is_postgres(session)
+    hooks = {
+        hook.id: hook for hook in session.scalars(select(Hook).where(Hook.id.in_({job.hook_id for job, _ in attempts})))
+    }
+    delivery_query = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(sorted(job.delivery_id for job, _ in attempts)))
+        .order_by(WebhookDelivery.id)
+    )
+    if postgres:
+        delivery_query = delivery_query.with_for_update()
+    found = {delivery.id: delivery for delivery in session.scalars(delivery_query)}
+    statuses: dict[int, str] = {}
+    for job, result in attempts:
+        hook, delivery = hooks.get(job.hook_id), found.get(job.delivery_id)
+        if hook is None or delivery is None:
+            statuses[job.delivery_id] = "lost"
+            continue
+        status, ended = _record_one(session, hook, delivery, job, result, policy, now, rng)
+        statuses[job.delivery_id] = status
+        if ended:  # its queued deliveries were cancelled in the store: reread those this batch still holds
+            for other in found.values():
+                if other.hook_id == hook.id:
+                    session.refresh(other)
+    return statuses
+
+
+def _record_one(
+    session: Session,
+    hook: Hook,
+    delivery: WebhookDelivery,
+    job: Job,
+    result: AttemptResult,
+    policy: RetryPolicy,
+    now: datetime,
+    rng: random.Random,
+) -> tuple[str, bool]:
+    """One attempt's line and its delivery's next state; also whether the hook was ended (deleted or disabled)."""
+    session.add(
+        WebhookAttempt(
+            delivery_id=delivery.id,
+            hook_id=hook.id,
+            attempt=job.attempt,
+            started_at=result.started_at,
+            duration_ms=max(0, result.duration_ms),
+            status_code=result.status_code,
+            outcome=result.outcome,
+            error=None if result.error is None else result.error[:MAX_ERROR_LENGTH],
+        )
+    )
+    if delivery.status != "delivering" or delivery.claimed_by != job.claimed_by:
+        return "lost", False
+    delivery.last_status_code = result.status_code
+    delivery.last_error = None if result.error is None else result.error[:MAX_ERROR_LENGTH]
+    delivery.claimed_by = None
+    if result.outcome == "succeeded":
+        delivery.status, delivery.finished_at = "succeeded", now
+        if hook.failing_since is not None:
             hook.failing_since = None
-            return "succeeded"
-        if result.outcome in ("retry", "refused") and result.disable_reason is None:
-            next_attempt = now + policy.delay(job.attempt, result.retry_after, rng)
-            if next_attempt <= delivery.created_at + policy.give_up_after:
-                delivery.status, delivery.next_attempt_at = "pending", next_attempt
-            else:
-                delivery.status, delivery.finished_at = "failed", now
+        return "succeeded", False
+    if result.outcome in ("retry", "refused") and result.disable_reason is None:
+        next_attempt = now + policy.delay(job.attempt, result.retry_after, rng)
+        if next_attempt <= delivery.created_at + policy.give_up_after:
+            delivery.status, delivery.next_attempt_at = "pending", next_attempt
         else:
             delivery.status, delivery.finished_at = "failed", now
-        session.flush()
-        if hook.failing_since is None:
-            hook.failing_since = result.started_at
-        if result.outcome == "gone":
-            _end_hook(session, hook, "deleted", "gone", now)
-        elif result.disable_reason is not None:
-            _end_hook(session, hook, "disabled", result.disable_reason, now)
-        elif hook.status == "active" and now - hook.failing_since >= policy.disable_after:
-            _end_hook(session, hook, "disabled", "failing", now)
-        else:
-            return delivery.status
-        session.refresh(delivery)
-        return delivery.status
+    else:
+        delivery.status, delivery.finished_at = "failed", now
+    session.flush()
+    if hook.failing_since is None:
+        hook.failing_since = result.started_at
+    if result.outcome == "gone":
+        _end_hook(session, hook, "deleted", "gone", now)
+    elif result.disable_reason is not None:
+        _end_hook(session, hook, "disabled", result.disable_reason, now)
+    elif hook.status == "active" and now - hook.failing_since >= policy.disable_after:
+        _end_hook(session, hook, "disabled", "failing", now)
+    else:
+        return delivery.status, False
+    session.refresh(delivery)
+    return delivery.status, True

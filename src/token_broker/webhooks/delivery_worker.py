@@ -6,11 +6,18 @@ deployments that want it apart, on its own:
     python -m token_broker.webhooks.worker --database-url postgresql://...   (the command line: `webhooks.worker`)
 
 Any number of workers may share one store (see `services.deliveries` for how claims keep them apart). Each keeps at
-most `concurrency` deliveries in flight and claims only as many as it has free slots, so every claimed attempt starts
-at once; right before connecting it checks once more that the claim is still its own and the hook still deliverable.
-An attempt: resolve the target's host and check every address (SSRF rules), sign the body with the hook's secret
-(fresh timestamp, the event's id as `webhook-id` on every attempt), POST it to the approved address only, and record
-the answer. Bodies of answers are never read.
+most `concurrency` deliveries in flight and works in batches, three kinds of store transaction each serving many
+deliveries: one fans out new events and claims as many due deliveries as there are free slots (`take_work`); the
+send gate (`send_gate`) checks, in one transaction per round, that every request about to be written is still its
+worker's to make and its hook still deliverable, holding the hooks' rows until those requests are written; the
+recorder (`recorder`) writes every attempt that finished meanwhile in one transaction. A slot is free again once its
+attempt is recorded.
+
+An attempt: resolve the target's host and check every address (SSRF rules; once per distinct host of a claimed
+batch, right before its requests), sign the body with the hook's secret (fresh timestamp, the event's id as
+`webhook-id` on every attempt), POST it to the approved address only over a kept-alive connection, and record the
+answer. Bodies of answers are read (up to DRAIN_BYTES, so that the connection can carry the next request) and
+thrown away; a longer one closes the connection.
 """
 
 from __future__ import annotations
@@ -20,10 +27,9 @@ import os
 import random
 import secrets
 import socket
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -34,18 +40,25 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from token_broker.config import Settings
 from token_broker.net import signing, ssrf
+from token_broker.net.ssrf import IPAddress, Target
 from token_broker.services import admin_notices, deliveries
 from token_broker.services.deliveries import AttemptResult, Job, RetryPolicy
 from token_broker.store.database import Database
 from token_broker.store.models import utcnow
 from token_broker.webhooks import transport
+from token_broker.webhooks.recorder import Recorder
+from token_broker.webhooks.send_gate import DeliveryCancelled, SendGate, StoreBusy, Ticket
 
 log = logging.getLogger("token_broker.webhooks")
-DEFAULT_CONCURRENCY = 8
+DEFAULT_CONCURRENCY = 32
 DEFAULT_POLL_SECONDS = 0.5
 DEFAULT_LEASE = timedelta(seconds=60)
 EXPIRY_CHECK_SECONDS = 300.0  # how often credentials about to expire are looked for
-REQUEST_SECONDS = 20.0  # the whole attempt: connect, send, and the answer's status line and headers
+REQUEST_SECONDS = 20.0  # the whole attempt: connect, send, the answer's status line, headers and drained body
+DRAIN_BYTES = 64 * 1024  # an answer's body up to this is read and dropped, so its connection stays usable
+
+# Where a target URL leads for this batch: the parsed target and the address approved for it, or why it is refused.
+Plan = tuple[Target, IPAddress] | ssrf.TargetRefused
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -69,57 +82,42 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-class DeliveryCancelled(Exception):
-    """The delivery was cancelled (hook disabled or deleted, owner ended, claim lost) before its request started."""
+def plan_targets(urls: Sequence[str], allow_hosts: Sequence[str]) -> dict[str, Plan]:
+    """Parse and resolve each distinct target URL once, checking every address (blocking: names are looked up)."""
+    plans: dict[str, Plan] = {}
+    for url in dict.fromkeys(urls):
+        try:
+            target = ssrf.parse_target(url, allow_hosts)
+            plans[url] = (target, ssrf.resolve(target))
+        except ssrf.TargetRefused as refusal:
+            plans[url] = refusal
+    return plans
 
 
-class StoreBusy(Exception):
-    """The check before sending could not be made in time; nothing was sent."""
+class Passage:
+    """One request's way through the send gate, as httpcore's `trace` extension: when the connection is up and the
+    request's headers are about to be written, wait for the gate's round to decide; once the request's body has
+    been written (or writing failed), let the round go."""
 
-
-class SendGate:
-    """httpcore's `trace` extension: when the connection is up and the request's headers are about to be written,
-    check in the store, holding the hook's row (`deliveries.send_gate`), that the delivery may still be made; keep
-    holding it until the request's body has been written. A thread holds the transaction meanwhile."""
-
-    def __init__(self, database: Database, job: Job, limit_seconds: float) -> None:
-        self.database, self.job, self.limit_seconds = database, job, limit_seconds
+    def __init__(self, gate: SendGate, job: Job) -> None:
+        self.gate, self.job = gate, job
         self.opened = False
-        self.proceeded = False  # the check passed and the request went on to be written
-        self.allowed: bool | None = None  # None: not decided (yet), or the store could not be asked
-        self._checked = threading.Event()
-        self._released = threading.Event()
+        self.ticket: Ticket | None = None  # set when the gate let the request go on
+
+    @property
+    def proceeded(self) -> bool:
+        return self.ticket is not None
 
     async def trace(self, name: str, _info: dict[str, object]) -> None:
         if name.endswith("send_request_headers.started") and not self.opened:
             self.opened = True
-            threading.Thread(target=self._hold, name="webhook-send-gate", daemon=True).start()
-            await to_thread.run_sync(self._checked.wait, self.limit_seconds)
-            if self.allowed is None:
-                self.release()
-                raise StoreBusy()
-            if not self.allowed:
-                raise DeliveryCancelled()
-            self.proceeded = True
+            self.ticket = await self.gate.wait(self.job)
         elif name.endswith(("send_request_body.complete", "send_request_body.failed", "send_request_headers.failed")):
             self.release()
 
-    def _hold(self) -> None:
-        try:
-            with deliveries.send_gate(self.database, self.job, utcnow()) as allowed:
-                if self._released.is_set():  # the sender gave up waiting: decide nothing
-                    return
-                self.allowed = allowed
-                self._checked.set()
-                if allowed:
-                    self._released.wait(self.limit_seconds)
-        except Exception:
-            log.warning("webhook worker: could not check delivery %s before sending", self.job.delivery_id)
-        finally:
-            self._checked.set()
-
     def release(self) -> None:
-        self._released.set()
+        if self.ticket is not None:
+            self.ticket.release()
 
 
 class DeliveryWorker:
@@ -157,11 +155,15 @@ class DeliveryWorker:
         self.in_flight = 0
         self.attempts_made = 0
         self.outcomes: Counter[str] = Counter()  # attempts by outcome, for the metrics
+        self.gate = SendGate(database, request_seconds / 2)
+        self.recorder = Recorder(database, self.policy, self.rng)
         self._slot_freed = anyio.Event()
         self._next_expiry_check = 0.0
 
     async def run_forever(self) -> None:
         async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self.gate.run)
+            tasks.start_soon(self.recorder.run)
             while True:
                 try:
                     busy = await self.step(tasks)
@@ -174,30 +176,38 @@ class DeliveryWorker:
                     self._slot_freed = anyio.Event()
 
     async def step(self, tasks: anyio.abc.TaskGroup) -> bool:
-        """Fan out one batch and start as many due attempts as there are free slots; True when there was work."""
+        """Fan out one batch and claim as many due attempts as there are free slots, in one transaction, and start
+        them; True when there was work. `run_forever` runs the gate and the recorder that the attempts need."""
         if time.monotonic() >= self._next_expiry_check:  # time-based notices become events like any other
             self._next_expiry_check = time.monotonic() + EXPIRY_CHECK_SECONDS
             await to_thread.run_sync(admin_notices.record_expiring, self.database, utcnow())
-        fanned = await to_thread.run_sync(deliveries.fan_out, self.database, utcnow(), self.fan_out_batch)
         free = self.concurrency - self.in_flight
-        jobs: list[Job] = []
-        if free > 0:
-            jobs = await to_thread.run_sync(deliveries.claim, self.database, self.worker_id, utcnow(), free, self.lease)
-        for job in jobs:
-            self.in_flight += 1
-            tasks.start_soon(self._run, job)
+        fanned, jobs = await to_thread.run_sync(
+            deliveries.take_work, self.database, self.worker_id, utcnow(), self.fan_out_batch, free, self.lease
+        )
+        if jobs:
+            plans = await self._plan([job.target_url for job in jobs])
+            for job in jobs:
+                self.in_flight += 1
+                tasks.start_soon(self._run, job, plans[job.target_url])
         return fanned > 0 or bool(jobs)
 
-    async def _run(self, job: Job) -> None:
+    async def _plan(self, urls: list[str]) -> dict[str, Plan]:
+        allow = self.settings.webhook_allow_hosts
+        if not any(_names_a_host(url, allow) for url in set(urls)):
+            return plan_targets(urls, allow)  # addresses written in the URLs: nothing to look up, no thread
+        return await to_thread.run_sync(plan_targets, urls, allow, abandon_on_cancel=True)
+
+    async def _run(self, job: Job, plan: Plan) -> None:
         try:
-            await self.attempt(job)
+            await self.attempt(job, plan)
         except Exception:  # one attempt's bug or store failure must not stop the worker; its lease will expire
             log.exception("webhook worker: attempt %s of %s failed unexpectedly", job.attempt, job.event_id)
         finally:
             self.in_flight -= 1
             self._slot_freed.set()
 
-    async def attempt(self, job: Job) -> AttemptResult | None:
+    async def attempt(self, job: Job, plan: Plan) -> AttemptResult | None:
         """Make one claimed attempt and record it; None when the delivery was cancelled before it started."""
         started, clock = utcnow(), time.monotonic()
 
@@ -205,48 +215,67 @@ class DeliveryWorker:
             elapsed = int((time.monotonic() - clock) * 1000)
             return AttemptResult(outcome, started, elapsed, **fields)  # type: ignore[arg-type]
 
-        outcome = await self._try(job, result)
+        outcome = await self._try(job, plan, result)
         self.outcomes["cancelled" if outcome is None else outcome.outcome] += 1
         if outcome is not None:
-            await to_thread.run_sync(deliveries.record, self.database, job, outcome, self.policy, utcnow(), self.rng)
+            await self.recorder.record(job, outcome)
         return outcome
 
-    async def _try(self, job: Job, result: Callable[..., AttemptResult]) -> AttemptResult | None:
+    async def _try(self, job: Job, plan: Plan, result: Callable[..., AttemptResult]) -> AttemptResult | None:
         try:
             secret = signing.unseal(self.secret_key, job.hook_public_id, job.sealed_secret)
         except signing.SecretUnreadable:
             return result("failed", error="the hook's secret cannot be read", disable_reason="secret_unreadable")
-        try:
-            target = ssrf.parse_target(job.target_url, self.settings.webhook_allow_hosts)
-            address = await to_thread.run_sync(ssrf.resolve, target, abandon_on_cancel=True)
-        except ssrf.TargetRefused as refusal:
-            return result("refused", error=str(refusal))
+        if isinstance(plan, ssrf.TargetRefused):
+            return result("refused", error=str(plan))
+        target, address = plan
         headers = signing.signature_headers(secret, job.event_id, utcnow(), job.body)
         request = transport.pinned_request(
             self.client, target.scheme, target.host, target.host_header, target.port, target.path, address,
             headers, job.body,
         )  # fmt: skip
-        gate = SendGate(self.database, job, self.request_seconds / 2)
-        request.extensions["trace"] = gate.trace
+        passage = Passage(self.gate, job)
+        request.extensions["trace"] = passage.trace
         try:
             with transport.approved(address), anyio.fail_after(self.request_seconds):
                 response = await self.client.send(request, stream=True)
-                await response.aclose()
+                await _drain(response)
         except DeliveryCancelled:
             return None
         except (StoreBusy, TimeoutError, httpx.HTTPError) as error:
-            if gate.opened and not gate.proceeded:  # nothing was sent: give the delivery back, uncounted
+            if passage.opened and not passage.proceeded:  # nothing was sent: give the delivery back, uncounted
                 await to_thread.run_sync(deliveries.release_claim, self.database, job, utcnow())
                 return None
-            if not gate.opened and not await to_thread.run_sync(
+            if not passage.opened and not await to_thread.run_sync(
                 deliveries.still_deliverable, self.database, job, utcnow()
             ):
                 return None  # cancelled meanwhile, before the point of sending
             return result("retry", error="timed out" if isinstance(error, TimeoutError) else _error_text(error))
         finally:
-            gate.release()
+            passage.release()
         self.attempts_made += 1
         retry_after = parse_retry_after(response.headers.get("retry-after"), utcnow())
         return result(
             deliveries.classify(response.status_code), status_code=response.status_code, retry_after=retry_after
         )
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read the answer's body to its end, throwing it away, unless it is longer than DRAIN_BYTES; then close it. A
+    connection goes back to the pool only once its answer was read whole."""
+    read = 0
+    try:
+        async for chunk in response.aiter_raw():
+            read += len(chunk)
+            if read > DRAIN_BYTES:
+                break
+    finally:
+        await response.aclose()
+
+
+def _names_a_host(url: str, allow_hosts: Sequence[str]) -> bool:
+    """Does the URL name a host that must be looked up (rather than an address, or nothing valid)?"""
+    try:
+        return ssrf.parse_target(url, allow_hosts).address is None
+    except ssrf.TargetRefused:
+        return False
