@@ -41,10 +41,6 @@ class MemberView:
     def to_json(self) -> dict[str, str | None]:
         return {"user_id": self.user_id, "email": self.email, "role": self.role, "created_at": rfc3339(self.created_at)}
 
-    def to_listed_json(self) -> dict[str, str | None]:
-        """As `member list` and the admin API's list show a member: with when they joined."""
-        return self.to_json()
-
 
 def _user_reference(value: object) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 320:
