@@ -99,7 +99,7 @@ async def api_credentials(request: Request) -> Response:
     where = governance.GovernanceFilter.read(request.query_params)
     actor, database, org_id = actor_for(request, user), resources(request).database, _org_id(request)
     report = await to_thread.run_sync(lambda: governance.governance_report(database, actor, org_id, where))
-    found = [item for item in report.credentials if where.platform in (None, item.platform)]
+    found = [item for item in report.credentials if where.platform in (None, item.credential.platform)]
     return answer({"data": [item.to_json() for item in found]})
 
 
