@@ -22,7 +22,7 @@ from token_broker.policy import DEFAULT_RATE_LIMITS
 from token_broker.services import admin_notices, webhook_subscriptions
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
-from token_broker.services.credential_changes import note_change
+from token_broker.services.credential_revocation import revoke_credential
 from token_broker.services.workspaces import authorize, find_workspace, new_public_id
 from token_broker.store.database import Database
 from token_broker.store.models import Credential, Workspace, utcnow
@@ -137,14 +137,7 @@ def end_connection(session: Session, connection: Connection, by: str, reason: st
         select(Credential).where(Credential.connection_id == connection.id).with_for_update()
     ).all()
     for token in tokens:
-        if token.status != "revoked":
-            token.status = "revoked"
-            token.revoked_at = now
-            token.revoked_by = by
-        token.previous_secret_hash = None
-        token.previous_valid_until = None
-        token.version += 1
-        note_change(session, token.public_id)
+        revoke_credential(session, token, by, now)
     session.execute(
         update(RefreshToken)
         .where(RefreshToken.connection_id == connection.id, RefreshToken.status != "revoked")
