@@ -23,7 +23,7 @@ from token_broker.services import admin_notices, webhook_subscriptions
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
 from token_broker.services.credential_revocation import revoke_credential
-from token_broker.services.workspaces import authorize, find_workspace, new_public_id
+from token_broker.services.workspaces import authorize, find_workspace, new_public_id, workspace_to_manage
 from token_broker.store.database import Database
 from token_broker.store.models import Credential, Workspace, utcnow
 from token_broker.store.oauth_models import Connection, OAuthClient, RefreshToken
@@ -224,11 +224,7 @@ def disconnect(database: Database, actor: Actor, connection_id: str, account_id:
         if found is None:
             raise not_found
         connection = lock_connection(session, found)
-        workspace = session.get_one(Workspace, connection.workspace_id)
-        if account_id is not None and workspace.account_id != account_id:
-            raise not_found
-        entry.workspace_id = workspace.id
-        authorize(session, actor, workspace, manage=True)
+        workspace_to_manage(session, actor, entry, connection.workspace_id, account_id, not_found)
         if connection.status != "active":
             raise Conflict(f"Connection {connection_id} is already disconnected.")
         end_connection(session, connection, actor.label, "disconnected", utcnow())

@@ -25,7 +25,7 @@ from token_broker.services.audit import AuditEntry, run_audited
 from token_broker.services.connections import end_connection, lock_connection
 from token_broker.services.credential_changes import note_change
 from token_broker.services.credential_revocation import revoke_credential
-from token_broker.services.workspaces import authorize, find_workspace
+from token_broker.services.workspaces import authorize, find_workspace, workspace_to_manage
 from token_broker.store.database import Database
 from token_broker.store.models import Credential, Workspace, utcnow
 from token_broker.store.oauth_models import Connection
@@ -199,11 +199,7 @@ def _locked_credential(
     row = session.scalars(
         select(Credential).where(Credential.id == found.id).with_for_update().execution_options(populate_existing=True)
     ).one()
-    workspace = session.get_one(Workspace, row.workspace_id)
-    if account_id is not None and workspace.account_id != account_id:
-        raise not_found
-    entry.workspace_id = workspace.id
-    authorize(session, actor, workspace, manage=True)
+    workspace = workspace_to_manage(session, actor, entry, row.workspace_id, account_id, not_found)
     return row, workspace, connection
 
 
