@@ -166,6 +166,26 @@ class ConnectionView:
     disconnected_by: str | None
     disconnect_reason: str | None
 
+    @classmethod
+    def of(
+        cls, connection: Connection, client_id: str, credential_id: str | None, last_used_at: datetime | None
+    ) -> ConnectionView:
+        """The view of a connection's row, with its client's id and its partner install token's id and last use."""
+        return cls(
+            id=connection.public_id,
+            platform=connection.platform,
+            client_id=client_id,
+            status=connection.status,
+            scopes=tuple(connection.scopes),
+            created_at=connection.created_at,
+            created_by=connection.approved_by,
+            last_used_at=last_used_at,
+            credential_id=credential_id,
+            disconnected_at=connection.disconnected_at,
+            disconnected_by=connection.disconnected_by,
+            disconnect_reason=connection.disconnect_reason,
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -196,21 +216,8 @@ def list_connections(database: Database, actor: Actor, account_id: str) -> list[
             .order_by(Connection.created_at.desc(), Connection.id.desc())
         )
         return [
-            ConnectionView(
-                id=connection.public_id,
-                platform=connection.platform,
-                client_id=client_id,
-                status=connection.status,
-                scopes=tuple(connection.scopes),
-                created_at=connection.created_at,
-                created_by=connection.approved_by,
-                last_used_at=last_used_at,
-                credential_id=credential_id,
-                disconnected_at=connection.disconnected_at,
-                disconnected_by=connection.disconnected_by,
-                disconnect_reason=connection.disconnect_reason,
-            )
-            for connection, client_id, credential_id, last_used_at in rows
+            ConnectionView.of(connection, client_id, credential_id, last_used)
+            for connection, client_id, credential_id, last_used in rows
         ]
 
 
@@ -237,17 +244,6 @@ def disconnect(database: Database, actor: Actor, connection_id: str, account_id:
 def _view(session: Session, connection: Connection) -> ConnectionView:
     client = session.get_one(OAuthClient, connection.client_id)
     token = session.scalar(select(Credential).where(Credential.connection_id == connection.id))
-    return ConnectionView(
-        id=connection.public_id,
-        platform=connection.platform,
-        client_id=client.client_id,
-        status=connection.status,
-        scopes=tuple(connection.scopes),
-        created_at=connection.created_at,
-        created_by=connection.approved_by,
-        last_used_at=token.last_used_at if token else None,
-        credential_id=token.public_id if token else None,
-        disconnected_at=connection.disconnected_at,
-        disconnected_by=connection.disconnected_by,
-        disconnect_reason=connection.disconnect_reason,
-    )
+    if token is None:
+        return ConnectionView.of(connection, client.client_id, None, None)
+    return ConnectionView.of(connection, client.client_id, token.public_id, token.last_used_at)
