@@ -28,7 +28,7 @@ from token_broker.app_state import Resources, resources
 from token_broker.body_limit import BodyLimit
 from token_broker.config import Settings
 from token_broker.credentials import SecretHasher
-from token_broker.error_responses import api_error, page_error
+from token_broker.error_responses import answers_json, api_error, page_error
 from token_broker.errors import BrokerError, InternalError, MethodNotAllowed, NotFound, Unavailable
 from token_broker.guard.change_watcher import ChangeWatcher
 from token_broker.guard.guard import Guard
@@ -61,16 +61,6 @@ from token_broker.webhooks.transport import make_client as make_webhook_client
 log = logging.getLogger("token_broker")
 USAGE_FLUSH_SECONDS = 2.0
 ACTIVITY_PRUNE_SECONDS = 3600.0
-JSON_PREFIXES = (
-    "/v1/",
-    "/api/",
-    "/oauth/",
-    "/openapi.json",
-    "/.well-known/",
-    "/secret-scanning/",
-    "/healthz",
-    "/readyz",
-)
 
 
 async def openapi(request: Request) -> JSONResponse:
@@ -78,7 +68,7 @@ async def openapi(request: Request) -> JSONResponse:
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith(JSON_PREFIXES)
+    return answers_json(request.url.path)
 
 
 async def on_broker_error(request: Request, error: Exception) -> Response:

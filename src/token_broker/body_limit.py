@@ -12,13 +12,12 @@ from __future__ import annotations
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from token_broker.error_responses import api_error
+from token_broker.error_responses import answers_json, api_error
 from token_broker.errors import PayloadTooLarge
 
 # Every form and JSON body the service takes is far smaller: the largest is a key with allow-lists, a few KiB.
 MAX_BODY_BYTES = 64 * 1024
 _OAUTH_PATHS = ("/oauth/token", "/oauth/revoke", "/oauth/introspect")
-_JSON_PREFIXES = ("/v1/", "/api/")
 _BODYLESS = frozenset({"GET", "HEAD"})
 # Endpoints that take larger bodies cap them themselves, as they stream (a scanner's report of up to 1,000 matches).
 _OWN_LIMIT_PREFIXES = ("/secret-scanning/",)
@@ -29,12 +28,13 @@ class BodyTooLarge(Exception):
 
 
 def too_large_response(path: str, limit: int) -> Response:
-    """The 413 in the form the path's clients read: OAuth's error object, the API's, or plain text for pages."""
+    """The 413 in the form the path's clients read: OAuth's error object at the token endpoints, the API's where
+    errors are JSON, plain text on pages."""
     message = f"The request body is larger than {limit} bytes."
     if path in _OAUTH_PATHS:
         body = {"error": "invalid_request", "error_description": message}
         return JSONResponse(body, status_code=413, headers={"Cache-Control": "no-store", "Connection": "close"})
-    if path.startswith(_JSON_PREFIXES):
+    if answers_json(path):
         return api_error(PayloadTooLarge(message), {"Connection": "close"})
     return PlainTextResponse(message, status_code=413, headers={"Cache-Control": "no-store", "Connection": "close"})
 

@@ -5,7 +5,8 @@
 - `oauth_error`: OAuth's `{"error", "error_description"}` (RFC 6749 5.2), for the authorization server's own answers;
 - `page_error`: a small HTML page, for the dashboard's pages.
 
-Every answer carries the error's own headers (Retry-After, Allow) and `Cache-Control: no-store`.
+Every answer carries the error's own headers (Retry-After, Allow) and `Cache-Control: no-store`. `answers_json` says
+which style a path's clients read when nothing more particular applies: the API's JSON or a page.
 """
 
 from __future__ import annotations
@@ -25,6 +26,21 @@ from token_broker.errors import (
 
 REALM = 'Bearer realm="workspace-api"'
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+JSON_PREFIXES = (
+    "/v1/",
+    "/api/",
+    "/oauth/",
+    "/openapi.json",
+    "/.well-known/",
+    "/secret-scanning/",
+    "/healthz",
+    "/readyz",
+)
+
+
+def answers_json(path: str) -> bool:
+    """Whether the path's clients read JSON errors (programs), rather than a page (people in a browser)."""
+    return path.startswith(JSON_PREFIXES)
 
 
 def api_error(error: BrokerError, headers: Mapping[str, str] | None = None) -> JSONResponse:

@@ -21,7 +21,7 @@ from token_broker.services.audit import AuditEntry, record, run_audited
 from token_broker.services.clients import CLIENT_SECRET_LENGTH
 from token_broker.services.connections import end_connection, lock_connection
 from token_broker.services.credential_changes import note_client_change
-from token_broker.services.workspaces import authorize, find_workspace
+from token_broker.services.workspaces import authorize, find_workspace, workspace_to_manage
 from token_broker.store.database import Database
 from token_broker.store.models import Credential, Workspace, utcnow
 from token_broker.store.oauth_models import Connection, OAuthClient
@@ -134,11 +134,7 @@ def _locked_client(
         if account_id is not None or not actor.is_operator:
             raise not_found  # a platform-wide client is the operator's alone
         return row
-    workspace = session.get_one(Workspace, row.workspace_id)
-    if account_id is not None and workspace.account_id != account_id:
-        raise not_found
-    entry.workspace_id = workspace.id
-    authorize(session, actor, workspace, manage=True)
+    workspace_to_manage(session, actor, entry, row.workspace_id, account_id, not_found)
     return row
 
 

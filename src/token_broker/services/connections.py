@@ -22,8 +22,8 @@ from token_broker.policy import DEFAULT_RATE_LIMITS
 from token_broker.services import admin_notices, webhook_subscriptions
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
-from token_broker.services.credential_changes import note_change
-from token_broker.services.workspaces import authorize, find_workspace, new_public_id
+from token_broker.services.credential_revocation import revoke_credential
+from token_broker.services.workspaces import authorize, find_workspace, new_public_id, workspace_to_manage
 from token_broker.store.database import Database
 from token_broker.store.models import Credential, Workspace, utcnow
 from token_broker.store.oauth_models import Connection, OAuthClient, RefreshToken
@@ -137,14 +137,7 @@ def end_connection(session: Session, connection: Connection, by: str, reason: st
         select(Credential).where(Credential.connection_id == connection.id).with_for_update()
     ).all()
     for token in tokens:
-        if token.status != "revoked":
-            token.status = "revoked"
-            token.revoked_at = now
-            token.revoked_by = by
-        token.previous_secret_hash = None
-        token.previous_valid_until = None
-        token.version += 1
-        note_change(session, token.public_id)
+        revoke_credential(session, token, by, now)
     session.execute(
         update(RefreshToken)
         .where(RefreshToken.connection_id == connection.id, RefreshToken.status != "revoked")
@@ -172,6 +165,26 @@ class ConnectionView:
     disconnected_at: datetime | None
     disconnected_by: str | None
     disconnect_reason: str | None
+
+    @classmethod
+    def of(
+        cls, connection: Connection, client_id: str, credential_id: str | None, last_used_at: datetime | None
+    ) -> ConnectionView:
+        """The view of a connection's row, with its client's id and its partner install token's id and last use."""
+        return cls(
+            id=connection.public_id,
+            platform=connection.platform,
+            client_id=client_id,
+            status=connection.status,
+            scopes=tuple(connection.scopes),
+            created_at=connection.created_at,
+            created_by=connection.approved_by,
+            last_used_at=last_used_at,
+            credential_id=credential_id,
+            disconnected_at=connection.disconnected_at,
+            disconnected_by=connection.disconnected_by,
+            disconnect_reason=connection.disconnect_reason,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -203,21 +216,8 @@ def list_connections(database: Database, actor: Actor, account_id: str) -> list[
             .order_by(Connection.created_at.desc(), Connection.id.desc())
         )
         return [
-            ConnectionView(
-                id=connection.public_id,
-                platform=connection.platform,
-                client_id=client_id,
-                status=connection.status,
-                scopes=tuple(connection.scopes),
-                created_at=connection.created_at,
-                created_by=connection.approved_by,
-                last_used_at=last_used_at,
-                credential_id=credential_id,
-                disconnected_at=connection.disconnected_at,
-                disconnected_by=connection.disconnected_by,
-                disconnect_reason=connection.disconnect_reason,
-            )
-            for connection, client_id, credential_id, last_used_at in rows
+            ConnectionView.of(connection, client_id, credential_id, last_used)
+            for connection, client_id, credential_id, last_used in rows
         ]
 
 
@@ -231,11 +231,7 @@ def disconnect(database: Database, actor: Actor, connection_id: str, account_id:
         if found is None:
             raise not_found
         connection = lock_connection(session, found)
-        workspace = session.get_one(Workspace, connection.workspace_id)
-        if account_id is not None and workspace.account_id != account_id:
-            raise not_found
-        entry.workspace_id = workspace.id
-        authorize(session, actor, workspace, manage=True)
+        workspace_to_manage(session, actor, entry, connection.workspace_id, account_id, not_found)
         if connection.status != "active":
             raise Conflict(f"Connection {connection_id} is already disconnected.")
         end_connection(session, connection, actor.label, "disconnected", utcnow())
@@ -248,17 +244,6 @@ def disconnect(database: Database, actor: Actor, connection_id: str, account_id:
 def _view(session: Session, connection: Connection) -> ConnectionView:
     client = session.get_one(OAuthClient, connection.client_id)
     token = session.scalar(select(Credential).where(Credential.connection_id == connection.id))
-    return ConnectionView(
-        id=connection.public_id,
-        platform=connection.platform,
-        client_id=client.client_id,
-        status=connection.status,
-        scopes=tuple(connection.scopes),
-        created_at=connection.created_at,
-        created_by=connection.approved_by,
-        last_used_at=token.last_used_at if token else None,
-        credential_id=token.public_id if token else None,
-        disconnected_at=connection.disconnected_at,
-        disconnected_by=connection.disconnected_by,
-        disconnect_reason=connection.disconnect_reason,
-    )
+    if token is None:
+        return ConnectionView.of(connection, client.client_id, None, None)
+    return ConnectionView.of(connection, client.client_id, token.public_id, token.last_used_at)

@@ -5,7 +5,7 @@ workspace, whose own owners and admins act on it in that workspace's panel."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -13,15 +13,42 @@ from sqlalchemy import select
 from token_broker.errors import InvalidInput
 from token_broker.scopes import PLATFORMS
 from token_broker.services.actors import Actor
-from token_broker.services.keys import KIND_NAMES, credential_status
+from token_broker.services.connections import ConnectionView
+from token_broker.services.keys import CredentialView
 from token_broker.services.organizations import authorize_organization, find_organization
 from token_broker.store.database import Database
 from token_broker.store.models import Credential, User, Workspace, utcnow
-from token_broker.store.oauth_models import Connection
-from token_broker.times import rfc3339
+from token_broker.store.oauth_models import Connection, OAuthClient
 
 UNUSED_DAYS = 90
 USAGE_FILTERS = ("never_used", "unused_90_days")
+GOVERNED_CREDENTIAL_FIELDS = (
+    "id",
+    "account_id",
+    "workspace",
+    "name",
+    "kind",
+    "platform",
+    "status",
+    "created_by",
+    "created_at",
+    "last_used_at",
+    "expires_at",
+    "scopes",
+    "allowed_ips",
+)
+GOVERNED_CONNECTION_FIELDS = (
+    "id",
+    "account_id",
+    "workspace",
+    "platform",
+    "status",
+    "created_by",
+    "created_at",
+    "last_used_at",
+    "scopes",
+    "credential_id",
+)
 
 
 @dataclass(frozen=True)
@@ -58,64 +85,27 @@ class GovernanceFilter:
 
 @dataclass(frozen=True)
 class GovernedCredential:
-    id: str
-    account_id: str
+    """A credential as the workspace's panel lists it, with its workspace's name."""
+
+    credential: CredentialView
     workspace: str
-    name: str
-    kind: str
-    platform: str | None
-    status: str
-    created_by: str
-    created_at: datetime
-    last_used_at: datetime | None
-    expires_at: datetime | None
-    scopes: list[str] | None
-    allowed_ips: list[str]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "account_id": self.account_id,
-            "workspace": self.workspace,
-            "name": self.name,
-            "kind": self.kind,
-            "platform": self.platform,
-            "status": self.status,
-            "created_by": self.created_by,
-            "created_at": rfc3339(self.created_at),
-            "last_used_at": rfc3339(self.last_used_at),
-            "expires_at": rfc3339(self.expires_at),
-            "scopes": self.scopes,
-            "allowed_ips": self.allowed_ips,
-        }
+        shown = {**self.credential.to_json(), "workspace": self.workspace}
+        return {name: shown[name] for name in GOVERNED_CREDENTIAL_FIELDS}
 
 
 @dataclass(frozen=True)
 class GovernedConnection:
-    id: str
+    """A connection as the workspace's panel lists it, with its workspace's account id and name."""
+
+    connection: ConnectionView
     account_id: str
     workspace: str
-    platform: str
-    status: str
-    created_by: str
-    created_at: datetime
-    last_used_at: datetime | None
-    scopes: list[str]
-    credential_id: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "account_id": self.account_id,
-            "workspace": self.workspace,
-            "platform": self.platform,
-            "status": self.status,
-            "created_by": self.created_by,
-            "created_at": rfc3339(self.created_at),
-            "last_used_at": rfc3339(self.last_used_at),
-            "scopes": self.scopes,
-            "credential_id": self.credential_id,
-        }
+        shown = {**self.connection.to_json(), "account_id": self.account_id, "workspace": self.workspace}
+        return {name: shown[name] for name in GOVERNED_CONNECTION_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -159,51 +149,34 @@ def governance_report(
             query = query.where(Credential.expires_at.is_(None))
         rows = session.execute(query.order_by(Workspace.name, Credential.created_at.desc(), Credential.id.desc()))
         found = [
-            GovernedCredential(
-                id=row.public_id,
-                account_id=account_id,
-                workspace=workspace,
-                name=row.name,
-                kind=KIND_NAMES[row.kind],
-                platform=row.platform,
-                status=credential_status(row, now),
-                created_by=row.created_by,
-                created_at=row.created_at,
-                last_used_at=row.last_used_at,
-                expires_at=row.expires_at,
-                scopes=row.scopes,
-                allowed_ips=list(row.allowed_ips or []),
-            )
+            GovernedCredential(CredentialView.of(row, account_id, now), workspace)
             for row, account_id, workspace in rows
         ]
         if where.no_ip_allow_list:
-            found = [item for item in found if not item.allowed_ips]
+            found = [item for item in found if not item.credential.allowed_ips]
         links = (
-            select(Connection, Workspace.account_id, Workspace.name, Credential.public_id, Credential.last_used_at)
+            select(
+                Connection,
+                OAuthClient.client_id,
+                Credential.public_id,
+                Credential.last_used_at,
+                Workspace.account_id,
+                Workspace.name,
+            )
             .join(Workspace, Workspace.id == Connection.workspace_id)
+            .join(OAuthClient, OAuthClient.id == Connection.client_id)
             .outerjoin(Credential, Credential.connection_id == Connection.id)
             .where(Workspace.organization_id == organization.id)
         )
         if where.platform is not None:
             links = links.where(Connection.platform == where.platform)
         connections = [
-            GovernedConnection(
-                id=connection.public_id,
-                account_id=account_id,
-                workspace=workspace,
-                platform=connection.platform,
-                status=connection.status,
-                created_by=connection.approved_by,
-                created_at=connection.created_at,
-                last_used_at=last_used,
-                scopes=list(connection.scopes),
-                credential_id=credential_id,
-            )
-            for connection, account_id, workspace, credential_id, last_used in session.execute(
+            GovernedConnection(ConnectionView.of(connection, client, credential_id, last_used), account_id, workspace)
+            for connection, client, credential_id, last_used, account_id, workspace in session.execute(
                 links.order_by(Workspace.name, Connection.created_at.desc(), Connection.id.desc())
             )
         ]
-        labels = {item.created_by for item in found} | {item.created_by for item in connections}
+        labels = {item.credential.created_by for item in found} | {item.connection.created_by for item in connections}
         users = sorted(label for label in labels if label.startswith("usr_"))
         rows = session.execute(select(User.public_id, User.email).where(User.public_id.in_(users)))
         names = {row.public_id: row.email for row in rows}

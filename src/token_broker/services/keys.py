@@ -24,7 +24,8 @@ from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
 from token_broker.services.connections import end_connection, lock_connection
 from token_broker.services.credential_changes import note_change
-from token_broker.services.workspaces import authorize, find_workspace
+from token_broker.services.credential_revocation import revoke_credential
+from token_broker.services.workspaces import authorize, find_workspace, workspace_to_manage
 from token_broker.store.database import Database
 from token_broker.store.models import Credential, Workspace, utcnow
 from token_broker.store.oauth_models import Connection
@@ -198,11 +199,7 @@ def _locked_credential(
     row = session.scalars(
         select(Credential).where(Credential.id == found.id).with_for_update().execution_options(populate_existing=True)
     ).one()
-    workspace = session.get_one(Workspace, row.workspace_id)
-    if account_id is not None and workspace.account_id != account_id:
-        raise not_found
-    entry.workspace_id = workspace.id
-    authorize(session, actor, workspace, manage=True)
+    workspace = workspace_to_manage(session, actor, entry, row.workspace_id, account_id, not_found)
     return row, workspace, connection
 
 
@@ -281,13 +278,7 @@ def revoke_workspace_key(
     """Revoke a workspace key whose row the caller has locked, in the caller's transaction: every secret of it stops,
     its hooks are disabled, and the admins are told."""
     webhook_subscriptions.disable_hooks_for_credential(session, row.id, now)
-    row.status = "revoked"
-    row.revoked_at = now
-    row.revoked_by = by
-    row.previous_secret_hash = None
-    row.previous_valid_until = None
-    row.version += 1
-    note_change(session, row.public_id)
+    revoke_credential(session, row, by, now)
     view = CredentialView.of(row, workspace.account_id, now)
     admin_notices.credential_changed(session, workspace, "credential.revoked", view.to_json())
     return view

@@ -26,7 +26,7 @@ from token_broker.services import admin_notices
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, record
 from token_broker.services.connections import end_connection, lock_connection
-from token_broker.services.credential_changes import note_change
+from token_broker.services.credential_revocation import end_grace
 from token_broker.services.keys import CredentialView, revoke_workspace_key
 from token_broker.store.database import Database
 from token_broker.store.models import Credential, Workspace, utcnow
@@ -205,10 +205,7 @@ def _act_on_key(session: Session, actor: Actor, match: _Match, reporter: str, no
     response = "notified"
     if workspace.leak_response == "revoke" and match.previous_secret:
         # Only the rotated-out secret leaked: its grace ends now, and the key's current secret keeps working.
-        row.previous_secret_hash = None
-        row.previous_valid_until = None
-        row.version += 1
-        note_change(session, row.public_id)
+        end_grace(session, row)
         response = "grace_ended"
     elif workspace.leak_response == "revoke":
         revoke_workspace_key(session, row, workspace, actor.label, now)

@@ -41,10 +41,6 @@ class MemberView:
     def to_json(self) -> dict[str, str | None]:
         return {"user_id": self.user_id, "email": self.email, "role": self.role, "created_at": rfc3339(self.created_at)}
 
-    def to_listed_json(self) -> dict[str, str | None]:
-        """As `member list` and the admin API's list show a member: with when they joined."""
-        return self.to_json()
-
 
 def _user_reference(value: object) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 320:
@@ -96,10 +92,15 @@ def _target(session: Session, workspace: Workspace, reference: str, entry: Audit
     return user, member
 
 
-def _lock_workspace(session: Session, workspace: Workspace) -> None:
-    """Serialise changes to one workspace's people, so two owners cannot each remove the other (PostgreSQL; SQLite
-    writers are serialised already)."""
+def _workspace_to_change(session: Session, actor: Actor, account_id: str, entry: AuditEntry) -> Workspace:
+    """The workspace whose people change, locked: changes to one workspace's people are serialised, so two owners
+    cannot each remove the other (PostgreSQL; SQLite writers are serialised already). The actor's role is read after
+    the lock, so a change that demoted them a moment before is seen."""
+    workspace = find_workspace(session, account_id)
+    entry.workspace_id = workspace.id
     session.execute(select(Workspace.id).where(Workspace.id == workspace.id).with_for_update())
+    authorize(session, actor, workspace, manage=True)
+    return workspace
 
 
 def _check_may_change(
@@ -123,10 +124,7 @@ def remove_member(database: Database, actor: Actor, account_id: str, user: objec
     reference = _user_reference(user)
 
     def work(session: Session, entry: AuditEntry) -> MemberView:
-        workspace = find_workspace(session, account_id)
-        entry.workspace_id = workspace.id
-        _lock_workspace(session, workspace)
-        authorize(session, actor, workspace, manage=True)
+        workspace = _workspace_to_change(session, actor, account_id, entry)
         target, member = _target(session, workspace, reference, entry)
         entry.details = {"role": member.role}
         _check_may_change(session, actor, workspace, member, None)
@@ -142,10 +140,7 @@ def change_role(database: Database, actor: Actor, account_id: str, user: object,
     reference = _user_reference(user)
 
     def work(session: Session, entry: AuditEntry) -> MemberView:
-        workspace = find_workspace(session, account_id)
-        entry.workspace_id = workspace.id
-        _lock_workspace(session, workspace)
-        authorize(session, actor, workspace, manage=True)
+        workspace = _workspace_to_change(session, actor, account_id, entry)
         if not isinstance(role, str) or role not in ROLES:
             raise InvalidInput("role", f"role must be one of {', '.join(ROLES)}")
         target, member = _target(session, workspace, reference, entry)

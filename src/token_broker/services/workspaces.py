@@ -56,6 +56,20 @@ def authorize(session: Session, actor: Actor, workspace: Workspace, manage: bool
     return role
 
 
+def workspace_to_manage(
+    session: Session, actor: Actor, entry: AuditEntry, workspace_id: int, account_id: str | None, not_found: NotFound
+) -> Workspace:
+    """The workspace a row (a key, a connection, a client) belongs to, once the actor may manage it there. A row of
+    another workspace than the one the caller's path names (`account_id`) is `not_found`, like one the actor cannot
+    see at all; the audit entry names the workspace before the role check, so a refused attempt is logged in it."""
+    workspace = session.get_one(Workspace, workspace_id)
+    if account_id is not None and workspace.account_id != account_id:
+        raise not_found
+    entry.workspace_id = workspace.id
+    authorize(session, actor, workspace, manage=True)
+    return workspace
+
+
 def create_workspace(database: Database, actor: Actor, name: str, organization_id: str | None = None) -> str:
     """A new workspace, placed at once in the organization given (which the actor must own or administer)."""
     name = name.strip() if isinstance(name, str) else ""

@@ -12,14 +12,14 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from token_broker.app_state import resources
-from token_broker.errors import Conflict, Forbidden, InvalidInput
-from token_broker.services import connections, keys, link_activity
+from token_broker.errors import Forbidden, InvalidInput
+from token_broker.services import keys, link_activity
 from token_broker.services.actors import Actor
 from token_broker.services.connections import PLATFORM_NAMES
 from token_broker.web.admin_api import admin_route, answer
-from token_broker.web.flash import flash
 from token_broker.web.frame import html_page, workspace_frame
 from token_broker.web.pages import render, security_headers
+from token_broker.web.panel import disconnect_with_flash
 from token_broker.web.sessions import check_form_csrf
 
 WORKSPACE = "/workspaces/{account_id}"
@@ -79,16 +79,9 @@ async def activity_page(request: Request) -> Response:
 async def disconnect_from_activity(request: Request) -> Response:
     frame = await workspace_frame(request)
     form = await check_form_csrf(request)
-    connection_id = request.path_params["connection_id"]
-    state = resources(request)
-    try:
-        view = await to_thread.run_sync(
-            lambda: connections.disconnect(state.database, frame.actor, connection_id, account_id=frame.account_id)
-        )
-    except Conflict as error:
-        flash(request, "error", error.message)
-    else:
-        flash(request, "ok", f"{PLATFORM_NAMES[view.platform]} was disconnected: its token stops working now.")
+    await disconnect_with_flash(
+        request, frame, lambda view: f"{PLATFORM_NAMES[view.platform]} was disconnected: its token stops working now."
+    )
     credential = form.get("credential")
     target = f"/workspaces/{frame.account_id}/activity"
     if isinstance(credential, str) and credential.isalnum() and len(credential) == 12:

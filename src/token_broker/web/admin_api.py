@@ -7,8 +7,8 @@ forbidden; a workspace the user has no role in, or an id of another workspace: 4
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 from anyio import to_thread
 from starlette.requests import Request
@@ -85,6 +85,20 @@ def string_list(body: dict[str, Any], name: str) -> list[Any] | None:
     return value
 
 
+class Shown(Protocol):
+    def to_json(self) -> Mapping[str, object]: ...
+
+
+async def answer_change(
+    request: Request, fields: tuple[str, ...], change: Callable[[dict[str, Any]], Shown]
+) -> Response:
+    """A change to the thing the path names: the body (only `fields`; empty is fine) given to the service's change,
+    run off the event loop, and what the change returns, as JSON."""
+    body = await json_body(request, fields)
+    changed = await to_thread.run_sync(change, body)
+    return answer(changed.to_json())
+
+
 async def list_keys(request: Request, actor: Actor, account_id: str) -> Response:
     found = await to_thread.run_sync(keys.list_keys, resources(request).database, actor, account_id)
     return answer({"data": [view.to_json() for view in found]})
@@ -105,25 +119,21 @@ async def create_key(request: Request, actor: Actor, account_id: str) -> Respons
 
 
 async def rotate_key(request: Request, actor: Actor, account_id: str) -> Response:
-    body = await json_body(request, ("grace_seconds",))
-    credential_id = request.path_params["credential_id"]
-    state = resources(request)
-    issued = await to_thread.run_sync(
-        lambda: keys.rotate_key(
+    credential_id, state = request.path_params["credential_id"], resources(request)
+    return await answer_change(
+        request,
+        ("grace_seconds",),
+        lambda body: keys.rotate_key(
             state.database, state.hasher, actor, credential_id, body.get("grace_seconds"), account_id=account_id
-        )
+        ),
     )
-    return answer(issued.to_json())
 
 
 async def revoke_key(request: Request, actor: Actor, account_id: str) -> Response:
-    await json_body(request, ())
-    credential_id = request.path_params["credential_id"]
-    state = resources(request)
-    view = await to_thread.run_sync(
-        lambda: keys.revoke_key(state.database, actor, credential_id, account_id=account_id)
+    credential_id, database = request.path_params["credential_id"], resources(request).database
+    return await answer_change(
+        request, (), lambda _: keys.revoke_key(database, actor, credential_id, account_id=account_id)
     )
-    return answer(view.to_json())
 
 
 async def list_connections(request: Request, actor: Actor, account_id: str) -> Response:
@@ -132,13 +142,10 @@ async def list_connections(request: Request, actor: Actor, account_id: str) -> R
 
 
 async def disconnect(request: Request, actor: Actor, account_id: str) -> Response:
-    await json_body(request, ())
-    connection_id = request.path_params["connection_id"]
-    state = resources(request)
-    view = await to_thread.run_sync(
-        lambda: connections.disconnect(state.database, actor, connection_id, account_id=account_id)
+    connection_id, database = request.path_params["connection_id"], resources(request).database
+    return await answer_change(
+        request, (), lambda _: connections.disconnect(database, actor, connection_id, account_id=account_id)
     )
-    return answer(view.to_json())
 
 
 async def register_client(request: Request, actor: Actor, account_id: str) -> Response:
@@ -161,25 +168,21 @@ async def list_clients(request: Request, actor: Actor, account_id: str) -> Respo
 
 
 async def revoke_client(request: Request, actor: Actor, account_id: str) -> Response:
-    await json_body(request, ())
-    client_id = request.path_params["client_id"]
-    state = resources(request)
-    revoked = await to_thread.run_sync(
-        lambda: client_lifecycle.revoke_client(state.database, actor, client_id, account_id=account_id)
+    client_id, database = request.path_params["client_id"], resources(request).database
+    return await answer_change(
+        request, (), lambda _: client_lifecycle.revoke_client(database, actor, client_id, account_id=account_id)
     )
-    return answer(revoked.to_json())
 
 
 async def rotate_client(request: Request, actor: Actor, account_id: str) -> Response:
-    body = await json_body(request, ("grace_seconds",))
-    client_id = request.path_params["client_id"]
-    database = resources(request).database
-    rotated = await to_thread.run_sync(
-        lambda: client_lifecycle.rotate_client_secret(
+    client_id, database = request.path_params["client_id"], resources(request).database
+    return await answer_change(
+        request,
+        ("grace_seconds",),
+        lambda body: client_lifecycle.rotate_client_secret(
             database, actor, client_id, body.get("grace_seconds"), account_id=account_id
-        )
+        ),
     )
-    return answer(rotated.to_json())
 
 
 async def list_hooks(request: Request, actor: Actor, account_id: str) -> Response:

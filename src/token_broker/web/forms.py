@@ -4,7 +4,9 @@ this only turns form fields (strings, repeated checkboxes, lists typed one per l
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.datastructures import FormData
 
@@ -32,7 +34,7 @@ _LIST_SEPARATORS = re.compile(r"[\s,;]+")
 _LINE_SEPARATORS = re.compile(r"[\n,;]+")
 
 
-def _text(form: FormData, name: str, limit: int = 4096) -> str:
+def _text(form: Mapping[str, Any], name: str, limit: int = 4096) -> str:
     value = form.get(name)
     return value[:limit] if isinstance(value, str) else ""
 
@@ -93,7 +95,7 @@ class KeyForm:
         )
 
 
-def read_grace(form: FormData) -> int:
+def read_grace(form: Mapping[str, Any]) -> int:
     raw = _text(form, "grace_seconds", 20)
     if not raw.isdigit():
         raise InvalidInput("grace_seconds", "Choose how long the old key keeps working.")

@@ -85,21 +85,24 @@ async def api_set_role(request: Request) -> Response:
     return answer(view.to_json())
 
 
-async def api_governance(request: Request) -> Response:
+async def _governance_report(request: Request) -> tuple[governance.GovernanceFilter, governance.GovernanceReport]:
+    """The governance report the query's filters ask for, as the signed-in user may see it."""
     user = await require_user(request)
     where = governance.GovernanceFilter.read(request.query_params)
     actor, database, org_id = actor_for(request, user), resources(request).database, _org_id(request)
     report = await to_thread.run_sync(lambda: governance.governance_report(database, actor, org_id, where))
+    return where, report
+
+
+async def api_governance(request: Request) -> Response:
+    _, report = await _governance_report(request)
     return answer(report.to_json())
 
 
 async def api_credentials(request: Request) -> Response:
     """Every credential of the organization's workspaces, each with its account_id; the governance filters apply."""
-    user = await require_user(request)
-    where = governance.GovernanceFilter.read(request.query_params)
-    actor, database, org_id = actor_for(request, user), resources(request).database, _org_id(request)
-    report = await to_thread.run_sync(lambda: governance.governance_report(database, actor, org_id, where))
-    found = [item for item in report.credentials if where.platform in (None, item.platform)]
+    where, report = await _governance_report(request)
+    found = [item for item in report.credentials if where.platform in (None, item.credential.platform)]
     return answer({"data": [item.to_json() for item in found]})
 
 

@@ -5,6 +5,7 @@ shown again)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -38,10 +39,11 @@ from token_broker.store.database import Database
 from token_broker.times import rfc3339
 from token_broker.web.flash import flash
 from token_broker.web.forms import EXPIRY_CHOICES, GRACE_CHOICES, KeyForm, n8n_callback_url, read_grace
-from token_broker.web.frame import Frame, html_page, workspace_frame
+from token_broker.web.frame import Frame, PageHandler, html_page, workspace_frame
 from token_broker.web.pages import render, security_headers
 from token_broker.web.sessions import check_form_csrf
 
+ChangeHandler = Callable[[Request, Frame, dict[str, Any]], Awaitable[Response]]
 RECONNECT_HINTS = {
     "zapier": "In Zapier, open the Apps page (under your account), find this connection and choose Reconnect.",
     "make": "In Make, open Connections, find this connection and choose Reauthorize.",
@@ -176,22 +178,36 @@ async def generate_key(request: Request) -> Response:
     return await render_panel(request, frame, reveal=reveal)
 
 
-@html_page
-async def rotate_key(request: Request) -> Response:
-    frame = await workspace_frame(request)
-    await check_form_csrf(request)
+def panel_change(anchor: str) -> Callable[[ChangeHandler], PageHandler]:
+    """A panel form that changes something: the workspace's frame and the form's CSRF check come first; a refusal (bad
+    input, a conflict) is flashed and sends the user back to the panel's `anchor` section."""
+
+    def wrap(handler: ChangeHandler) -> PageHandler:
+        @html_page
+        async def endpoint(request: Request) -> Response:
+            frame = await workspace_frame(request)
+            form = await check_form_csrf(request)
+            try:
+                return await handler(request, frame, form)
+            except (InvalidInput, Conflict) as error:
+                flash(request, "error", error.message)
+                return back(frame, anchor)
+
+        return endpoint
+
+    return wrap
+
+
+@panel_change("keys")
+async def rotate_key(request: Request, frame: Frame, form: dict[str, Any]) -> Response:
     credential_id = request.path_params["credential_id"]
     state = resources(request)
-    try:
-        grace = read_grace(await request.form())
-        issued = await to_thread.run_sync(
-            lambda: keys.rotate_key(
-                state.database, state.hasher, frame.actor, credential_id, grace, account_id=frame.account_id
-            )
+    grace = read_grace(form)
+    issued = await to_thread.run_sync(
+        lambda: keys.rotate_key(
+            state.database, state.hasher, frame.actor, credential_id, grace, account_id=frame.account_id
         )
-    except (InvalidInput, Conflict) as error:
-        flash(request, "error", error.message)
-        return back(frame, "keys")
+    )
     if issued.plaintext is None:
         flash(request, "ok", f"The partner install token {credential_id} was rotated: its connection is disconnected.")
         return back(frame, "connections")
@@ -209,19 +225,13 @@ async def rotate_key(request: Request) -> Response:
     return await render_panel(request, frame, reveal=reveal)
 
 
-@html_page
-async def revoke_key(request: Request) -> Response:
-    frame = await workspace_frame(request)
-    await check_form_csrf(request)
+@panel_change("keys")
+async def revoke_key(request: Request, frame: Frame, _form: dict[str, Any]) -> Response:
     credential_id = request.path_params["credential_id"]
-    state = resources(request)
-    try:
-        view = await to_thread.run_sync(
-            lambda: keys.revoke_key(state.database, frame.actor, credential_id, account_id=frame.account_id)
-        )
-    except Conflict as error:
-        flash(request, "error", error.message)
-        return back(frame, "keys")
+    database = resources(request).database
+    view = await to_thread.run_sync(
+        lambda: keys.revoke_key(database, frame.actor, credential_id, account_id=frame.account_id)
+    )
     if view.kind == "partner_install_token":
         flash(request, "ok", f"“{view.name}” was revoked and its connection disconnected.")
     else:
@@ -229,20 +239,28 @@ async def revoke_key(request: Request) -> Response:
     return back(frame, "keys")
 
 
-@html_page
-async def disconnect(request: Request) -> Response:
-    frame = await workspace_frame(request)
-    await check_form_csrf(request)
+async def disconnect_with_flash(request: Request, frame: Frame, said: Callable[[ConnectionView], str]) -> None:
+    """Disconnect the connection the path names, in the frame's workspace, and flash the outcome: `said(view)` once
+    it is disconnected, the refusal when it already was."""
     connection_id = request.path_params["connection_id"]
-    state = resources(request)
+    database = resources(request).database
     try:
         view = await to_thread.run_sync(
-            lambda: connections.disconnect(state.database, frame.actor, connection_id, account_id=frame.account_id)
+            lambda: connections.disconnect(database, frame.actor, connection_id, account_id=frame.account_id)
         )
     except Conflict as error:
         flash(request, "error", error.message)
-        return back(frame, "connections")
-    flash(request, "ok", f"{PLATFORM_NAMES[view.platform]} was disconnected. {RECONNECT_HINTS[view.platform]}")
+    else:
+        flash(request, "ok", said(view))
+
+
+@panel_change("connections")
+async def disconnect(request: Request, frame: Frame, _form: dict[str, Any]) -> Response:
+    await disconnect_with_flash(
+        request,
+        frame,
+        lambda view: f"{PLATFORM_NAMES[view.platform]} was disconnected. {RECONNECT_HINTS[view.platform]}",
+    )
     return back(frame, "connections")
 
 
@@ -275,22 +293,16 @@ async def register_n8n(request: Request) -> Response:
     return await render_panel(request, frame, reveal=reveal)
 
 
-@html_page
-async def rotate_client_secret(request: Request) -> Response:
-    frame = await workspace_frame(request)
-    await check_form_csrf(request)
+@panel_change("n8n")
+async def rotate_client_secret(request: Request, frame: Frame, form: dict[str, Any]) -> Response:
     client_id = request.path_params["client_id"]
     database = resources(request).database
-    try:
-        grace = read_grace(await request.form())
-        rotated = await to_thread.run_sync(
-            lambda: client_lifecycle.rotate_client_secret(
-                database, frame.actor, client_id, grace, account_id=frame.account_id
-            )
+    grace = read_grace(form)
+    rotated = await to_thread.run_sync(
+        lambda: client_lifecycle.rotate_client_secret(
+            database, frame.actor, client_id, grace, account_id=frame.account_id
         )
-    except (InvalidInput, Conflict) as error:
-        flash(request, "error", error.message)
-        return back(frame, "n8n")
+    )
     until = rotated.grace_until
     later = f"keeps working until {rfc3339(until)}; then only this one does" if until else "stopped working now"
     notes = (f"Enter it in the n8n OAuth2 credential now: the previous secret {later}. Connections stay connected.",)
@@ -305,19 +317,13 @@ async def rotate_client_secret(request: Request) -> Response:
     return await render_panel(request, frame, reveal=reveal)
 
 
-@html_page
-async def revoke_client(request: Request) -> Response:
-    frame = await workspace_frame(request)
-    await check_form_csrf(request)
+@panel_change("n8n")
+async def revoke_client(request: Request, frame: Frame, _form: dict[str, Any]) -> Response:
     client_id = request.path_params["client_id"]
-    state = resources(request)
-    try:
-        revoked = await to_thread.run_sync(
-            lambda: client_lifecycle.revoke_client(state.database, frame.actor, client_id, account_id=frame.account_id)
-        )
-    except Conflict as error:
-        flash(request, "error", error.message)
-        return back(frame, "n8n")
+    database = resources(request).database
+    revoked = await to_thread.run_sync(
+        lambda: client_lifecycle.revoke_client(database, frame.actor, client_id, account_id=frame.account_id)
+    )
     ended = revoked.connections_ended
     flash(
         request,
@@ -328,19 +334,11 @@ async def revoke_client(request: Request) -> Response:
     return back(frame, "n8n")
 
 
-@html_page
-async def change_leak_response(request: Request) -> Response:
-    frame = await workspace_frame(request)
-    form = await check_form_csrf(request)
+@panel_change("leaks")
+async def change_leak_response(request: Request, frame: Frame, form: dict[str, Any]) -> Response:
     choice = str(form.get("leak_response") or "")
     database = resources(request).database
-    try:
-        await to_thread.run_sync(
-            lambda: leak_settings.set_leak_response(database, frame.actor, frame.account_id, choice)
-        )
-    except InvalidInput as error:
-        flash(request, "error", error.message)
-        return back(frame, "leaks")
+    await to_thread.run_sync(lambda: leak_settings.set_leak_response(database, frame.actor, frame.account_id, choice))
     flash(
         request, "ok", f"When a secret scanner reports a key of this workspace: {leak_settings.DESCRIPTIONS[choice]}."
     )

@@ -13,7 +13,7 @@ from token_broker.errors import Conflict, Forbidden, InvalidInput, NotFound
 from token_broker.services import members
 from token_broker.services.actors import Actor
 from token_broker.store.models import ROLES
-from token_broker.web.admin_api import admin_route, answer, json_body
+from token_broker.web.admin_api import admin_route, answer, answer_change, json_body
 from token_broker.web.flash import flash
 from token_broker.web.frame import Frame, html_page, workspace_frame
 from token_broker.web.pages import render, security_headers
@@ -24,7 +24,7 @@ WORKSPACE = "/workspaces/{account_id}"
 
 async def api_list(request: Request, actor: Actor, account_id: str) -> Response:
     found = await to_thread.run_sync(members.list_members, resources(request).database, actor, account_id)
-    return answer({"data": [view.to_listed_json() for view in found]})
+    return answer({"data": [view.to_json() for view in found]})
 
 
 async def api_remove(request: Request, actor: Actor, account_id: str) -> Response:
@@ -36,11 +36,10 @@ async def api_remove(request: Request, actor: Actor, account_id: str) -> Respons
 
 
 async def api_role(request: Request, actor: Actor, account_id: str) -> Response:
-    body = await json_body(request, ("role",))
-    user = request.path_params["user_id"]
-    database = resources(request).database
-    view = await to_thread.run_sync(lambda: members.change_role(database, actor, account_id, user, body.get("role")))
-    return answer(view.to_listed_json())
+    user, database = request.path_params["user_id"], resources(request).database
+    return await answer_change(
+        request, ("role",), lambda body: members.change_role(database, actor, account_id, user, body.get("role"))
+    )
 
 
 async def api_delete(request: Request, actor: Actor, account_id: str) -> Response:
