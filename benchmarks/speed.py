@@ -12,6 +12,7 @@ On PostgreSQL, not pinned (the store and the workers share the machine): refresh
 Webhook fan-out, PostgreSQL: signed deliveries a second from one and from two delivery workers
 (`python -m token_broker.webhooks.worker`) to a local receiver that answers 204 at once (benchmarks/receiver.py).
 Prints the figures, the ratios and the aims; asserts nothing but that the runs themselves worked.
+BENCH_ONLY (comma-separated: sqlite, postgres, webhooks) runs only those phases, and prints the ratios they give.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ HOOKS = 10  # deliveries per event
 CONCURRENCY = os.environ.get("BENCH_WEBHOOK_CONCURRENCY", "8")  # deliveries in flight per worker; 8 is the default
 WORKER_COUNTS = tuple(int(n) for n in os.environ.get("BENCH_WEBHOOK_WORKERS", "1,2").split(","))
 CONNECTIONS = 16
+PHASES = ("sqlite", "postgres", "webhooks")
+ONLY = tuple(phase for phase in os.environ.get("BENCH_ONLY", ",".join(PHASES)).split(",") if phase) or PHASES
 TOKENS_PER_RUN = 3 * CONNECTIONS  # wrk may ask for a connection's next request before the answer refilling the pool
 CHEAPEST = HashingCost(time_cost=1, memory_kib=1024, parallelism=1)
 SECRET_KEY = "bench-secret-key-" + "x" * 32
@@ -246,26 +249,36 @@ def main() -> None:
     folder = scratch_dir("speed")
     load = os.getloadavg()[0]
     print(f"load average at start: {load:.1f}", flush=True)
-    r = sqlite_figures(folder, redis_url)
-    r |= postgres_refresh(folder, postgres_url)
-    deliveries = {n: webhook_rate(folder, postgres_url, n) for n in WORKER_COUNTS}
+    unknown = set(ONLY) - set(PHASES)
+    if unknown:
+        raise SystemExit(f"BENCH_ONLY: no such phase {', '.join(sorted(unknown))}; the phases: {', '.join(PHASES)}")
+    r: dict[str, float] = {}
+    if "sqlite" in ONLY:
+        r |= sqlite_figures(folder, redis_url)
+    if "postgres" in ONLY:
+        r |= postgres_refresh(folder, postgres_url)
+    deliveries = {n: webhook_rate(folder, postgres_url, n) for n in WORKER_COUNTS} if "webhooks" in ONLY else {}
     rows = [(name, f"{rate:,.0f} req/s") for name, rate in r.items()]
     rows += [(f"webhook deliveries, {n} worker(s) x {CONCURRENCY} in flight", f"{rate:,.0f} /s")
              for n, rate in deliveries.items()]  # fmt: skip
     rows.append(("rounds x seconds", f"{ROUNDS} x {SECONDS}, {CONNECTIONS} connections; load average "
                                      f"{load:.1f} at start, {os.getloadavg()[0]:.1f} at end"))  # fmt: skip
-    ratios: list[tuple[str, float, float | None]] = [
-        ("metadata / bare GET", r["metadata"] / r["bare GET"], None),
-        ("/v1/me / bare GET", r["me"] / r["bare GET"], AIMS["me"]),
-        ("/v1/me / same at warning (1 - log+metrics cost)", r["me"] / r["me quiet"], AIMS["log"]),
-        ("/v1/me Redis limits / local limits", r["me redis"] / r["me"], AIMS["redis"]),
-        ("introspect / bare POST", r["introspect"] / r["bare POST"], AIMS["introspect"]),
-        ("refresh (SQLite, 1 worker) / bare POST", r["refresh"] / r["bare POST"], AIMS["refresh"]),
-        ("refresh PostgreSQL 4 workers / 1 worker", r["refresh pg x4"] / r["refresh pg x1"], AIMS["scale"]),
+    wanted = [
+        ("metadata / bare GET", "metadata", "bare GET", None),
+        ("/v1/me / bare GET", "me", "bare GET", AIMS["me"]),
+        ("/v1/me / same at warning (1 - log+metrics cost)", "me", "me quiet", AIMS["log"]),
+        ("/v1/me Redis limits / local limits", "me redis", "me", AIMS["redis"]),
+        ("introspect / bare POST", "introspect", "bare POST", AIMS["introspect"]),
+        ("refresh (SQLite, 1 worker) / bare POST", "refresh", "bare POST", AIMS["refresh"]),
+        ("refresh PostgreSQL 4 workers / 1 worker", "refresh pg x4", "refresh pg x1", AIMS["scale"]),
     ]
-    first = deliveries[WORKER_COUNTS[0]]
-    ratios += [(f"webhooks {n} workers / {WORKER_COUNTS[0]}", rate / first, None) for n, rate in deliveries.items()]
-    ratios.append((f"webhooks {WORKER_COUNTS[0]} worker / 1,000 a second", first / 1000, 1.0))
+    ratios: list[tuple[str, float, float | None]] = [
+        (label, r[top] / r[bottom], aim) for label, top, bottom, aim in wanted if top in r and bottom in r
+    ]
+    if deliveries:
+        first = deliveries[WORKER_COUNTS[0]]
+        ratios += [(f"webhooks {n} workers / {WORKER_COUNTS[0]}", rate / first, None) for n, rate in deliveries.items()]
+        ratios.append((f"webhooks {WORKER_COUNTS[0]} worker / 1,000 a second", first / 1000, 1.0))
     report("speed", rows, ratios)
     print(json.dumps({"rates": r, "webhooks": deliveries}))
 
