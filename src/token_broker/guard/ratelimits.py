@@ -32,12 +32,12 @@ class Decision:
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         headers = [
-            (b"ratelimit-limit", str(self.limit).encode()),
-            (b"ratelimit-remaining", str(self.remaining).encode()),
-            (b"ratelimit-reset", str(self.reset_seconds).encode()),
+            (b"ratelimit-limit", b"%d" % self.limit),
+            (b"ratelimit-remaining", b"%d" % self.remaining),
+            (b"ratelimit-reset", b"%d" % self.reset_seconds),
         ]
         if not self.allowed:
-            headers.append((b"retry-after", str(max(1, self.reset_seconds)).encode()))
+            headers.append((b"retry-after", b"%d" % max(1, self.reset_seconds)))
         return headers
 
 
