@@ -243,13 +243,15 @@ def create_app(settings: Settings) -> Starlette:
         https_only=settings.require_issuer().startswith("https://"),
     )
     routes = [
+        Mount(
+            API_MOUNT, app=GuardMiddleware(Router(ROUTES), api_error)
+        ),  # first: the busiest, and no other overlaps it
         Route("/healthz", health),
         Route("/readyz", readiness),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi),
         Route("/r/{slug}", follow, methods=["GET"]),
         Route("/secret-scanning/github", secret_scanning_report, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-        Mount(API_MOUNT, app=GuardMiddleware(Router(ROUTES), api_error)),
         *TOKEN_ROUTES,
         Mount("", app=dashboard),
     ]

@@ -17,14 +17,16 @@ import math
 import threading
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from token_broker.policy import parse_rate_limit
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    """A rate limit's verdict on one request (a named tuple: made on every request, and a frozen dataclass's
+    constructor costs an object.__setattr__ per field)."""
+
     allowed: bool
     limit: int
     remaining: int
