@@ -1,6 +1,6 @@
 """Large shared limits decided in process and reconciled with Redis in batches: a flood across instances is cut within
-the documented slack (one batch per instance over the limit), another credential keeps working, every admission
-reaches Redis, and Redis going away and coming back behaves as without batches."""
+the documented slack (one batch and one request per instance over the limit), another credential keeps working,
+every admission reaches Redis, and Redis going away and coming back behaves as without batches."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_a_flood_over_two_instances_is_cut_within_one_batch_each(redis_url: str,
                 await windows.windows.close()
 
     admitted, calm = asyncio.run(scenario())
-    assert count <= admitted <= count + 2 * slack
+    assert count <= admitted <= count + 2 * (slack + 1)
     assert all(calm) and len(calm) > 5
     assert counted_in_redis(redis_url, flooder, limit) == admitted  # every admission reached the shared window
 
@@ -160,7 +160,7 @@ def test_reconciled_again_after_redis_returns(redis_url: str, tmp_path: Path) ->
         return admitted
 
     admitted = asyncio.run(scenario())
-    assert 1000 <= admitted <= 1000 + batch_size(limit)  # shared again, within one batch of this instance
+    assert 1000 <= admitted <= 1000 + batch_size(limit) + 1  # shared again, within the bound for one instance
     assert counted_in_redis(redis_url, name, "1000/minute") == admitted
 
 
@@ -182,5 +182,5 @@ def test_two_app_instances_share_a_large_limit_within_the_slack(redis_url: str, 
             statuses = list(pool.map(lambda i: get(i, str(flood.plaintext)), range(520)))
         others = [get(i, str(calm.plaintext)) for i in range(20)]
     assert set(statuses) == {200, 429}
-    assert 400 <= statuses.count(200) <= 400 + 2 * slack
+    assert 400 <= statuses.count(200) <= 400 + 2 * (slack + 1)
     assert others == [200] * 20  # one credential's flood never touches another's limit

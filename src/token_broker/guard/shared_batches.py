@@ -3,13 +3,14 @@
 A credential's limits that are large enough (every one at least MIN_BATCH / SLACK a period) are decided here from
 what Redis last said of them: while the window closest to running out has room left after this instance's own
 admissions since, the request is admitted at once, and the admissions go to Redis in one command (added whatever the
-windows hold, answering their new state) when BATCH of them wait or FLUSH_SECONDS after the first. When the view
+windows hold, answering their new state) when half a BATCH of them wait or FLUSH_SECONDS after the first. When the view
 says the limit is reached, or is older than VIEW_SECONDS, or BATCH admissions wait already, the request is checked in
 Redis as before (`RedisWindows.hit`, atomic, refused when full), and the answer is the new view.
 
 The bound: an instance never holds more than BATCH = min(MAX_BATCH, SLACK x the smallest limit) admissions of a
-credential that Redis has not counted, and after its next reconciliation it sees the shared total; so N instances
-admit at most N x BATCH requests over a limit in any window (one instance: none over the limit beyond its batch).
+credential that Redis has not counted, and after its next reconciliation it sees the shared total; N instances admit
+at most N x (BATCH + 1) requests over a limit in any window (the one more: a request being checked in Redis while
+the others' batches are on their way; a randomised simulation reordering every command never went past it).
 Windows never free early: the admissions are stamped in Redis when they arrive there, a little after they were made.
 Smaller limits (under MIN_BATCH / SLACK a period) are checked in Redis on every request, exactly, as before.
 """
@@ -109,10 +110,7 @@ class BatchedWindows:
             self._batches.move_to_end(key)
             decision = batch.admit(time.monotonic())
             if decision is not None:
-                if batch.pending + batch.flushing >= size:
-                    self._flush(batch)
-                elif batch.timer is None:
-                    batch.timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._flush, batch)
+                self._flush_due(batch)
                 return decision
         batch.sent += 1
         command, counted_before, made = batch.sent, batch.confirmed, batch.made
@@ -124,6 +122,14 @@ class BatchedWindows:
         batch.see(command, WindowsSeen(decision.limit, left, decision.reset_seconds), made)
         return decision
 
+    def _flush_due(self, batch: _Batch) -> None:
+        """Send at half a batch, so that admissions go on in process while it is on its way (a full batch out would
+        send every request to Redis until its answer); else FLUSH_SECONDS after the first admission waiting."""
+        if 2 * batch.pending >= batch.size:
+            self._flush(batch)
+        elif batch.pending and batch.timer is None:
+            batch.timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self._flush, batch)
+
     def _flush(self, batch: _Batch) -> None:
         """Send the batch's waiting admissions to Redis, unless some are out already (their answer sends the rest)."""
         if batch.timer is not None:
@@ -131,14 +137,13 @@ class BatchedWindows:
             batch.timer = None
         if batch.flushing or not batch.pending:
             return
-        task = asyncio.get_running_loop().create_task(self._reconcile(batch))
+        count, batch.pending, batch.flushing = batch.pending, 0, batch.pending  # now: one reconciliation at a time
+        batch.sent += 1
+        task = asyncio.get_running_loop().create_task(self._reconcile(batch, count, batch.sent, batch.confirmed))
         self._flushes.add(task)
         task.add_done_callback(self._flushes.discard)
 
-    async def _reconcile(self, batch: _Batch) -> None:
-        count, batch.pending, batch.flushing = batch.pending, 0, batch.pending
-        batch.sent += 1
-        command, counted_before = batch.sent, batch.confirmed
+    async def _reconcile(self, batch: _Batch, count: int, command: int, counted_before: int) -> None:
         try:
             seen = await self.windows.add(batch.name, batch.limits, count)
         except SharedLimitsUnavailable as error:
@@ -150,8 +155,7 @@ class BatchedWindows:
         batch.flushing = 0
         batch.confirmed += count
         batch.see(command, seen, counted_before + count)
-        if batch.pending:
-            self._flush(batch)
+        self._flush_due(batch)
 
     def forget_all(self) -> None:
         """Drop every view and the admissions not yet reconciled (Redis is away: they cannot reach it)."""
