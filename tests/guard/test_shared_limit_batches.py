@@ -184,3 +184,26 @@ def test_two_app_instances_share_a_large_limit_within_the_slack(redis_url: str, 
     assert set(statuses) == {200, 429}
     assert 400 <= statuses.count(200) <= 400 + 2 * (slack + 1)
     assert others == [200] * 20  # one credential's flood never touches another's limit
+
+
+def test_a_flood_past_the_limit_does_not_ask_redis_each_time(redis_url: str) -> None:
+    limit = ("200/minute",)
+    name = f"key-{uuid.uuid4().hex}"
+
+    async def scenario() -> tuple[int, list[bool], list[int], int]:
+        windows = RedisWindows.from_url(redis_url)
+        batched = BatchedWindows(windows, lambda reason: None)
+        try:
+            admitted = sum([(await batched.hit(name, limit)).allowed for _ in range(300)])
+            await batched.reconcile_all()
+            before = windows.round_trips
+            past = [await batched.hit(name, limit) for _ in range(500)]
+            return admitted, [d.allowed for d in past], [d.reset_seconds for d in past], windows.round_trips - before
+        finally:
+            await batched.close()
+            await windows.close()
+
+    admitted, allowed, resets, round_trips = asyncio.run(scenario())
+    assert 200 <= admitted <= 200 + batch_size(limit) + 1
+    assert not any(allowed) and min(resets) >= 1  # refused with a Retry-After, in process or by Redis
+    assert round_trips <= 50  # one check a second at most, not one per request

@@ -5,7 +5,10 @@ what Redis last said of them: while the window closest to running out has room l
 admissions since, the request is admitted at once, and the admissions go to Redis in one command (added whatever the
 windows hold, answering their new state) when half a BATCH of them wait or FLUSH_SECONDS after the first. When the view
 says the limit is reached, or is older than VIEW_SECONDS, or BATCH admissions wait already, the request is checked in
-Redis as before (`RedisWindows.hit`, atomic, refused when full), and the answer is the new view.
+Redis as before (`RedisWindows.hit`, atomic, refused when full), and the answer is the new view. After Redis refuses
+one with none of this instance's admissions on their way, the credential's requests are refused here for
+REFUSED_SECONDS (or until the reset Redis gave, if sooner): a flood past the limit does not cost a round trip per
+request, and a slot that frees meanwhile waits at most that long.
 
 The bound: an instance never holds more than BATCH = min(MAX_BATCH, SLACK x the smallest limit) admissions of a
 credential that Redis has not counted, and after its next reconciliation it sees the shared total; N instances admit
@@ -33,6 +36,7 @@ MAX_BATCH = 100
 MIN_BATCH = 2  # below this, every request is checked in Redis: limits under 200 a period stay exact
 FLUSH_SECONDS = 0.05
 VIEW_SECONDS = 1.0  # an older view is refreshed by checking the next request in Redis
+REFUSED_SECONDS = 1.0  # after Redis refuses, the credential's requests are refused here for this long (or its reset)
 MAX_BATCHES = 100_000  # credentials with a view in memory; the least recently used are reconciled and dropped
 
 
@@ -52,8 +56,8 @@ class _Batch:
     the admissions made here that the answer may not count (all but those reconciled before it was sent) are taken
     from what it says is left: counted twice rather than missed."""
 
-    __slots__ = ("confirmed", "flushing", "left", "limit", "limits", "made", "name", "pending", "reset_at", "seen_at",
-                 "sent", "size", "timer", "view_from")  # fmt: skip
+    __slots__ = ("confirmed", "flushing", "left", "limit", "limits", "made", "name", "pending", "refused_until",
+                 "reset_at", "seen_at", "sent", "size", "timer", "view_from")  # fmt: skip
 
     def __init__(self, name: str, limits: tuple[str, ...], size: int) -> None:
         self.name, self.limits, self.size = name, limits, size
@@ -67,6 +71,7 @@ class _Batch:
         self.limit = 0
         self.reset_at = 0.0
         self.seen_at = -math.inf
+        self.refused_until = -math.inf
         self.timer: asyncio.TimerHandle | None = None
 
     def see(self, command: int, seen: WindowsSeen, counted_before: int) -> None:
@@ -108,7 +113,10 @@ class BatchedWindows:
                 self._flush(self._batches.popitem(last=False)[1])
         else:
             self._batches.move_to_end(key)
-            decision = batch.admit(time.monotonic())
+            now = time.monotonic()
+            if now < batch.refused_until:  # a flood past the limit costs Redis one check a second, not one a request
+                return Decision(False, batch.limit, 0, max(1, math.ceil(batch.reset_at - now)))
+            decision = batch.admit(now)
             if decision is not None:
                 self._flush_due(batch)
                 return decision
@@ -120,6 +128,8 @@ class BatchedWindows:
         decision = await self.windows.hit(name, limits, uncounted=uncounted)  # SharedLimitsUnavailable: the caller's
         left = decision.remaining if decision.allowed else 0  # already less the uncounted admissions
         batch.see(command, WindowsSeen(decision.limit, left, decision.reset_seconds), made)
+        if not decision.allowed and not uncounted:  # Redis alone found the limit reached: no admission of ours in it
+            batch.refused_until = time.monotonic() + min(REFUSED_SECONDS, decision.reset_seconds)
         return decision
 
     def _flush_due(self, batch: _Batch) -> None:
