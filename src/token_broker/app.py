@@ -42,6 +42,7 @@ from token_broker.observe.endpoint import metrics as metrics_endpoint
 from token_broker.observe.health import health, missing_manifests, readiness
 from token_broker.observe.metrics import LiveState, Metrics
 from token_broker.observe.request_log import RequestLog
+from token_broker.observe.route_templates import RouteTemplates
 from token_broker.scanning import reporters
 from token_broker.scanning.endpoint import report as secret_scanning_report
 from token_broker.scopes import Manifest, load_manifests
@@ -61,6 +62,7 @@ from token_broker.webhooks.transport import make_client as make_webhook_client
 log = logging.getLogger("token_broker")
 USAGE_FLUSH_SECONDS = 2.0
 ACTIVITY_PRUNE_SECONDS = 3600.0
+API_MOUNT = "/v1"
 
 
 async def openapi(request: Request) -> JSONResponse:
@@ -238,21 +240,25 @@ def create_app(settings: Settings) -> Starlette:
         https_only=settings.require_issuer().startswith("https://"),
     )
     routes = [
+        Mount(
+            API_MOUNT, app=GuardMiddleware(Router(ROUTES), api_error)
+        ),  # first: the busiest, and no other overlaps it
         Route("/healthz", health),
         Route("/readyz", readiness),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi),
         Route("/r/{slug}", follow, methods=["GET"]),
         Route("/secret-scanning/github", secret_scanning_report, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
-        Mount("/v1", app=GuardMiddleware(Router(ROUTES), api_error)),
         *TOKEN_ROUTES,
         Mount("", app=dashboard),
     ]
+    # The guard answers some requests before the API's router runs: the request log names them from this table.
+    templates = RouteTemplates({API_MOUNT: ROUTES, "": WEB_ROUTES})
     middleware = []
     if settings.trusted_proxies:
         trusted = [str(network) for network in settings.trusted_proxies]
         middleware.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=trusted))
-    middleware.append(Middleware(RequestLog, metrics=metrics))
+    middleware.append(Middleware(RequestLog, metrics=metrics, templates=templates))
     middleware.append(Middleware(BodyLimit))
     return Starlette(
         routes=routes,

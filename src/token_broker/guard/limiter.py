@@ -5,7 +5,8 @@ When Redis stops answering, the request at hand and every later one are decided 
 admits up to the full limit on its own: per-instance limits), which is logged once per outage and shown in the
 metrics; never an error to the client. A background task asks Redis every RETRY_SECONDS meanwhile and, when it
 answers, limits are shared again. Windows are not carried across the switch: the first minutes after it count from
-what each side saw.
+what each side saw (admissions made in process and not yet reconciled with Redis, at most a batch per credential,
+are not carried either).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import anyio
 
 from token_broker.guard.ratelimits import CredentialRateLimiter, Decision
 from token_broker.guard.redis_windows import RedisWindows, SharedLimitsUnavailable
+from token_broker.guard.shared_batches import BatchedWindows
 
 log = logging.getLogger("token_broker.guard")
 RETRY_SECONDS = 1.0
@@ -32,6 +34,8 @@ MAX_KINDS = 8
 class RateLimiter:
     def __init__(self, shared: RedisWindows | None = None, local: CredentialRateLimiter | None = None) -> None:
         self.shared = shared
+        # Large limits are decided in process and reconciled with Redis in batches (guard.shared_batches).
+        self.batched = BatchedWindows(shared, self._went_away) if shared is not None else None
         self.local = local or CredentialRateLimiter()
         self.local_by_kind: dict[str, CredentialRateLimiter] = {}
         self.shared_active = shared is not None
@@ -45,9 +49,9 @@ class RateLimiter:
 
     async def hit(self, name: str, limits: tuple[str, ...]) -> Decision:
         """Count one request of `name` (a credential id, or a client for the token endpoint) against its limits."""
-        if self.shared is not None and self.shared_active:
+        if self.batched is not None and self.shared_active:
             try:
-                return await self.shared.hit(name, limits)
+                return await self.batched.hit(name, limits)
             except SharedLimitsUnavailable as error:
                 self._went_away(str(error))
         return self.local_for(name).hit(name, limits)
@@ -95,5 +99,7 @@ class RateLimiter:
             )
 
     async def close(self) -> None:
+        if self.batched is not None and self.shared_active:
+            await self.batched.close()  # the admissions not yet reconciled, before the connections go
         if self.shared is not None:
             await self.shared.close()

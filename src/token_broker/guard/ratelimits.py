@@ -17,14 +17,16 @@ import math
 import threading
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from token_broker.policy import parse_rate_limit
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
+    """A rate limit's verdict on one request (a named tuple: made on every request, and a frozen dataclass's
+    constructor costs an object.__setattr__ per field)."""
+
     allowed: bool
     limit: int
     remaining: int
@@ -32,12 +34,12 @@ class Decision:
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         headers = [
-            (b"ratelimit-limit", str(self.limit).encode()),
-            (b"ratelimit-remaining", str(self.remaining).encode()),
-            (b"ratelimit-reset", str(self.reset_seconds).encode()),
+            (b"ratelimit-limit", b"%d" % self.limit),
+            (b"ratelimit-remaining", b"%d" % self.remaining),
+            (b"ratelimit-reset", b"%d" % self.reset_seconds),
         ]
         if not self.allowed:
-            headers.append((b"retry-after", str(max(1, self.reset_seconds)).encode()))
+            headers.append((b"retry-after", b"%d" % max(1, self.reset_seconds)))
         return headers
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from token_broker.guard.ratelimits import EXACT_UP_TO, SLICES, Decision, parsed_limit
@@ -31,7 +32,8 @@ IN_FLIGHT = 2  # pipelines out at once
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,100}")
 
 # KEYS[i]: the window of limit i. ARGV[1]: now in microseconds, or "" for Redis's clock (tests pass their own).
-# ARGV[2i], ARGV[2i+1]: count and period in seconds of limit i. Returns {allowed, limit, remaining, reset}.
+# ARGV[2i], ARGV[2i+1]: count and period in seconds of limit i. ARGV[2n+2] (optional): admissions this instance made
+# that Redis has not counted yet (guard.shared_batches), taken as used. Returns {allowed, limit, remaining, reset}.
 # A limit of up to EXACT_UP_TO is a list of admission times; a larger one a hash of per-slice counts (slice index to
 # count, at most SLICES + 1 fields), as `guard.ratelimits` keeps them in process.
 WINDOW_SCRIPT = """
@@ -43,6 +45,7 @@ else
   now = tonumber(ARGV[1])
 end
 local exact_up_to, slices = @EXACT_UP_TO@, @SLICES@
+local uncounted = tonumber(ARGV[2 * #KEYS + 2]) or 0
 local best_remaining, best_limit, best_reset = nil, 0, 0
 for i = 1, #KEYS do
   local key, count, period = KEYS[i], tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1]) * 1000000
@@ -77,7 +80,11 @@ for i = 1, #KEYS do
       frees_at = (oldest + slices + 1) * slice
     end
   end
+  used = used + uncounted
   if used >= count then
+    if not frees_at then
+      frees_at = now + period
+    end
     return {0, count, 0, math.max(1, math.ceil((frees_at - now) / 1000000))}
   end
   local remaining, reset = count - used - 1, period / 1000000
@@ -105,6 +112,75 @@ return {1, best_limit, best_remaining, best_reset}
 """.replace("@EXACT_UP_TO@", str(EXACT_UP_TO)).replace("@SLICES@", str(SLICES))
 
 
+# Admissions an instance already made on its own (guard.shared_batches), added to the shared windows whatever they
+# hold, and the state of the window closest to running out, for the instance's next local decisions.
+# KEYS[i]: the window of limit i. ARGV[1]: now in microseconds, or "". ARGV[2]: the admissions to add.
+# ARGV[2i+1], ARGV[2i+2]: count and period in seconds of limit i. Returns {limit, left, reset}: the limit with the
+# fewest slots left (count minus admissions in its window, after adding; negative past it) and its reset in seconds.
+ADD_SCRIPT = """
+local now
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+else
+  now = tonumber(ARGV[1])
+end
+local added = tonumber(ARGV[2])
+local exact_up_to, slices = @EXACT_UP_TO@, @SLICES@
+local best_left, best_limit, best_reset = nil, 0, 0
+local stamp = string.format('%.0f', now)
+for i = 1, #KEYS do
+  local key, count, period = KEYS[i], tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2]) * 1000000
+  local used, frees_at = 0, nil
+  if count <= exact_up_to then
+    local oldest = redis.call('LINDEX', key, 0)
+    while oldest and tonumber(oldest) <= now - period do
+      redis.call('LPOP', key)
+      oldest = redis.call('LINDEX', key, 0)
+    end
+    for _ = 1, added do
+      redis.call('RPUSH', key, stamp)
+    end
+    used = redis.call('LLEN', key)
+    frees_at = tonumber(redis.call('LINDEX', key, 0)) + period
+  else
+    local slice = period / slices
+    local oldest_counted = math.floor(now / slice) - slices
+    redis.call('HINCRBY', key, string.format('%.0f', math.floor(now / slice)), added)
+    local fields = redis.call('HGETALL', key)
+    local oldest = nil
+    for j = 1, #fields, 2 do
+      local index = tonumber(fields[j])
+      if index < oldest_counted then
+        redis.call('HDEL', key, fields[j])
+      else
+        used = used + tonumber(fields[j + 1])
+        if oldest == nil or index < oldest then
+          oldest = index
+        end
+      end
+    end
+    frees_at = (oldest + slices + 1) * slice
+  end
+  redis.call('PEXPIRE', key, tonumber(ARGV[2 * i + 2]) * 1000 + 1000)
+  local left = count - used
+  if best_left == nil or left < best_left then
+    best_left, best_limit, best_reset = left, count, math.max(0, math.ceil((frees_at - now) / 1000000))
+  end
+end
+return {best_limit, best_left, best_reset}
+""".replace("@EXACT_UP_TO@", str(EXACT_UP_TO)).replace("@SLICES@", str(SLICES))
+
+
+@dataclass(frozen=True)
+class WindowsSeen:
+    """The shared window closest to running out, as Redis answered: its limit, the slots left, its reset."""
+
+    limit: int
+    left: int
+    reset_seconds: int
+
+
 class SharedLimitsUnavailable(Exception):
     """Redis did not answer (refused, timed out, errored): the caller decides with its own windows."""
 
@@ -130,6 +206,7 @@ class RedisWindows:
 
         self.client = client
         self._sha = client.register_script(WINDOW_SCRIPT).sha
+        self._add_sha = client.register_script(ADD_SCRIPT).sha
         self._no_script = NoScriptError
         self._failures: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
         self._waiting: list[tuple[list[Any], asyncio.Future[Any]]] = []
@@ -157,16 +234,29 @@ class RedisWindows:
         )
         return cls(Redis.from_pool(pool))  # the client owns the pool: closing it closes the connections
 
-    async def hit(self, name: str, limits: tuple[str, ...], now_us: int | None = None) -> Decision:
+    async def hit(self, name: str, limits: tuple[str, ...], now_us: int | None = None, uncounted: int = 0) -> Decision:
+        """Check and count one request; `uncounted`: admissions this instance made that Redis has not counted yet."""
         if not limits:
             return Decision(True, 0, 0, 0)
         keys = [window_key(name, limit) for limit in limits]
         command: list[Any] = ["EVALSHA", self._sha, len(keys), *keys, "" if now_us is None else str(now_us)]
         for limit in limits:
             command.extend(parsed_limit(limit))
+        if uncounted:
+            command.append(uncounted)
         answer = await self._send(command)
         allowed, count, remaining, reset = (int(value) for value in answer)
         return Decision(bool(allowed), count, remaining, reset)
+
+    async def add(self, name: str, limits: tuple[str, ...], admitted: int, now_us: int | None = None) -> WindowsSeen:
+        """Count `admitted` admissions already made against every one of `name`'s shared windows, full or not."""
+        keys = [window_key(name, limit) for limit in limits]
+        command: list[Any] = ["EVALSHA", self._add_sha, len(keys), *keys, "" if now_us is None else str(now_us)]
+        command.append(admitted)
+        for limit in limits:
+            command.extend(parsed_limit(limit))
+        seen_limit, left, reset = (int(value) for value in await self._send(command))
+        return WindowsSeen(seen_limit, left, reset)
 
     async def _send(self, command: list[Any]) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -195,6 +285,7 @@ class RedisWindows:
             answers = await self._pipeline([command for command, _ in batch])
             if any(isinstance(answer, self._no_script) for answer in answers):  # Redis restarted: load the script
                 await self.client.script_load(WINDOW_SCRIPT)
+                await self.client.script_load(ADD_SCRIPT)
                 again = [index for index, answer in enumerate(answers) if isinstance(answer, self._no_script)]
                 for index, answer in zip(again, await self._pipeline([batch[i][0] for i in again]), strict=True):
                     answers[index] = answer

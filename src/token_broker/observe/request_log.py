@@ -17,17 +17,16 @@ import secrets
 import time
 from typing import Any
 
-from starlette.routing import Match, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from token_broker.observe.logs import AccessLine, access_writer, request_id
 from token_broker.observe.metrics import Metrics
+from token_broker.observe.route_templates import RouteTemplates
 
 log = logging.getLogger("token_broker.access")
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:=-]{1,128}")
 _ERROR_CODE = re.compile(r"[a-z_]{1,48}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-UNMATCHED = "unmatched"
 
 
 _ID_PREFIX = secrets.token_hex(6)  # this process's; ids need to be unique, not secret, so no syscall per request
@@ -43,29 +42,6 @@ def incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
     for name, value in headers:
         if name == b"x-request-id":
             return value.decode("ascii") if _SANE_ID.fullmatch(value) else None
-    return None
-
-
-def route_template(scope: Scope, root_path: str) -> str:
-    """The template of the route that answered ("/v1/workspaces/{account_id}/links"), or "unmatched"."""
-    route = scope.get("route")
-    if isinstance(route, Mount):  # an answer given before the mounted router ran (the guard's refusals, a 404)
-        route = _inner_route(route, scope)
-    if not isinstance(route, Route):
-        return UNMATCHED
-    path: str = scope.get("root_path", "")[len(root_path) :] + route.path
-    return path
-
-
-def _inner_route(mount: Mount, scope: Scope) -> Route | None:
-    app: Any = mount.app
-    for _ in range(4):  # through the middleware in front of the mounted router
-        if isinstance(app, Router):
-            for route in app.routes:
-                if isinstance(route, Route) and route.matches(scope)[0] is not Match.NONE:
-                    return route
-            return None
-        app = getattr(app, "app", None)
     return None
 
 
@@ -97,9 +73,10 @@ class RequestLog:
     """Pure ASGI: no Request object, one small per-request object, the metrics' labelled children cached, and the
     log line's JSON built and written by the log writer thread (observe.logs), not on the event loop."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, templates: RouteTemplates | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.templates = templates or RouteTemplates()
         self._counted: dict[tuple[str, str, int, str], Any] = {}
         self._timed: dict[str, Any] = {}
 
@@ -131,7 +108,7 @@ class RequestLog:
             request_id.reset(token)
 
     def _record(self, scope: Scope, root_path: str, answer: _Answer, seconds: float) -> None:
-        route = route_template(scope, root_path)
+        route = self.templates.of(scope, root_path)
         method = scope["method"] if scope["method"] in _METHODS else "other"
         status = answer.status
         counted_key = (route, method, status, answer.error)
