@@ -165,8 +165,6 @@ def test_reconciled_again_after_redis_returns(redis_url: str, tmp_path: Path) ->
 
 
 def test_two_app_instances_share_a_large_limit_within_the_slack(redis_url: str, database_url: str, make: Keys) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("two servers on one store: the SQLite file is enough here")
     limit = "400/minute"
     flood = make.workspace_key(rate_limits=[limit])
     calm = make.workspace_key(rate_limits=[limit])
