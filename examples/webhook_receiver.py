@@ -18,7 +18,9 @@ import argparse
 import json
 import os
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TextIO
 
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -29,6 +31,13 @@ MAX_BODY = 1024 * 1024
 def make_handler(secret: str) -> type[BaseHTTPRequestHandler]:
     webhook = Webhook(secret)
     seen: set[str] = set()
+    # Deliveries arrive concurrently (one thread each): the check of `seen` and the line written must not interleave.
+    one_at_a_time = threading.Lock()
+
+    def say(line: str, stream: TextIO = sys.stdout) -> None:
+        with one_at_a_time:
+            stream.write(line + "\n")
+            stream.flush()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -40,15 +49,17 @@ def make_handler(secret: str) -> type[BaseHTTPRequestHandler]:
             try:
                 event = webhook.verify(body, dict(self.headers.items()))
             except (WebhookVerificationError, ValueError) as error:  # ValueError: not UTF-8, not JSON, bad base64
-                print(f"refused a delivery: {error}", file=sys.stderr, flush=True)
+                say(f"refused a delivery: {error}", sys.stderr)
                 self.answer(400)
                 return
             webhook_id = self.headers["webhook-id"]
-            if webhook_id in seen:
-                print(f"{webhook_id} again (already processed)", flush=True)
-            else:
+            with one_at_a_time:
+                first_time = webhook_id not in seen
                 seen.add(webhook_id)
-                print(f"{webhook_id} {event['type']} {json.dumps(event['data'], sort_keys=True)}", flush=True)
+            if first_time:
+                say(f"{webhook_id} {event['type']} {json.dumps(event['data'], sort_keys=True)}")
+            else:
+                say(f"{webhook_id} again (already processed)")
             self.answer(204)
 
         def answer(self, status: int) -> None:
