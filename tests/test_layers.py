@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("net", "wire"),
     ("store",),
     ("credentials", "policy", "scopes", "body_limit"),
-    ("sources", "hashing_pool", "times", "config", "error_responses"),
+    ("sources", "hashing_pool", "times", "config", "error_responses", "digest_cache"),
     ("errors",),
 ]
 LEVEL = {unit: len(LAYERS) - index for index, layer in enumerate(LAYERS) for unit in layer}

@@ -321,7 +321,7 @@ def test_the_caches_hold_no_token_and_no_secret(live: LiveServer, team: Team) ->
         warmed(live, platform, issued["access_token"], style)
     server = server_of(live)
     held = repr(server.descriptions._entries) + repr(server.verified_clients._entries)
-    held += "".join(description.body.decode() for description, _ in server.descriptions._entries.values())
+    held += "".join(description.body.decode() for description, *_ in server.descriptions._entries.values())
     secrets_presented = (issued["access_token"], issued["refresh_token"], platform.client_secret)
     for secret in secrets_presented:
         for form in (secret, secret[-24:], credentials.fast_hash(secret)):
