@@ -36,19 +36,20 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,100}")
 # that Redis has not counted yet (guard.shared_batches), taken as used. Returns {allowed, limit, remaining, reset}.
 # A limit of up to EXACT_UP_TO is a list of admission times; a larger one a hash of per-slice counts (slice index to
 # count, at most SLICES + 1 fields), as `guard.ratelimits` keeps them in process.
-WINDOW_SCRIPT = """
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-else
-  now = tonumber(ARGV[1])
-end
+# What both scripts share: Redis's clock (or the test's), and one window's admissions after dropping those that left it.
+# A limit of up to EXACT_UP_TO is a list of admission times; a larger one a hash of per-slice counts (slice index to
+# count, at most SLICES + 1 fields), as `guard.ratelimits` keeps them in process. `window_used` answers the admissions
+# in the window and when the oldest of them leaves it (nil for an empty window).
+PRELUDE = """
 local exact_up_to, slices = @EXACT_UP_TO@, @SLICES@
-local uncounted = tonumber(ARGV[2 * #KEYS + 2]) or 0
-local best_remaining, best_limit, best_reset = nil, 0, 0
-for i = 1, #KEYS do
-  local key, count, period = KEYS[i], tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1]) * 1000000
+local function clock(given)
+  if given == '' then
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000000 + tonumber(t[2])
+  end
+  return tonumber(given)
+end
+local function window_used(key, count, period, now)
   local used, frees_at = 0, nil
   if count <= exact_up_to then
     local oldest = redis.call('LINDEX', key, 0)
@@ -80,6 +81,22 @@ for i = 1, #KEYS do
       frees_at = (oldest + slices + 1) * slice
     end
   end
+  return used, frees_at
+end
+""".replace("@EXACT_UP_TO@", str(EXACT_UP_TO)).replace("@SLICES@", str(SLICES))
+
+# KEYS[i]: the window of limit i. ARGV[1]: now in microseconds, or "" for Redis's clock (tests pass their own).
+# ARGV[2i], ARGV[2i+1]: count and period in seconds of limit i. ARGV[2n+2] (optional): admissions this instance made
+# that Redis has not counted yet (guard.shared_batches), taken as used. Returns {allowed, limit, remaining, reset}.
+WINDOW_SCRIPT = (
+    PRELUDE
+    + """
+local now = clock(ARGV[1])
+local uncounted = tonumber(ARGV[2 * #KEYS + 2]) or 0
+local best_remaining, best_limit, best_reset = nil, 0, 0
+for i = 1, #KEYS do
+  local key, count, period = KEYS[i], tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1]) * 1000000
+  local used, frees_at = window_used(key, count, period, now)
   used = used + uncounted
   if used >= count then
     if not frees_at then
@@ -109,7 +126,8 @@ if best_remaining == nil then
   return {1, 0, 0, 0}
 end
 return {1, best_limit, best_remaining, best_reset}
-""".replace("@EXACT_UP_TO@", str(EXACT_UP_TO)).replace("@SLICES@", str(SLICES))
+"""
+)
 
 
 # Admissions an instance already made on its own (guard.shared_batches), added to the shared windows whatever they
@@ -117,59 +135,33 @@ return {1, best_limit, best_remaining, best_reset}
 # KEYS[i]: the window of limit i. ARGV[1]: now in microseconds, or "". ARGV[2]: the admissions to add.
 # ARGV[2i+1], ARGV[2i+2]: count and period in seconds of limit i. Returns {limit, left, reset}: the limit with the
 # fewest slots left (count minus admissions in its window, after adding; negative past it) and its reset in seconds.
-ADD_SCRIPT = """
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-else
-  now = tonumber(ARGV[1])
-end
+ADD_SCRIPT = (
+    PRELUDE
+    + """
+local now = clock(ARGV[1])
 local added = tonumber(ARGV[2])
-local exact_up_to, slices = @EXACT_UP_TO@, @SLICES@
 local best_left, best_limit, best_reset = nil, 0, 0
 local stamp = string.format('%.0f', now)
 for i = 1, #KEYS do
   local key, count, period = KEYS[i], tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2]) * 1000000
-  local used, frees_at = 0, nil
   if count <= exact_up_to then
-    local oldest = redis.call('LINDEX', key, 0)
-    while oldest and tonumber(oldest) <= now - period do
-      redis.call('LPOP', key)
-      oldest = redis.call('LINDEX', key, 0)
-    end
     for _ = 1, added do
       redis.call('RPUSH', key, stamp)
     end
-    used = redis.call('LLEN', key)
-    frees_at = tonumber(redis.call('LINDEX', key, 0)) + period
   else
-    local slice = period / slices
-    local oldest_counted = math.floor(now / slice) - slices
-    redis.call('HINCRBY', key, string.format('%.0f', math.floor(now / slice)), added)
-    local fields = redis.call('HGETALL', key)
-    local oldest = nil
-    for j = 1, #fields, 2 do
-      local index = tonumber(fields[j])
-      if index < oldest_counted then
-        redis.call('HDEL', key, fields[j])
-      else
-        used = used + tonumber(fields[j + 1])
-        if oldest == nil or index < oldest then
-          oldest = index
-        end
-      end
-    end
-    frees_at = (oldest + slices + 1) * slice
+    redis.call('HINCRBY', key, string.format('%.0f', math.floor(now / (period / slices))), added)
   end
+  local used, frees_at = window_used(key, count, period, now)
   redis.call('PEXPIRE', key, tonumber(ARGV[2 * i + 2]) * 1000 + 1000)
   local left = count - used
   if best_left == nil or left < best_left then
-    best_left, best_limit, best_reset = left, count, math.max(0, math.ceil((frees_at - now) / 1000000))
+    local reset = math.ceil(((frees_at or now + period) - now) / 1000000)
+    best_left, best_limit, best_reset = left, count, math.max(0, reset)
   end
 end
 return {best_limit, best_left, best_reset}
-""".replace("@EXACT_UP_TO@", str(EXACT_UP_TO)).replace("@SLICES@", str(SLICES))
+"""
+)
 
 
 @dataclass(frozen=True)
