@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +24,31 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+@contextmanager
+def own_redis(folder: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """A redis-server of the test's own on 127.0.0.1:`port`, in the foreground, so that the test can stop and start
+    it."""
+    binary = shutil.which("redis-server")
+    assert binary is not None, "redis-server is not installed: scripts/test installs it"
+    server = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(folder), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), 1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        yield server
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def command_env(database_url: str, **extra: str) -> dict[str, str]:

@@ -7,14 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
-import socket
-import subprocess
-import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -23,7 +17,7 @@ import redis
 
 from tests.live import live_server
 from tests.makers import Keys
-from tests.servers import free_port
+from tests.servers import free_port, own_redis
 from token_broker.guard.limiter import RateLimiter
 from token_broker.guard.ratelimits import EXACT_UP_TO, parsed_limit
 from token_broker.guard.redis_windows import RedisWindows, window_key
@@ -85,35 +79,12 @@ def test_a_flood_over_two_instances_is_cut_within_one_batch_each(redis_url: str,
     assert counted_in_redis(redis_url, flooder, limit) == admitted  # every admission reached the shared window
 
 
-@contextmanager
-def own_redis(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A redis-server of this test's own, so that the test can stop it."""
-    binary = shutil.which("redis-server")
-    assert binary is not None, "redis-server is not installed: scripts/test installs it"
-    port = free_port()
-    server = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(folder), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), 1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0", server
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
 def test_redis_going_away_and_back_with_batches(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     limit = ("2000/minute",)
     name = f"key-{uuid.uuid4().hex}"
-    with own_redis(tmp_path) as (url, server):
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    with own_redis(tmp_path, port) as server:
         limiter = RateLimiter(RedisWindows.from_url(url))
 
         async def scenario() -> tuple[list[bool], list[bool], str, int]:

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import shutil
-import socket
-import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -22,7 +19,7 @@ from hypothesis import strategies as st
 
 from tests.makers import Keys
 from tests.scale.instances import Instances, metric, two_servers
-from tests.servers import free_port
+from tests.servers import free_port, own_redis
 from tests.support import CHEAP_HASHING, Team
 from token_broker.credentials import SecretHasher
 from token_broker.guard.ratelimits import CredentialRateLimiter
@@ -90,30 +87,6 @@ def test_the_redis_windows_decide_as_the_in_process_ones(
             await windows.close()
 
     assert asyncio.run(shared_decisions()) == [local.hit(name, limits, now=when) for when in times]
-
-
-@contextmanager
-def own_redis(folder: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """A redis-server of this test's own, in the foreground, so that the test can stop and start it."""
-    binary = shutil.which("redis-server")
-    assert binary is not None, "redis-server is not installed: scripts/test installs it"
-    server = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(folder), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), 1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        yield server
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def wait_for(condition: Callable[[], bool], seconds: float) -> None:
