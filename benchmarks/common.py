@@ -20,6 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sqlalchemy import select
+
+from token_broker.config import Settings
+from token_broker.services import outbox, webhook_subscriptions
+from token_broker.services.verification import VerifiedCredential
+from token_broker.store.database import Database
+from token_broker.store.models import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -132,3 +139,22 @@ def report(title: str, rows: list[tuple[str, str]], ratios: list[tuple[str, floa
         verdict = "" if aim is None else f"  ({'meets' if ratio >= aim else 'BELOW'} the aim of {aim})"
         print(f"  {label.ljust(width)}  {ratio:.3f}{verdict}")
     print(json.dumps({"benchmark": title, "ratios": {label: round(ratio, 4) for label, ratio, _ in ratios}}))
+
+
+def seed_webhook_work(
+    database: Database,
+    owner: VerifiedCredential,
+    account_id: str,
+    receiver: str,
+    settings: Settings,
+    hooks: int,
+    events: int,
+) -> None:
+    """`hooks` hooks on link.created pointing at `receiver`, and `events` such events in the outbox: hooks x events
+    deliveries for a worker to fan out and send."""  # fmt: skip
+    for index in range(hooks):
+        webhook_subscriptions.create_hook(database, owner, "link.created", f"{receiver}/hook/{index}", settings)
+    with database.write() as session:
+        workspace = session.scalars(select(Workspace).where(Workspace.account_id == account_id)).one()
+        for index in range(events):
+            outbox.add_event(session, workspace, "link.created", {"slug": f"s{index}", "n": index})

@@ -32,13 +32,21 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
-from sqlalchemy import select
 
-from benchmarks.common import WrkResult, report, require_wrk, scratch_dir, uvicorn_process, uvicorn_server, wrk
+from benchmarks.common import (
+    WrkResult,
+    report,
+    require_wrk,
+    scratch_dir,
+    seed_webhook_work,
+    uvicorn_process,
+    uvicorn_server,
+    wrk,
+)
 from benchmarks.cpu import postmaster_pid, tree_cpu_seconds
 from token_broker.config import HashingCost, Settings
 from token_broker.credentials import SecretHasher
-from token_broker.services import clients, keys, outbox, tokens, verification, webhook_subscriptions, workspaces
+from token_broker.services import clients, keys, tokens, verification, workspaces
 from token_broker.services.actors import Actor
 from token_broker.services.connections import open_connection
 from token_broker.services.keys import KeyRequest
@@ -252,12 +260,7 @@ def webhook_rate(folder: Path, postgres_url: str, workers: int) -> float:
     with ExitStack() as stack:
         receiver = stack.enter_context(uvicorn_process("benchmarks.receiver:app", {}, folder / f"rx-{workers}.log",
                                                        core=None))  # fmt: skip
-        for index in range(HOOKS):
-            webhook_subscriptions.create_hook(database, owner, "link.created", f"{receiver}/hook/{index}", settings)
-        with database.write() as session:
-            workspace = session.scalars(select(Workspace).where(Workspace.account_id == account_id)).one()
-            for index in range(EVENTS):
-                outbox.add_event(session, workspace, "link.created", {"slug": f"s{index}", "n": index})
+        seed_webhook_work(database, owner, account_id, receiver, settings, HOOKS, EVENTS)
         env = {**os.environ, "TOKEN_BROKER_DATABASE_URL": postgres_url, "TOKEN_BROKER_SECRET_KEY": SECRET_KEY,
                "TOKEN_BROKER_WEBHOOK_ALLOW_HOSTS": "127.0.0.1", "PYTHONPATH": str(HERE.parent)}  # fmt: skip
         command = [

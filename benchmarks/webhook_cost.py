@@ -19,17 +19,15 @@ from typing import Any
 
 import anyio
 import httpx
-from sqlalchemy import select
 
-from benchmarks.common import scratch_dir, uvicorn_process
+from benchmarks.common import scratch_dir, seed_webhook_work, uvicorn_process
 from token_broker.config import HashingCost, Settings
 from token_broker.credentials import SecretHasher
-from token_broker.services import deliveries, keys, outbox, verification, webhook_subscriptions, workspaces
+from token_broker.services import deliveries, keys, verification, workspaces
 from token_broker.services.actors import Actor
 from token_broker.services.keys import KeyRequest
 from token_broker.store import migrate
 from token_broker.store.database import Database
-from token_broker.store.models import Workspace
 from token_broker.webhooks import transport
 from token_broker.webhooks.delivery_worker import DeliveryWorker
 
@@ -72,12 +70,7 @@ def main() -> None:
     total = EVENTS * HOOKS
     env = {"PYTHONPATH": str(HERE.parent)}
     with uvicorn_process("benchmarks.receiver:app", env, folder / "receiver.log", core=None) as receiver:
-        for index in range(HOOKS):
-            webhook_subscriptions.create_hook(database, owner, "link.created", f"{receiver}/hook/{index}", settings)
-        with database.write() as session:
-            workspace = session.scalars(select(Workspace).where(Workspace.account_id == account_id)).one()
-            for index in range(EVENTS):
-                outbox.add_event(session, workspace, "link.created", {"slug": f"s{index}", "n": index})
+        seed_webhook_work(database, owner, account_id, receiver, settings, HOOKS, EVENTS)
 
         async def run() -> None:
             load = os.getloadavg()[0]
