@@ -81,6 +81,32 @@ def uvicorn_server(app: str, env: dict[str, str], log: Path, workers: int = 1,
             server.wait(timeout=30)
 
 
+@contextmanager
+def receiver_process(log: Path) -> Iterator[str]:
+    """The benchmarks' webhook receiver (benchmarks/receiver.py) on a free port, not pinned; yields its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "benchmarks.receiver", str(port)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with log.open("w") as output, subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT,
+                                                    cwd=ROOT) as server:  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the webhook receiver did not start:\n{log.read_text()}")
+                time.sleep(0.1)
+            yield base
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
 @dataclass(frozen=True)
 class WrkResult:
     requests_per_second: float
@@ -150,10 +176,15 @@ def seed_webhook_work(
     hooks: int,
     events: int,
 ) -> None:
-    """`hooks` hooks on link.created pointing at `receiver`, and `events` such events in the outbox: hooks x events
-    deliveries for a worker to fan out and send."""  # fmt: skip
+    """`hooks` hooks on link.created pointing at `receiver` (benchmarks/receiver.py, told each hook's secret so that
+    it counts only deliveries signed with it), and `events` such events in the outbox: hooks x events deliveries for a
+    worker to fan out and send."""  # fmt: skip
+    secrets = {}
     for index in range(hooks):
-        webhook_subscriptions.create_hook(database, owner, "link.created", f"{receiver}/hook/{index}", settings)
+        path = f"/hook/{index}"
+        made = webhook_subscriptions.create_hook(database, owner, "link.created", f"{receiver}{path}", settings)
+        secrets[path] = made.secret
+    httpx.post(f"{receiver}/secrets", json=secrets, timeout=10).raise_for_status()
     with database.write() as session:
         workspace = session.scalars(select(Workspace).where(Workspace.account_id == account_id)).one()
         for index in range(events):

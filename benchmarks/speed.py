@@ -35,6 +35,7 @@ import httpx
 
 from benchmarks.common import (
     WrkResult,
+    receiver_process,
     report,
     require_wrk,
     scratch_dir,
@@ -258,8 +259,7 @@ def webhook_rate(folder: Path, postgres_url: str, workers: int) -> float:
     owner = verification.verify(database, hasher, issued.plaintext)
     total = EVENTS * HOOKS
     with ExitStack() as stack:
-        receiver = stack.enter_context(uvicorn_process("benchmarks.receiver:app", {}, folder / f"rx-{workers}.log",
-                                                       core=None))  # fmt: skip
+        receiver = stack.enter_context(receiver_process(folder / f"rx-{workers}.log"))
         seed_webhook_work(database, owner, account_id, receiver, settings, HOOKS, EVENTS)
         env = {**os.environ, "TOKEN_BROKER_DATABASE_URL": postgres_url, "TOKEN_BROKER_SECRET_KEY": SECRET_KEY,
                "TOKEN_BROKER_WEBHOOK_ALLOW_HOSTS": "127.0.0.1", "PYTHONPATH": str(HERE.parent)}  # fmt: skip
@@ -282,6 +282,8 @@ def webhook_rate(folder: Path, postgres_url: str, workers: int) -> float:
                 seen = httpx.get(f"{receiver}/count", timeout=10).json()
                 if seen["count"] >= total:
                     break
+                if seen["rejected"]:
+                    raise SystemExit(f"webhooks: the receiver rejected {seen['rejected']} deliveries (bad signatures)")
                 if time.monotonic() > deadline or any(process.poll() is not None for process in processes):
                     raise SystemExit(f"webhooks: {seen['count']} of {total} deliveries arrived")
                 time.sleep(0.2)

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import anyio
-import httpx
 import pytest
 from anyio import to_thread
 from sqlalchemy import select
@@ -148,7 +147,7 @@ def run_worker(
     until: Callable[[], bool],
     timeout: float = 20.0,
     verify: ssl.SSLContext | bool = True,
-    make_client: Callable[[], httpx.AsyncClient] | None = None,
+    make_client: Callable[[], transport.Client] | None = None,
     **options: object,
 ) -> DeliveryWorker:
     """Run a delivery worker in this process until `until()` (called in a thread) is true, then stop it. Its client

@@ -19,9 +19,7 @@ import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import httpx
 from sqlalchemy import func, select
 
 from tests.webhooks.conftest import FAST, make_events, run_worker
@@ -40,41 +38,53 @@ LEASE = timedelta(seconds=60)
 LEASE_SECONDS = 8.0  # the killed worker's attempts (6 s each at most) must not time out before the kill
 
 
-class StartClock(httpx.AsyncBaseTransport):
-    """The worker's own transport, noting for each request (path and webhook-id) the moment the send gate let it be
-    written: taken inside the `trace` hook right after the gate's decision, before the first byte goes out."""
+class StartClock(transport.Client):
+    """The worker's own client, noting for each request (path and webhook-id) the moment the send gate let it be
+    written: taken inside the request's passage right after the gate's decision, before the first byte goes out."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
+    def __init__(self) -> None:
+        super().__init__()
         self.started: list[tuple[str, str, float]] = []
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        gate = request.extensions.get("trace")
-        noted = (request.url.path, request.headers["webhook-id"])
+    async def send(
+        self, to: transport.Destination, head: bytes, body: bytes, passage: transport.Passage | None = None,
+        deadline: float | None = None,
+    ) -> transport.Answer:  # fmt: skip
+        noted = (request_path(to), header(head, b"webhook-id"))
+        clock = self
 
-        async def trace(name: str, info: dict[str, Any]) -> None:
-            if gate is not None:
-                await gate(name, info)
-            if name.endswith("send_request_headers.started"):
-                self.started.append((*noted, time.monotonic()))
+        class Noting:
+            async def opened(self) -> None:
+                if passage is not None:
+                    await passage.opened()
+                clock.started.append((*noted, time.monotonic()))
 
-        request.extensions["trace"] = trace
-        return await self.inner.handle_async_request(request)
+            def written(self) -> None:
+                if passage is not None:
+                    passage.written()
 
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+        return await super().send(to, head, body, Noting(), deadline)
+
+
+def request_path(to: transport.Destination) -> str:
+    return to.head.split(b" ", 2)[1].decode("ascii")
+
+
+def header(head: bytes, name: bytes) -> str:
+    [value] = [line.split(b": ", 1)[1] for line in head.split(b"\r\n") if line.lower().startswith(name + b":")]
+    return value.decode("ascii")
 
 
 def test_no_request_to_a_hook_starts_after_its_deletion_commits_while_a_batch_is_in_flight(
     database: Database, settings: Settings, owner: VerifiedCredential
 ) -> None:
     events = 120
-    clock = StartClock(transport.PinnedTransport())
+    clock = StartClock()
     committed: list[float] = []
     received_at_commit: list[int] = []
 
-    def make_client() -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=clock, follow_redirects=False, trust_env=False, timeout=30)
+    def make_client() -> transport.Client:
+        return clock
 
     with receiver(lambda _request, _index: Answer(204, delay=0.01)) as target:
         doomed = webhook_subscriptions.create_hook(database, owner, "link.created", target.url + "/a", settings)

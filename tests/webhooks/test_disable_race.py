@@ -2,7 +2,7 @@
 those hooks was completely written before the disabling transaction committed, and everything queued is cancelled.
 
 What is measured is the promise itself, on the sender's side: the moment each request's last byte had been written
-(httpcore's `send_request_body.complete`), noted before the worker's send gate lets go of the hook's row, against the
+(the request's passage told it was written), noted before the worker's send gate lets go of the hook's row, against the
 moment the disabling transaction had committed. A receiver's clock would also count a request written in time but
 read late by a receiver that the machine did not schedule, which says nothing about the broker."""
 
@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
-import httpx
 from sqlalchemy import update
 
 from tests.webhooks.conftest import Partner, make_events, run_worker
 from tests.webhooks.receivers import Answer, receiver
+from tests.webhooks.test_batches import header
 from tests.webhooks.test_delivery import settled, statuses
 from token_broker.config import Settings
 from token_broker.services import webhook_subscriptions
@@ -26,39 +25,42 @@ from token_broker.store.oauth_models import Connection
 from token_broker.webhooks import transport
 
 
-class WrittenClock(httpx.AsyncBaseTransport):
-    """The worker's own transport, noting for each request (by webhook-id) when it had been completely written. The
-    note is taken inside the worker's `trace` hook, before the send gate it wraps releases the hook's row, so it
+class WrittenClock(transport.Client):
+    """The worker's own client, noting for each request (by webhook-id) when it had been completely written. The
+    note is taken inside the request's passage, before the send gate it wraps releases the hook's row, so it
     precedes any transaction that waits for that row."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
+    def __init__(self) -> None:
+        super().__init__()
         self.written: list[tuple[str, float]] = []
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        gate = request.extensions.get("trace")
-        webhook_id = request.headers["webhook-id"]
+    async def send(
+        self, to: transport.Destination, head: bytes, body: bytes, passage: transport.Passage | None = None,
+        deadline: float | None = None,
+    ) -> transport.Answer:  # fmt: skip
+        webhook_id = header(head, b"webhook-id")
+        clock = self
 
-        async def trace(name: str, info: dict[str, Any]) -> None:
-            if name.endswith("send_request_body.complete"):
-                self.written.append((webhook_id, time.monotonic()))
-            if gate is not None:
-                await gate(name, info)
+        class Noting:
+            async def opened(self) -> None:
+                if passage is not None:
+                    await passage.opened()
 
-        request.extensions["trace"] = trace
-        return await self.inner.handle_async_request(request)
+            def written(self) -> None:
+                clock.written.append((webhook_id, time.monotonic()))
+                if passage is not None:
+                    passage.written()
 
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+        return await super().send(to, head, body, Noting(), deadline)
 
 
 def test_every_request_is_written_before_the_disabling_commits(
     database: Database, settings: Settings, partner: Partner
 ) -> None:
-    clock = WrittenClock(transport.PinnedTransport())
+    clock = WrittenClock()
 
-    def make_client() -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=clock, follow_redirects=False, trust_env=False, timeout=30)
+    def make_client() -> transport.Client:
+        return clock
 
     committed: list[float] = []
     with receiver(lambda _request, _index: Answer(204, delay=0.01)) as target:

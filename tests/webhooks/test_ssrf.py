@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import anyio
-import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -228,11 +227,11 @@ def test_redirects_are_not_followed(
 def test_the_client_connects_to_no_address_that_was_not_approved(canary: Canary) -> None:
     async def main() -> None:
         async with transport.make_client() as client:
-            with pytest.raises(httpx.ConnectError):
+            with pytest.raises(transport.ConnectError):
                 await client.post(f"http://127.0.0.1:{canary.port}/")
-            with transport.approved(ipaddress.ip_address("127.0.0.2")), pytest.raises(httpx.ConnectError):
+            with transport.approved(ipaddress.ip_address("127.0.0.2")), pytest.raises(transport.ConnectError):
                 await client.post(f"http://127.0.0.1:{canary.port}/")
-            with transport.approved(ipaddress.ip_address("127.0.0.1")), pytest.raises(httpx.ConnectError):
+            with transport.approved(ipaddress.ip_address("127.0.0.1")), pytest.raises(transport.ConnectError):
                 await client.post(f"http://localhost:{canary.port}/")  # a name is never connected to
 
     anyio.run(main)

@@ -160,18 +160,22 @@ def _fan_out(session: Session, now: datetime, limit: int) -> int:
     )
     if _is_postgres(session):
         query = query.with_for_update(skip_locked=True)
-    events = session.execute(query).all()
+    events = session.connection().execute(query).all()
     if not events:
         return 0
-    hooks = session.execute(
-        _with_owner(
-            select(Hook.id, Hook.workspace_id, Hook.event, Hook.created_at, Hook.connection_id, Credential.scopes)
-        ).where(
-            Hook.workspace_id.in_({event.workspace_id for event in events}),
-            Hook.event.in_({event.type for event in events}),
-            _deliverable(now),
+    hooks = (
+        session.connection()
+        .execute(
+            _with_owner(
+                select(Hook.id, Hook.workspace_id, Hook.event, Hook.created_at, Hook.connection_id, Credential.scopes)
+            ).where(
+                Hook.workspace_id.in_({event.workspace_id for event in events}),
+                Hook.event.in_({event.type for event in events}),
+                _deliverable(now),
+            )
         )
-    ).all()
+        .all()
+    )
     by_key: dict[tuple[int, str], list[tuple[int, datetime]]] = {}
     for hook in hooks:
         if not _owner_may_receive(hook.event, hook.scopes, hook.connection_id):
@@ -191,8 +195,8 @@ def _fan_out(session: Session, now: datetime, limit: int) -> int:
         if created_at <= event.created_at
     ]
     if rows:
-        session.execute(insert(WebhookDelivery), rows)
-    session.execute(
+        session.connection().execute(insert(WebhookDelivery), rows)
+    session.connection().execute(
         update(OutboxEvent)
         .where(OutboxEvent.id.in_([event.id for event in events]))
         .values(fanned_out_at=now)
@@ -234,9 +238,9 @@ def _claim(session: Session, worker_id: str, now: datetime, limit: int, lease: t
     )
     if postgres:
         stale = stale.with_for_update(of=WebhookDelivery, skip_locked=True)
-    stale_ids = list(session.scalars(stale))
+    stale_ids = list(session.connection().execute(stale).scalars())
     if stale_ids:
-        session.execute(
+        session.connection().execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id.in_(stale_ids))
             .values(status="cancelled", claimed_by=None, finished_at=now)
@@ -266,7 +270,7 @@ def _claim(session: Session, worker_id: str, now: datetime, limit: int, lease: t
     )
     if postgres:
         query = query.with_for_update(of=WebhookDelivery, skip_locked=True)
-    rows = session.execute(query).all()
+    rows = session.connection().execute(query).all()
     unreadable: dict[str, list[int]] = {}  # event type -> deliveries whose owner lost the scope that reads it
     taken = []
     for row in rows:
@@ -275,14 +279,14 @@ def _claim(session: Session, worker_id: str, now: datetime, limit: int, lease: t
         else:
             unreadable.setdefault(row.type, []).append(row.id)
     for event_type, ids in unreadable.items():
-        session.execute(
+        session.connection().execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id.in_(ids))
             .values(status="cancelled", claimed_by=None, finished_at=now, last_error=_missing_scope_error(event_type))
             .execution_options(synchronize_session=False)
         )
     if taken:
-        session.execute(
+        session.connection().execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id.in_([row.id for row in taken]))
             .values(
@@ -315,20 +319,28 @@ def _claims_holding(session: Session, jobs: Sequence[Job], now: datetime) -> set
     if not jobs:
         return set()
     claimed_by = {job.delivery_id: job.claimed_by for job in jobs}
-    found = session.execute(
-        _with_owner(
-            select(
-                WebhookDelivery.id, WebhookDelivery.claimed_by, OutboxEvent.type, Hook.connection_id, Credential.scopes
+    found = (
+        session.connection()
+        .execute(
+            _with_owner(
+                select(
+                    WebhookDelivery.id,
+                    WebhookDelivery.claimed_by,
+                    OutboxEvent.type,
+                    Hook.connection_id,
+                    Credential.scopes,
+                )
+                .select_from(WebhookDelivery)
+                .join(Hook, Hook.id == WebhookDelivery.hook_id)
+                .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
+            ).where(
+                WebhookDelivery.id.in_(sorted(claimed_by)),
+                WebhookDelivery.status == "delivering",
+                _deliverable(now),
             )
-            .select_from(WebhookDelivery)
-            .join(Hook, Hook.id == WebhookDelivery.hook_id)
-            .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
-        ).where(
-            WebhookDelivery.id.in_(sorted(claimed_by)),
-            WebhookDelivery.status == "delivering",
-            _deliverable(now),
         )
-    ).all()
+        .all()
+    )
     return {
         row.id
         for row in found
@@ -359,7 +371,9 @@ def send_gate_many(database: Database, jobs: Sequence[Job], now: datetime) -> It
     with database.read() if postgres else database.write() as session:
         if postgres:
             hook_ids = sorted({job.hook_id for job in jobs})
-            session.execute(select(Hook.id).where(Hook.id.in_(hook_ids)).order_by(Hook.id).with_for_update(read=True))
+            session.connection().execute(
+                select(Hook.id).where(Hook.id.in_(hook_ids)).order_by(Hook.id).with_for_update(read=True)
+            )
         yield _claims_holding(session, jobs, now)
 
 
@@ -373,7 +387,7 @@ def send_gate(database: Database, job: Job, now: datetime) -> Iterator[bool]:
 def release_claim(database: Database, job: Job, now: datetime) -> None:
     """Give a claimed delivery back, uncounted, when its attempt was abandoned before anything was sent."""
     with database.write() as session:
-        session.execute(
+        session.connection().execute(
             update(WebhookDelivery)
             .where(
                 WebhookDelivery.id == job.delivery_id,
@@ -418,7 +432,9 @@ def record_many(
     with database.write() as session:
         postgres = _is_postgres(session)
         hook_lock = select(Hook.id).where(Hook.id.in_(sorted({job.hook_id for job, _ in attempts}))).order_by(Hook.id)
-        session.execute(hook_lock.with_for_update(key_share=True) if postgres else hook_lock)  # hooks, then deliveries
+        session.connection().execute(
+            hook_lock.with_for_update(key_share=True) if postgres else hook_lock
+        )  # hooks, then deliveries
         statuses = _record_successes(
             session, [(job, result) for job, result in attempts if result.outcome == "succeeded"], now
         )
@@ -446,14 +462,15 @@ def _record_successes(session: Session, attempts: list[tuple[Job, AttemptResult]
     still this worker's succeeded, and clear their hooks' failing streak."""
     if not attempts:
         return {}
-    session.execute(insert(WebhookAttempt), [_attempt_row(job, result) for job, result in attempts])
+    session.connection().execute(insert(WebhookAttempt), [_attempt_row(job, result) for job, result in attempts])
     groups: dict[tuple[str, int | None], list[int]] = {}
     for job, result in attempts:
         groups.setdefault((job.claimed_by, result.status_code), []).append(job.delivery_id)
     succeeded: set[int] = set()
     for (claimed_by, status_code), ids in groups.items():
         succeeded.update(
-            session.scalars(
+            session.connection()
+            .execute(
                 update(WebhookDelivery)
                 .where(
                     WebhookDelivery.id.in_(sorted(ids)),
@@ -464,12 +481,12 @@ def _record_successes(session: Session, attempts: list[tuple[Job, AttemptResult]
                     status="succeeded", claimed_by=None, last_status_code=status_code, last_error=None, finished_at=now
                 )
                 .returning(WebhookDelivery.id)
-                .execution_options(synchronize_session=False)
             )
+            .scalars()
         )
     hook_ids = sorted({job.hook_id for job, _ in attempts if job.delivery_id in succeeded})
     if hook_ids:
-        session.execute(
+        session.connection().execute(
             update(Hook)
             .where(Hook.id.in_(hook_ids), Hook.failing_since.is_not(None))
             .values(failing_since=None)

@@ -22,6 +22,7 @@ thrown away; a longer one closes the connection.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -34,7 +35,6 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import anyio
-import httpx
 from anyio import to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -55,10 +55,13 @@ DEFAULT_POLL_SECONDS = 0.5
 DEFAULT_LEASE = timedelta(seconds=60)
 EXPIRY_CHECK_SECONDS = 300.0  # how often credentials about to expire are looked for
 REQUEST_SECONDS = 20.0  # the whole attempt: connect, send, the answer's status line, headers and drained body
-DRAIN_BYTES = 64 * 1024  # an answer's body up to this is read and dropped, so its connection stays usable
+DRAIN_BYTES = transport.DRAIN_BYTES
+MAX_SIGNING_KEYS = 4096  # hooks whose decoded signing key a worker keeps (each opened once, not per delivery)
 
 # Where a target URL leads for this batch: the parsed target and the address approved for it, or why it is refused.
 Plan = tuple[Target, IPAddress] | ssrf.TargetRefused
+# The same, ready to send: where its requests go, with their constant head.
+Route = transport.Destination | ssrf.TargetRefused
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -95,25 +98,28 @@ def plan_targets(urls: Sequence[str], allow_hosts: Sequence[str]) -> dict[str, P
 
 
 class Passage:
-    """One request's way through the send gate, as httpcore's `trace` extension: when the connection is up and the
-    request's headers are about to be written, wait for the gate's round to decide; once the request's body has
-    been written (or writing failed), let the round go."""
+    """One request's way through the send gate: once its connection is up and before its first byte, wait for the
+    gate's round to decide (`transport.Passage`); once the request has been written (or writing failed), let the
+    round go."""
+
+    __slots__ = ("gate", "job", "reached", "ticket")
 
     def __init__(self, gate: SendGate, job: Job) -> None:
         self.gate, self.job = gate, job
-        self.opened = False
+        self.reached = False  # the request came to the gate: its connection was up
         self.ticket: Ticket | None = None  # set when the gate let the request go on
 
     @property
     def proceeded(self) -> bool:
         return self.ticket is not None
 
-    async def trace(self, name: str, _info: dict[str, object]) -> None:
-        if name.endswith("send_request_headers.started") and not self.opened:
-            self.opened = True
+    async def opened(self) -> None:
+        if not self.reached:
+            self.reached = True
             self.ticket = await self.gate.wait(self.job)
-        elif name.endswith(("send_request_body.complete", "send_request_body.failed", "send_request_headers.failed")):
-            self.release()
+
+    def written(self) -> None:
+        self.release()
 
     def release(self) -> None:
         if self.ticket is not None:
@@ -125,7 +131,7 @@ class DeliveryWorker:
         self,
         database: Database,
         settings: Settings,
-        client: httpx.AsyncClient,
+        client: transport.Client,
         *,
         policy: RetryPolicy | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
@@ -159,6 +165,8 @@ class DeliveryWorker:
         self.recorder = Recorder(database, self.policy, self.rng)
         self._slot_freed = anyio.Event()
         self._next_expiry_check = 0.0
+        self._keys: dict[tuple[str, str], bytes] = {}
+        self._more_events = False  # the last step fanned out a whole batch: the outbox may hold more
 
     async def run_forever(self) -> None:
         async with anyio.create_task_group() as tasks:
@@ -170,10 +178,15 @@ class DeliveryWorker:
                 except SQLAlchemyError:
                     log.warning("webhook worker: the store failed; trying again shortly", exc_info=True)
                     busy = False
-                if not busy or self.in_flight >= self.concurrency:
-                    with anyio.move_on_after(self.poll_seconds):
+                if self._more_events:  # fanning out needs no free slot: the outbox is emptied without waiting
+                    continue
+                # While busy, claim again once half the slots are free rather than for every freed slot: a claim
+                # costs about the same for 1 delivery as for 16. A slow receiver delays that by poll_seconds at most.
+                with anyio.move_on_after(self.poll_seconds):
+                    while not busy or self.in_flight > self.concurrency // 2:
                         await self._slot_freed.wait()
-                    self._slot_freed = anyio.Event()
+                        self._slot_freed = anyio.Event()
+                        busy = True
 
     async def step(self, tasks: anyio.abc.TaskGroup) -> bool:
         """Fan out one batch and claim as many due attempts as there are free slots, in one transaction, and start
@@ -185,6 +198,7 @@ class DeliveryWorker:
         fanned, jobs = await to_thread.run_sync(
             deliveries.take_work, self.database, self.worker_id, utcnow(), self.fan_out_batch, free, self.lease
         )
+        self._more_events = fanned >= self.fan_out_batch
         if jobs:
             plans = await self._plan([job.target_url for job in jobs])
             for job in jobs:
@@ -192,13 +206,26 @@ class DeliveryWorker:
                 tasks.start_soon(self._run, job, plans[job.target_url])
         return fanned > 0 or bool(jobs)
 
-    async def _plan(self, urls: list[str]) -> dict[str, Plan]:
+    async def _plan(self, urls: list[str]) -> dict[str, Route]:
         allow = self.settings.webhook_allow_hosts
         if not any(_names_a_host(url, allow) for url in set(urls)):
-            return plan_targets(urls, allow)  # addresses written in the URLs: nothing to look up, no thread
-        return await to_thread.run_sync(plan_targets, urls, allow, abandon_on_cancel=True)
+            plans = plan_targets(urls, allow)  # addresses written in the URLs: nothing to look up, no thread
+        else:
+            plans = await to_thread.run_sync(plan_targets, urls, allow, abandon_on_cancel=True)
+        return {url: _route(plan) for url, plan in plans.items()}
 
-    async def _run(self, job: Job, plan: Plan) -> None:
+    def _signing_key(self, job: Job) -> bytes:
+        """The hook's key, opened once per hook and sealed secret (a changed secret is another entry)."""
+        cache_key = (job.hook_public_id, job.sealed_secret)
+        key = self._keys.get(cache_key)
+        if key is None:
+            key = signing.signing_key(signing.unseal(self.secret_key, job.hook_public_id, job.sealed_secret))
+            if len(self._keys) >= MAX_SIGNING_KEYS:
+                self._keys.clear()
+            self._keys[cache_key] = key
+        return key
+
+    async def _run(self, job: Job, plan: Route) -> None:
         try:
             await self.attempt(job, plan)
         except Exception:  # one attempt's bug or store failure must not stop the worker; its lease will expire
@@ -207,7 +234,7 @@ class DeliveryWorker:
             self.in_flight -= 1
             self._slot_freed.set()
 
-    async def attempt(self, job: Job, plan: Plan) -> AttemptResult | None:
+    async def attempt(self, job: Job, plan: Route) -> AttemptResult | None:
         """Make one claimed attempt and record it; None when the delivery was cancelled before it started."""
         started, clock = utcnow(), time.monotonic()
 
@@ -221,32 +248,31 @@ class DeliveryWorker:
             await self.recorder.record(job, outcome)
         return outcome
 
-    async def _try(self, job: Job, plan: Plan, result: Callable[..., AttemptResult]) -> AttemptResult | None:
+    async def _try(self, job: Job, plan: Route, result: Callable[..., AttemptResult]) -> AttemptResult | None:
         try:
-            secret = signing.unseal(self.secret_key, job.hook_public_id, job.sealed_secret)
+            key = self._signing_key(job)
         except signing.SecretUnreadable:
             return result("failed", error="the hook's secret cannot be read", disable_reason="secret_unreadable")
         if isinstance(plan, ssrf.TargetRefused):
             return result("refused", error=str(plan))
-        target, address = plan
-        headers = signing.signature_headers(secret, job.event_id, utcnow(), job.body)
-        request = transport.pinned_request(
-            self.client, target.scheme, target.host, target.host_header, target.port, target.path, address,
-            headers, job.body,
-        )  # fmt: skip
+        timestamp = int(time.time())
+        head = b"webhook-id: %s\r\nwebhook-timestamp: %d\r\nwebhook-signature: %s\r\n" % (
+            job.event_id.encode("ascii"),
+            timestamp,
+            signing.sign(key, job.event_id, timestamp, job.body).encode("ascii"),
+        )
         passage = Passage(self.gate, job)
-        request.extensions["trace"] = passage.trace
         try:
-            with transport.approved(address), anyio.fail_after(self.request_seconds):
-                response = await self.client.send(request, stream=True)
-                await _drain(response)
+            with transport.approved(plan.address):
+                deadline = asyncio.get_running_loop().time() + self.request_seconds
+                answer = await self.client.send(plan, head, job.body, passage, deadline)
         except DeliveryCancelled:
             return None
-        except (StoreBusy, TimeoutError, httpx.HTTPError) as error:
-            if passage.opened and not passage.proceeded:  # nothing was sent: give the delivery back, uncounted
+        except (StoreBusy, transport.DeliveryError) as error:
+            if passage.reached and not passage.proceeded:  # nothing was sent: give the delivery back, uncounted
                 await to_thread.run_sync(deliveries.release_claim, self.database, job, utcnow())
                 return None
-            if not passage.opened and not await to_thread.run_sync(
+            if not passage.reached and not await to_thread.run_sync(
                 deliveries.still_deliverable, self.database, job, utcnow()
             ):
                 return None  # cancelled meanwhile, before the point of sending
@@ -254,23 +280,18 @@ class DeliveryWorker:
         finally:
             passage.release()
         self.attempts_made += 1
-        retry_after = parse_retry_after(response.headers.get("retry-after"), utcnow())
-        return result(
-            deliveries.classify(response.status_code), status_code=response.status_code, retry_after=retry_after
-        )
+        retry_after = parse_retry_after(answer.retry_after, utcnow()) if answer.retry_after is not None else None
+        return result(deliveries.classify(answer.status_code), status_code=answer.status_code, retry_after=retry_after)
 
 
-async def _drain(response: httpx.Response) -> None:
-    """Read the answer's body to its end, throwing it away, unless it is longer than DRAIN_BYTES; then close it. A
-    connection goes back to the pool only once its answer was read whole."""
-    read = 0
+def _route(plan: Plan) -> Route:
+    if isinstance(plan, ssrf.TargetRefused):
+        return plan
+    target, address = plan
     try:
-        async for chunk in response.aiter_raw():
-            read += len(chunk)
-            if read > DRAIN_BYTES:
-                break
-    finally:
-        await response.aclose()
+        return transport.destination(target.scheme, target.host, target.host_header, target.port, target.path, address)
+    except transport.ConnectError as error:
+        return ssrf.TargetRefused(str(error))
 
 
 def _names_a_host(url: str, allow_hosts: Sequence[str]) -> bool:

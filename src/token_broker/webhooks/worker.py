@@ -37,9 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-retry-seconds", type=float, default=RetryPolicy.max_delay.total_seconds())
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # httpx logs every request with its URL at INFO: a partner's target path often carries a token, and a line per
-    # delivery is noise (every attempt is in the hook's log in the store).
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings.from_env()
     if args.database_url:
         settings = replace(settings, database_url=args.database_url)
