@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from standardwebhooks.webhooks import WebhookVerificationError
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from token_broker.net import signing
 
@@ -16,6 +16,15 @@ BODY = json.dumps({"id": "evt_0123456789abcdef", "type": "link.created", "data":
 
 def signed(secret: str, body: bytes = BODY) -> dict[str, str]:
     return signing.signature_headers(secret, "evt_0123456789abcdef", datetime.now(UTC), body)
+
+
+def test_the_workers_signing_is_the_packages_own() -> None:
+    body = json.dumps({"data": {"slug": "é€😀", "n": 1}}, ensure_ascii=False).encode("utf-8")
+    for _ in range(20):
+        secret = signing.new_secret()
+        moment = datetime.fromtimestamp(1_700_000_000 + len(secret), UTC)
+        expected = Webhook(secret).sign("evt_ü1", moment, body.decode("utf-8"))
+        assert signing.sign(signing.signing_key(secret), "evt_ü1", int(moment.timestamp()), body) == expected
 
 
 def changed(text: str, index: int) -> str:

@@ -218,34 +218,31 @@ def claim(database: Database, worker_id: str, now: datetime, limit: int, lease: 
 
 
 def take_work(
-    database: Database, worker_id: str, now: datetime, fan_out_limit: int, claim_limit: int, lease: timedelta
+    database: Database,
+    worker_id: str,
+    now: datetime,
+    fan_out_limit: int,
+    claim_limit: int,
+    lease: timedelta,
+    *,
+    sweep: bool = True,
 ) -> tuple[int, list[Job]]:
     """The worker's step in one write transaction: fan out up to `fan_out_limit` events, then claim up to
-    `claim_limit` due deliveries (those just fanned out included). Returns (events fanned out, jobs claimed)."""
+    `claim_limit` due deliveries (those just fanned out included). Returns (events fanned out, jobs claimed).
+    `sweep`: also cancel due deliveries of hooks no longer deliverable (never claimed either way; the sweep reads
+    every due delivery, so a busy worker does it now and then rather than at every step)."""
     with database.write() as session:
         fanned = _fan_out(session, now, fan_out_limit)
-        return fanned, _claim(session, worker_id, now, claim_limit, lease) if claim_limit > 0 else []
+        return fanned, _claim(session, worker_id, now, claim_limit, lease, sweep) if claim_limit > 0 else []
 
 
-def _claim(session: Session, worker_id: str, now: datetime, limit: int, lease: timedelta) -> list[Job]:
+def _claim(
+    session: Session, worker_id: str, now: datetime, limit: int, lease: timedelta, sweep: bool = True
+) -> list[Job]:
     due = and_(WebhookDelivery.status.in_(("pending", "delivering")), WebhookDelivery.next_attempt_at <= now)
     postgres = _is_postgres(session)
-    stale = (
-        _with_owner(select(WebhookDelivery.id).join(Hook, Hook.id == WebhookDelivery.hook_id))
-        .where(due, ~_deliverable(now))
-        .order_by(WebhookDelivery.id)
-        .limit(500)
-    )
-    if postgres:
-        stale = stale.with_for_update(of=WebhookDelivery, skip_locked=True)
-    stale_ids = list(session.connection().execute(stale).scalars())
-    if stale_ids:
-        session.connection().execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(stale_ids))
-            .values(status="cancelled", claimed_by=None, finished_at=now)
-            .execution_options(synchronize_session=False)
-        )
+    if sweep:
+        _cancel_undeliverable(session, due, now, postgres)
     query = (
         _with_owner(
             select(
@@ -311,6 +308,24 @@ def _claim(session: Session, worker_id: str, now: datetime, limit: int, lease: t
         )
         for row in taken
     ]
+
+
+def _cancel_undeliverable(session: Session, due: ColumnElement[bool], now: datetime, postgres: bool) -> None:
+    stale = (
+        _with_owner(select(WebhookDelivery.id).join(Hook, Hook.id == WebhookDelivery.hook_id))
+        .where(due, ~_deliverable(now))
+        .order_by(WebhookDelivery.id)
+        .limit(500)
+    )
+    if postgres:
+        stale = stale.with_for_update(of=WebhookDelivery, skip_locked=True)
+    stale_ids = list(session.connection().execute(stale).scalars())
+    if stale_ids:
+        session.connection().execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(stale_ids))
+            .values(status="cancelled", claimed_by=None, finished_at=now)
+        )
 
 
 def _claims_holding(session: Session, jobs: Sequence[Job], now: datetime) -> set[int]:

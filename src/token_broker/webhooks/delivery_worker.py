@@ -23,6 +23,7 @@ thrown away; a longer one closes the connection.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import random
@@ -54,6 +55,7 @@ DEFAULT_CONCURRENCY = 32
 DEFAULT_POLL_SECONDS = 0.5
 DEFAULT_LEASE = timedelta(seconds=60)
 EXPIRY_CHECK_SECONDS = 300.0  # how often credentials about to expire are looked for
+SWEEP_SECONDS = 1.0  # how often due deliveries of hooks no longer deliverable are cancelled (never sent either way)
 REQUEST_SECONDS = 20.0  # the whole attempt: connect, send, the answer's status line, headers and drained body
 DRAIN_BYTES = transport.DRAIN_BYTES
 MAX_SIGNING_KEYS = 4096  # hooks whose decoded signing key a worker keeps (each opened once, not per delivery)
@@ -167,6 +169,7 @@ class DeliveryWorker:
         self._next_expiry_check = 0.0
         self._keys: dict[tuple[str, str], bytes] = {}
         self._more_events = False  # the last step fanned out a whole batch: the outbox may hold more
+        self._next_sweep = 0.0
 
     async def run_forever(self) -> None:
         async with anyio.create_task_group() as tasks:
@@ -195,9 +198,15 @@ class DeliveryWorker:
             self._next_expiry_check = time.monotonic() + EXPIRY_CHECK_SECONDS
             await to_thread.run_sync(admin_notices.record_expiring, self.database, utcnow())
         free = self.concurrency - self.in_flight
+        sweep = time.monotonic() >= self._next_sweep
+        if sweep:
+            self._next_sweep = time.monotonic() + SWEEP_SECONDS
         fanned, jobs = await to_thread.run_sync(
-            deliveries.take_work, self.database, self.worker_id, utcnow(), self.fan_out_batch, free, self.lease
-        )
+            functools.partial(
+                deliveries.take_work, self.database, self.worker_id, utcnow(), self.fan_out_batch, free, self.lease,
+                sweep=sweep,
+            )
+        )  # fmt: skip
         self._more_events = fanned >= self.fan_out_batch
         if jobs:
             plans = await self._plan([job.target_url for job in jobs])

@@ -390,13 +390,8 @@ class Client:
     """Requests to approved addresses only, over kept-alive connections kept apart by TLS server name."""
 
     def __init__(self, verify: ssl.SSLContext | bool = True) -> None:
-        if isinstance(verify, ssl.SSLContext):
-            self._ssl_context = verify
-        else:
-            self._ssl_context = ssl.create_default_context(cafile=certifi.where())  # the roots httpx trusted
-            if not verify:
-                self._ssl_context.check_hostname = False
-                self._ssl_context.verify_mode = ssl.CERT_NONE
+        self._verify = verify
+        self._ssl: ssl.SSLContext | None = verify if isinstance(verify, ssl.SSLContext) else None
         self._idle: OrderedDict[tuple[str, IPAddress, int, str | None], list[_Connection]] = OrderedDict()
         self._open: set[_Connection] = set()
         self._next_sweep = 0.0
@@ -444,6 +439,15 @@ class Client:
         to = destination(scheme, host, f"{shown}:{port}", port, parts.path or "/", address)
         return await self.send(to, b"", body, passage)
 
+    def _ssl_context(self) -> ssl.SSLContext:
+        """Made at the first https connection: loading the CA bundle costs more than many deliveries."""
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context(cafile=certifi.where())  # the roots httpx trusted
+            if not self._verify:
+                self._ssl.check_hostname = False
+                self._ssl.verify_mode = ssl.CERT_NONE
+        return self._ssl
+
     def _reuse(self, key: tuple[str, IPAddress, int, str | None]) -> _Connection | None:
         now = time.monotonic()
         if now >= self._next_sweep:
@@ -468,7 +472,7 @@ class Client:
             _transport, connection = await asyncio.wait_for(
                 loop.create_connection(
                     lambda: _Connection(to.key), host=str(to.address), port=to.port,
-                    ssl=self._ssl_context if tls else None, server_hostname=to.server_name if tls else None,
+                    ssl=self._ssl_context() if tls else None, server_hostname=to.server_name if tls else None,
                 ),
                 timeout,
             )  # fmt: skip
