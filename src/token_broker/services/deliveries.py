@@ -31,19 +31,20 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVarTuple
 
-from sqlalchemy import ColumnElement, Select, and_, insert, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Integer, Select, and_, any_, bindparam, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from token_broker.scopes import EVENT_SCOPES, may_receive
 from token_broker.services.webhook_subscriptions import cancel_deliveries
 from token_broker.store.database import Database
-from token_broker.store.hook_models import MAX_ERROR_LENGTH, Hook, WebhookAttempt, WebhookDelivery
+from token_broker.store.hook_models import MAX_ERROR_LENGTH, QUEUED_SQL, Hook, WebhookAttempt, WebhookDelivery
 from token_broker.store.link_models import OutboxEvent
 from token_broker.store.models import Credential
 from token_broker.store.oauth_models import Connection
@@ -145,6 +146,15 @@ def _is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def _among(session: Session, column: InstrumentedAttribute[int], ids: Iterable[int]) -> ColumnElement[bool]:
+    """`column IN ids`. On PostgreSQL as `= ANY(array)`: one statement text whatever the number of ids, so that
+    psycopg prepares it once instead of one statement per list length."""
+    values = sorted(set(ids))
+    if _is_postgres(session):
+        return column == any_(bindparam("ids", values, type_=postgresql.ARRAY(Integer), unique=True))
+    return column.in_(values)
+
+
 def fan_out(database: Database, now: datetime, limit: int = 200) -> int:
     """Turn up to `limit` new outbox events into deliveries; returns how many events were fanned out."""
     with database.write() as session:
@@ -198,7 +208,7 @@ def _fan_out(session: Session, now: datetime, limit: int) -> int:
         session.connection().execute(insert(WebhookDelivery), rows)
     session.connection().execute(
         update(OutboxEvent)
-        .where(OutboxEvent.id.in_([event.id for event in events]))
+        .where(_among(session, OutboxEvent.id, [event.id for event in events]))
         .values(fanned_out_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -243,6 +253,17 @@ def _claim(
     postgres = _is_postgres(session)
     if sweep:
         _cancel_undeliverable(session, due, now, postgres)
+    # First the due deliveries' ids alone, in order, locked: the sort reads no other table and no payload (joined
+    # here, the claim read every due delivery's event before keeping `limit` of them: 27 ms for a backlog of 4,000).
+    queued = text(f"webhook_deliveries.{QUEUED_SQL}")  # as the queue's index says it, for the planner to use it
+    head = select(WebhookDelivery.id).where(queued, WebhookDelivery.next_attempt_at <= now)
+    head = head.order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+    head = head.limit(limit)
+    if postgres:
+        head = head.with_for_update(skip_locked=True)
+    ids = list(session.connection().execute(head).scalars())
+    if not ids:
+        return []
     query = (
         _with_owner(
             select(
@@ -257,20 +278,27 @@ def _claim(
                 OutboxEvent.payload,
                 Hook.connection_id,
                 Credential.scopes,
+                _deliverable(now).label("deliverable"),
             )
             .join(Hook, Hook.id == WebhookDelivery.hook_id)
             .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
         )
-        .where(due, _deliverable(now))
+        .where(_among(session, WebhookDelivery.id, ids))
         .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-        .limit(limit)
     )
-    if postgres:
-        query = query.with_for_update(of=WebhookDelivery, skip_locked=True)
     rows = session.connection().execute(query).all()
+    ended = [row.id for row in rows if not row.deliverable]  # the hook or its owner ended: never sent
+    if ended:
+        session.connection().execute(
+            update(WebhookDelivery)
+            .where(_among(session, WebhookDelivery.id, ended))
+            .values(status="cancelled", claimed_by=None, finished_at=now)
+        )
     unreadable: dict[str, list[int]] = {}  # event type -> deliveries whose owner lost the scope that reads it
     taken = []
     for row in rows:
+        if not row.deliverable:
+            continue
         if _owner_may_receive(row.type, row.scopes, row.connection_id):
             taken.append(row)
         else:
@@ -278,14 +306,14 @@ def _claim(
     for event_type, ids in unreadable.items():
         session.connection().execute(
             update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(ids))
+            .where(_among(session, WebhookDelivery.id, ids))
             .values(status="cancelled", claimed_by=None, finished_at=now, last_error=_missing_scope_error(event_type))
             .execution_options(synchronize_session=False)
         )
     if taken:
         session.connection().execute(
             update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_([row.id for row in taken]))
+            .where(_among(session, WebhookDelivery.id, [row.id for row in taken]))
             .values(
                 status="delivering",
                 claimed_by=worker_id,
@@ -323,7 +351,7 @@ def _cancel_undeliverable(session: Session, due: ColumnElement[bool], now: datet
     if stale_ids:
         session.connection().execute(
             update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(stale_ids))
+            .where(_among(session, WebhookDelivery.id, stale_ids))
             .values(status="cancelled", claimed_by=None, finished_at=now)
         )
 
@@ -349,7 +377,7 @@ def _claims_holding(session: Session, jobs: Sequence[Job], now: datetime) -> set
                 .join(Hook, Hook.id == WebhookDelivery.hook_id)
                 .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
             ).where(
-                WebhookDelivery.id.in_(sorted(claimed_by)),
+                _among(session, WebhookDelivery.id, claimed_by),
                 WebhookDelivery.status == "delivering",
                 _deliverable(now),
             )
@@ -387,7 +415,7 @@ def send_gate_many(database: Database, jobs: Sequence[Job], now: datetime) -> It
         if postgres:
             hook_ids = sorted({job.hook_id for job in jobs})
             session.connection().execute(
-                select(Hook.id).where(Hook.id.in_(hook_ids)).order_by(Hook.id).with_for_update(read=True)
+                select(Hook.id).where(_among(session, Hook.id, hook_ids)).order_by(Hook.id).with_for_update(read=True)
             )
         yield _claims_holding(session, jobs, now)
 
@@ -446,7 +474,9 @@ def record_many(
         return []
     with database.write() as session:
         postgres = _is_postgres(session)
-        hook_lock = select(Hook.id).where(Hook.id.in_(sorted({job.hook_id for job, _ in attempts}))).order_by(Hook.id)
+        hook_lock = (
+            select(Hook.id).where(_among(session, Hook.id, [job.hook_id for job, _ in attempts])).order_by(Hook.id)
+        )
         session.connection().execute(
             hook_lock.with_for_update(key_share=True) if postgres else hook_lock
         )  # hooks, then deliveries
@@ -488,7 +518,7 @@ def _record_successes(session: Session, attempts: list[tuple[Job, AttemptResult]
             .execute(
                 update(WebhookDelivery)
                 .where(
-                    WebhookDelivery.id.in_(sorted(ids)),
+                    _among(session, WebhookDelivery.id, ids),
                     WebhookDelivery.status == "delivering",
                     WebhookDelivery.claimed_by == claimed_by,
                 )
@@ -503,7 +533,7 @@ def _record_successes(session: Session, attempts: list[tuple[Job, AttemptResult]
     if hook_ids:
         session.connection().execute(
             update(Hook)
-            .where(Hook.id.in_(hook_ids), Hook.failing_since.is_not(None))
+            .where(_among(session, Hook.id, hook_ids), Hook.failing_since.is_not(None))
             .values(failing_since=None)
             .execution_options(synchronize_session=False)
         )

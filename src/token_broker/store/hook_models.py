@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from token_broker.store.link_models import EVENT_TYPES
@@ -27,6 +27,8 @@ HOOK_STATUSES = ("active", "disabled", "deleted")
 HOOK_END_REASONS = ("deleted", "gone", "failing", "connection_ended", "credential_revoked", "secret_unreadable")
 DELIVERY_STATUSES = ("pending", "delivering", "succeeded", "failed", "cancelled")
 FINISHED_DELIVERY_STATUSES = ("succeeded", "failed", "cancelled")
+# Deliveries still in the queue, as SQL: written out (not bound) so that the planner matches the partial index on it.
+QUEUED_SQL = "status IN ('pending', 'delivering')"
 ATTEMPT_OUTCOMES = ("succeeded", "retry", "failed", "gone", "refused")
 MAX_TARGET_URL_LENGTH = 2048
 MAX_ERROR_LENGTH = 200
@@ -70,6 +72,15 @@ class WebhookDelivery(Base):
             f"({_in('status', FINISHED_DELIVERY_STATUSES)}) = (finished_at IS NOT NULL)", name="finished_has_time"
         ),
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        # The queue in claim order, so that a claim reads the first deliveries due and stops: without it every claim
+        # sorted the whole backlog.
+        Index(
+            "ix_webhook_deliveries_queue",
+            "next_attempt_at",
+            "id",
+            sqlite_where=text(QUEUED_SQL),
+            postgresql_where=text(QUEUED_SQL),
+        ),
         Index("ix_webhook_deliveries_hook_id_id", "hook_id", "id"),
     )
 
