@@ -82,8 +82,9 @@ def uvicorn_server(app: str, env: dict[str, str], log: Path, workers: int = 1,
 
 
 @contextmanager
-def receiver_process(log: Path) -> Iterator[str]:
-    """The benchmarks' webhook receiver (benchmarks/receiver.py) on a free port, not pinned; yields its base URL."""
+def receiver_process(log: Path) -> Iterator[tuple[str, int]]:
+    """The benchmarks' webhook receiver (benchmarks/receiver.py) on a free port, not pinned; yields its base URL and
+    process id."""
     port = free_port()
     command = [sys.executable, "-m", "benchmarks.receiver", str(port)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -101,7 +102,7 @@ def receiver_process(log: Path) -> Iterator[str]:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the webhook receiver did not start:\n{log.read_text()}")
                 time.sleep(0.1)
-            yield base
+            yield base, server.pid
         finally:
             server.terminate()
             server.wait(timeout=30)

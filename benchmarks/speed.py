@@ -259,7 +259,8 @@ def webhook_rate(folder: Path, postgres_url: str, workers: int) -> float:
     owner = verification.verify(database, hasher, issued.plaintext)
     total = EVENTS * HOOKS
     with ExitStack() as stack:
-        receiver = stack.enter_context(receiver_process(folder / f"rx-{workers}.log"))
+        receiver, receiver_pid = stack.enter_context(receiver_process(folder / f"rx-{workers}.log"))
+        postmaster = postmaster_pid(postgres_url)
         seed_webhook_work(database, owner, account_id, receiver, settings, HOOKS, EVENTS)
         env = {**os.environ, "TOKEN_BROKER_DATABASE_URL": postgres_url, "TOKEN_BROKER_SECRET_KEY": SECRET_KEY,
                "TOKEN_BROKER_WEBHOOK_ALLOW_HOSTS": "127.0.0.1", "PYTHONPATH": str(HERE.parent)}  # fmt: skip
@@ -274,13 +275,23 @@ def webhook_rate(folder: Path, postgres_url: str, workers: int) -> float:
         ]
         logs = [stack.enter_context((folder / f"worker-{workers}-{n}.log").open("w")) for n in range(workers)]
         processes = [subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT) for log in logs]
+        sides = {"workers": [process.pid for process in processes], "PostgreSQL": [postmaster],
+                 "receiver": [receiver_pid]}  # fmt: skip
+        started: tuple[int, dict[str, float]] | None = None  # deliveries and CPU seconds once deliveries began
         try:
             deadline = (
                 time.monotonic() + 300 + total / 10
             )  # generous: a busy machine slows it, the rate says by how much
             while True:
                 seen = httpx.get(f"{receiver}/count", timeout=10).json()
+                if started is None and seen["count"]:  # workers' start-up (imports) left out
+                    started = seen["count"], _cpu(sides)
                 if seen["count"] >= total:
+                    assert started is not None
+                    spent = {side: cpu - started[1][side] for side, cpu in _cpu(sides).items()}
+                    count = max(1, seen["count"] - started[0])
+                    print(f"  webhooks x{workers}: CPU per delivery " + ", ".join(
+                        f"{side} {1000 * cpu / count:.2f} ms" for side, cpu in spent.items()), flush=True)  # fmt: skip
                     break
                 if seen["rejected"]:
                     raise SystemExit(f"webhooks: the receiver rejected {seen['rejected']} deliveries (bad signatures)")
@@ -293,6 +304,10 @@ def webhook_rate(folder: Path, postgres_url: str, workers: int) -> float:
                 process.wait(timeout=30)
     database.dispose()
     return float((total - 1) / max(seen["last"] - seen["first"], 1e-9))
+
+
+def _cpu(sides: dict[str, list[int]]) -> dict[str, float]:
+    return {side: sum(tree_cpu_seconds(pid) for pid in pids) for side, pids in sides.items()}
 
 
 def main() -> None:

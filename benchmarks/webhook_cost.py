@@ -67,7 +67,7 @@ def main() -> None:
     steps = [0]
     deliveries.take_work = counting(deliveries.take_work, steps)  # type: ignore[method-assign]
     total = EVENTS * HOOKS
-    with receiver_process(folder / "receiver.log") as receiver:
+    with receiver_process(folder / "receiver.log") as (receiver, _pid):
         seed_webhook_work(database, owner, account_id, receiver, settings, HOOKS, EVENTS)
 
         async def run() -> None:
