@@ -43,7 +43,7 @@ def make_engine(url: str, **engine_options: Any) -> Engine:
         engine = create_engine(parsed, connect_args={"check_same_thread": False}, **engine_options)
         _configure_sqlite(engine)
         return engine
-    return create_engine(parsed, pool_pre_ping=True, **engine_options)
+    return create_engine(parsed, **{"pool_pre_ping": True, **engine_options})
 
 
 def _configure_sqlite(engine: Engine) -> None:
