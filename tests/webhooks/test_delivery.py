@@ -456,3 +456,32 @@ def test_retry_after_takes_seconds_or_an_http_date() -> None:
     assert parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now) == 0
     for garbage in (None, "", "soon", "-5", "1.5", "\u0661\u0662"):
         assert parse_retry_after(garbage, now) is None
+
+
+def test_a_claim_without_the_sweep_cancels_what_it_reaches_of_ended_owners_and_takes_the_rest(
+    database: Database, settings: Settings, owner: VerifiedCredential, partner: Partner
+) -> None:
+    """The claim locks the first due deliveries by their queue order alone, then checks each one's hook and owner:
+    those whose connection ended are cancelled there (none is handed out), the others claimed."""
+    ended = webhook_subscriptions.create_hook(
+        database, partner.credential, "link.created", "http://127.0.0.1:9/p", settings
+    )
+    webhook_subscriptions.create_hook(database, owner, "link.created", "http://127.0.0.1:9/k", settings)
+    make_events(database, owner, 2)
+    deliveries.fan_out(database, utcnow())
+    with database.write() as session:  # ended without the disable call, which would have cancelled them
+        session.execute(
+            update(Connection)
+            .where(Connection.id == partner.connection_id)
+            .values(status="disconnected", disconnected_at=utcnow(), disconnected_by="usr_x")
+        )
+    _, jobs = deliveries.take_work(database, "w", utcnow(), 100, 10, timedelta(seconds=30), sweep=False)
+    with database.read() as session:
+        ended_id = session.scalars(select(Hook.id).where(Hook.public_id == ended.view.id)).one()
+        by_hook = [
+            (row.hook_id, row.status)
+            for row in session.execute(select(WebhookDelivery.hook_id, WebhookDelivery.status))
+        ]
+    assert len(jobs) == 2 and all(job.hook_id != ended_id for job in jobs)
+    assert sorted(status for hook_id, status in by_hook if hook_id == ended_id) == ["cancelled", "cancelled"]
+    assert sorted(status for hook_id, status in by_hook if hook_id != ended_id) == ["delivering", "delivering"]
