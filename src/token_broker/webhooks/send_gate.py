@@ -1,6 +1,6 @@
 """The send gate, shared by every delivery a worker has in flight: the last check before a request's first byte.
 
-Each request, once its connection is up and its headers are about to be written (httpcore's `trace` extension),
+Each request, once its connection is up and before its first byte is written (its `Passage`, `transport.Passage`),
 takes a ticket and waits. The gate runs rounds: a round takes every ticket waiting, opens ONE store transaction that
 holds all their hooks' rows (`deliveries.send_gate_many`: `FOR SHARE` on PostgreSQL, the write lock on SQLite),
 checks every claim in one query, lets the allowed requests go on, and commits only once each of them has been

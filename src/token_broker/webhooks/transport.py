@@ -442,7 +442,7 @@ class Client:
     def _ssl_context(self) -> ssl.SSLContext:
         """Made at the first https connection: loading the CA bundle costs more than many deliveries."""
         if self._ssl is None:
-            self._ssl = ssl.create_default_context(cafile=certifi.where())  # the roots httpx trusted
+            self._ssl = ssl.create_default_context(cafile=certifi.where())  # certifi: the roots httpx trusted
             if not self._verify:
                 self._ssl.check_hostname = False
                 self._ssl.verify_mode = ssl.CERT_NONE
