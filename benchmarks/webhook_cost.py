@@ -55,8 +55,7 @@ def main() -> None:
     folder = scratch_dir("webhook-cost")
     url = sys.argv[1] if len(sys.argv) > 1 else f"sqlite:///{folder / 'store.db'}"
     postmaster = postmaster_pid(url) if url.startswith("postgresql") else 0
-    # As the worker's command line makes it: no pre-ping (BENCH_PRE_PING=1 puts it back, to compare).
-    database = Database(url, pool_pre_ping=os.environ.get("BENCH_PRE_PING") == "1")
+    database = Database(url)
     migrate.upgrade(database)
     settings = replace(Settings.from_env({}), database_url=url, secret_key=SECRET_KEY, hashing=CHEAPEST,
                        webhook_allow_hosts=("127.0.0.1",))  # fmt: skip

@@ -53,8 +53,10 @@ class Settings:
     token_rate_limit: str = DEFAULT_TOKEN_RATE_LIMIT
     client_auth_failure_limit: str = DEFAULT_CLIENT_AUTH_FAILURE_LIMIT
     listen_notify: bool = True
-    db_pool_size: int = 5
-    db_max_overflow: int = 10
+    # Every connection a process opened stays in its pool: an overflow connection (closed as soon as it is handed
+    # back while the pool is full) made PostgreSQL start a backend every few requests under load (docs/performance.md).
+    db_pool_size: int = 15
+    db_max_overflow: int = 0
     metrics_token: str | None = None
     log_level: str = "info"
     secret_scanning_key_urls: tuple[str, ...] = (GITHUB_SECRET_SCANNING_KEYS_URL,)
@@ -84,8 +86,8 @@ class Settings:
                 env, "TOKEN_BROKER_CLIENT_AUTH_FAILURE_LIMIT", DEFAULT_CLIENT_AUTH_FAILURE_LIMIT
             ),
             listen_notify=_switch(env, "TOKEN_BROKER_LISTEN_NOTIFY", default=True),
-            db_pool_size=_positive_int(env, "TOKEN_BROKER_DB_POOL_SIZE", 5),
-            db_max_overflow=_whole_number(env, "TOKEN_BROKER_DB_MAX_OVERFLOW", 10),
+            db_pool_size=_positive_int(env, "TOKEN_BROKER_DB_POOL_SIZE", cls.db_pool_size),
+            db_max_overflow=_whole_number(env, "TOKEN_BROKER_DB_MAX_OVERFLOW", cls.db_max_overflow),
             metrics_token=_metrics_token(env.get("TOKEN_BROKER_METRICS_TOKEN")),
             log_level=_log_level(env.get("TOKEN_BROKER_LOG_LEVEL")),
             secret_scanning_key_urls=_key_set_urls(env.get("TOKEN_BROKER_SECRET_SCANNING_KEY_URLS")),

@@ -15,8 +15,8 @@ def test_defaults() -> None:
     assert settings.log_level == "info"
     assert settings.pool_options() == {}  # SQLite
     assert Settings.from_env({"TOKEN_BROKER_DATABASE_URL": "postgresql://db/x"}).pool_options() == {
-        "pool_size": 5,
-        "max_overflow": 10,
+        "pool_size": 15,
+        "max_overflow": 0,
     }
 
 

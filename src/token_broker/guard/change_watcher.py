@@ -45,7 +45,7 @@ class ChangeWatcher:
     def poll(self) -> int:
         """Forget every credential with a note not seen before; returns how many notes were new."""
         fresh = 0
-        for note_id, credential_id in credential_changes.changes_since(self.database, self.newest):
+        for note_id, credential_id in credential_changes.changes_since(self.database, self.newest, self._missing()):
             if note_id in self._seen:
                 continue
             self._seen[note_id] = None
@@ -57,6 +57,12 @@ class ChangeWatcher:
         while len(self._seen) > 4 * credential_changes.OVERLAP_IDS:
             self._seen.popitem(last=False)
         return fresh
+
+    def _missing(self) -> list[int]:
+        """Ids in the overlap below the newest seen that no read found: each a note of a transaction that was still
+        open (it may commit yet), rolled back, or pruned. The first poll after start finds them all missing."""
+        low = max(self.newest - credential_changes.OVERLAP_IDS, 0)
+        return [note_id for note_id in range(low + 1, self.newest + 1) if note_id not in self._seen]
 
     async def run_forever(self) -> None:
         await to_thread.run_sync(self.start_point)

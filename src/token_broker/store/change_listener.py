@@ -1,5 +1,6 @@
 """PostgreSQL LISTEN for credential changes: one dedicated connection per instance, outside the pool, that hears the
-NOTIFY every instance (and the CLI) sends when a rotation, revocation or disconnect commits.
+NOTIFY that every change note sends (a trigger on `credential_changes`) when a rotation, revocation or disconnect
+commits, whichever instance (or the CLI) made it.
 
 The connection is psycopg's asyncio connection, so waiting for notifications never blocks the event loop nor holds a
 worker thread. When it drops it is made again (logged once per outage, then when listening again); a notification

@@ -3,6 +3,12 @@
 SQLite runs in WAL mode with a busy timeout, and every write transaction starts with BEGIN IMMEDIATE, so two writers
 queue for the lock instead of one failing with "database is locked". PostgreSQL uses row locks where requests race.
 
+On PostgreSQL the pool hands out the most recently used connection first (its prepared statements and the server's
+caches are warm; the rest stay idle), and a connection taken from the pool is checked for a server that hung up on
+it by looking at its socket, not by a round trip: an idle connection has nothing to read unless the server closed it
+(a restart, `pg_terminate_backend`, an idle timeout) or sent a notice, and only then is it pinged. A connection found
+dead drops every connection pooled before it, as SQLAlchemy's pre-ping does.
+
 A write transaction that changed a credential says so with `changed_credential(session, id)`; once (and only if) it
 commits, every hook given to `on_credential_change` is called with each such id, in the committing thread, before
 `write()` returns. So whatever answers after the write (a revocation's 200) is sent after this instance's guard forgot
@@ -12,6 +18,7 @@ the credential, whichever path made the change.
 from __future__ import annotations
 
 import logging
+import select
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -20,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Table, event
 from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InvalidatePoolError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("token_broker.store")
@@ -43,7 +50,9 @@ def make_engine(url: str, **engine_options: Any) -> Engine:
         engine = create_engine(parsed, connect_args={"check_same_thread": False}, **engine_options)
         _configure_sqlite(engine)
         return engine
-    return create_engine(parsed, **{"pool_pre_ping": True, **engine_options})
+    engine = create_engine(parsed, pool_use_lifo=True, **engine_options)
+    _configure_postgres(engine)
+    return engine
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -62,6 +71,32 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Connection) -> None:
         writing = connection.get_execution_options().get(_WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+def _configure_postgres(engine: Engine) -> None:
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if not _may_have_hung_up(dbapi_connection):
+            return
+        try:
+            dialect.do_ping(dbapi_connection)  # a notice waiting, or the server gone: only a round trip tells
+        except dialect.loaded_dbapi.Error as error:
+            raise InvalidatePoolError(f"the server closed a pooled connection: {error}") from error
+
+
+def _may_have_hung_up(dbapi_connection: Any) -> bool:
+    """True when an idle connection is closed or its socket has something to read (nothing is expected)."""
+    if dbapi_connection.closed:
+        return True
+    try:
+        socket = dbapi_connection.fileno()
+    except Exception:  # psycopg raises once it knows the connection is gone
+        return True
+    poller = select.poll()
+    poller.register(socket, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class Database:

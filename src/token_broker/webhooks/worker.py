@@ -44,10 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     policy = RetryPolicy(
         first_delay=timedelta(seconds=args.first_retry_seconds), max_delay=timedelta(seconds=args.max_retry_seconds)
     )
-    # No pre-ping (a SELECT 1 round trip before every transaction, a fifth of the worker's statements): a transaction
-    # on a connection that died fails instead, the pool drops the connection, and the work is tried again (a claim at
-    # the next step, a record batch once more, then its leases), as after any failure of the store.
-    database = Database(settings.database_url, pool_pre_ping=False)
+    database = Database(settings.database_url, **settings.pool_options())
 
     async def run() -> None:
         async with transport.make_client() as client:

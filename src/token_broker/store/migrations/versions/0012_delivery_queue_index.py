@@ -1,8 +1,8 @@
 """webhook deliveries: an index of the queue in claim order (due time, id), so that a claim reads only the deliveries
 it takes instead of sorting the whole backlog
 
-Revision ID: 0012w
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-11-30
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012w"
-down_revision: str | None = "0010"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
