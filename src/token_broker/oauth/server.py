@@ -52,7 +52,7 @@ _CLIENT_COLUMNS = (
     "revoked_by, rotated_at, previous_secret_hash, previous_valid_until"
 )
 _CLIENT_BY_ID = RawStatement(
-    f"SELECT {_CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = :client_id",
+    f"SELECT {_CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = :client_id",  # noqa: S608 - constant columns
     results={5: JSON(), 6: UTCDateTime(), 8: UTCDateTime(), 10: UTCDateTime(), 12: UTCDateTime()},
 )
 _CLIENT_FIELDS = tuple(_CLIENT_COLUMNS.split(", "))

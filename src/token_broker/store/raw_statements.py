@@ -26,7 +26,7 @@ Processor = Callable[[Any], Any]
 class _Compiled:
     """A statement's text for one dialect, its parameters' order (positional paramstyles) and bind processors."""
 
-    __slots__ = ("sql", "order", "processors", "results")
+    __slots__ = ("order", "processors", "results", "sql")
 
     def __init__(self, statement: RawStatement, dialect: Dialect) -> None:
         clause = text(statement.sql + statement.suffixes.get(dialect.name, ""))
@@ -93,7 +93,7 @@ class RawStatement:
 class RawCursor:
     """A DB-API cursor on the connection of a session's transaction (begun here if it was not yet)."""
 
-    __slots__ = ("dialect", "_cursor", "_error")
+    __slots__ = ("_cursor", "_error", "dialect")
 
     def __init__(self, session: Session) -> None:
         connection = session.connection()
