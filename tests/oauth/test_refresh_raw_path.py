@@ -14,11 +14,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
+from tests.connect import register
 from tests.oauth.test_refresh_rotation import LIFETIMES, Family, _client, _connect, _public_id
 from tests.support import Team
+from token_broker.oauth.factory import build_server
 from token_broker.oauth.token_audit import refresh_event, rotated_event
 from token_broker.services import refresh, tokens
 from token_broker.services.actors import Actor
+from token_broker.services.client_lifecycle import revoke_client, rotate_client_secret
+from token_broker.services.client_rows import ClientRecord
 from token_broker.services.tokens import Refreshed
 from token_broker.store.database import Database
 from token_broker.store.models import AuditEvent, CredentialChange
@@ -99,6 +103,8 @@ _CHILD = textwrap.dedent(
     from token_broker.oauth.token_audit import rotated_event
     from token_broker.services import refresh
     from token_broker.services.actors import Actor
+from token_broker.services.client_lifecycle import revoke_client, rotate_client_secret
+from token_broker.services.client_rows import ClientRecord
     from token_broker.services.tokens import TokenLifetimes
     from token_broker.store.database import Database
     from token_broker.store.oauth_models import OAuthClient
@@ -171,3 +177,24 @@ def _counts(database: Database) -> tuple[int, ...]:
             session.scalar(select(func.count()).select_from(AuditEvent)) or 0,
             session.scalar(text("SELECT version FROM credentials WHERE kind = 'pat'")) or 0,
         )
+
+
+def test_the_client_read_on_the_cursor_is_the_orm_row(database: Database, team: Team) -> None:
+    """The token endpoint reads its client on the cursor (oauth/server.py): the same values as the ORM, JSON and
+    times decoded alike, through a secret rotation's grace and a revocation."""
+    platform = register(database, "zapier")
+    server = build_server(database, {}, LIFETIMES)
+    for change in (None, "rotate", "revoke"):
+        if change == "rotate":
+            rotate_client_secret(database, Actor.operator(), platform.client_id, 3600)
+        elif change == "revoke":
+            revoke_client(database, Actor.operator(), platform.client_id)
+        with server.transaction("https://broker.example") as session:
+            found = server.query_client(platform.client_id)
+            assert found is not None and server.query_client("no-such-client") is None
+            row = _client(session, platform.client_id)
+            for name in ClientRecord.__dataclass_fields__:
+                assert getattr(found.row, name) == getattr(row, name), (change, name)
+    assert (
+        found.revoked and found.row.previous_valid_until is None and found.row.redirect_uris == [platform.redirect_uri]
+    )

@@ -30,13 +30,13 @@ from token_broker import credentials
 from token_broker.credentials import CredentialKind
 from token_broker.errors import MalformedCredential
 from token_broker.services import tokens
+from token_broker.services.client_rows import ClientRow
 from token_broker.services.clients import serves_workspace
 from token_broker.services.connections import IssuedTokens
 from token_broker.services.tokens import TokenLifetimes
 from token_broker.store.change_listener import CHANGES_CHANNEL
 from token_broker.store.database import changed_credential
 from token_broker.store.models import UTCDateTime, utcnow
-from token_broker.store.oauth_models import OAuthClient
 from token_broker.store.raw_statements import RawCursor, RawStatement
 
 _WHEN = UTCDateTime()
@@ -97,7 +97,7 @@ class Rotated:
 
 
 def rotate_active(
-    session: Session, client: OAuthClient, presented: str, requested_scope: str | None, lifetimes: TokenLifetimes
+    session: Session, client: ClientRow, presented: str, requested_scope: str | None, lifetimes: TokenLifetimes
 ) -> Rotated | None:
     """The common case, rotated in the caller's transaction (the caller writes its audit row); None, with nothing
     written, when the request is anything else: services.tokens.refresh decides it."""
@@ -118,7 +118,7 @@ def rotate_active(
 def _rotate(
     cursor: RawCursor,
     session: Session,
-    client: OAuthClient,
+    client: ClientRow,
     parsed: credentials.ParsedCredential,
     requested_scope: str | None,
     lifetimes: TokenLifetimes,

@@ -12,6 +12,7 @@ announces changed credentials as for any other write.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, text
@@ -21,6 +22,18 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
 Processor = Callable[[Any], Any]
+_IMMUTABLE = frozenset({datetime, str, int})
+_BIND_PROCESSORS: dict[tuple[int, str], tuple[TypeEngine[Any], Processor | None]] = {}
+
+
+def _bind_processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor | None:
+    """The type's bind processor on the dialect, one for each type object, so statements sharing a type object
+    share the processor (and a cursor's memo of its last result)."""
+    key = (id(type_), dialect.name)
+    found = _BIND_PROCESSORS.get(key)
+    if found is None or found[0] is not type_:
+        found = _BIND_PROCESSORS[key] = (type_, type_.dialect_impl(dialect).bind_processor(dialect))
+    return found[1]
 
 
 class _Compiled:
@@ -36,7 +49,7 @@ class _Compiled:
         self.order: tuple[str, ...] | None = tuple(compiled.positiontup or ()) if compiled.positional else None
         self.processors: dict[str, Processor] = {}
         for name, type_ in statement.types.items():
-            processor = type_.dialect_impl(dialect).bind_processor(dialect)
+            processor = _bind_processor(type_, dialect)
             if processor is not None:
                 self.processors[name] = processor
         self.results: tuple[tuple[int, Processor], ...] = tuple(
@@ -45,16 +58,27 @@ class _Compiled:
             if (processor := type_.dialect_impl(dialect).result_processor(dialect, None)) is not None
         )
 
-    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+    def parameters(self, values: Mapping[str, Any], memo: dict[Processor, tuple[Any, Any]]) -> Any:
+        """The driver's parameters (a tuple or a dict, as its paramstyle wants). `memo`, one per cursor, keeps each
+        processor's last value and result: a request binds its one timestamp in several statements."""
         if self.processors:
-            values = {name: self._processed(name, value) for name, value in values.items()}
+            values = {name: self._processed(name, value, memo) for name, value in values.items()}
         if self.order is None:
             return dict(values)
         return tuple(values[name] for name in self.order)
 
-    def _processed(self, name: str, value: Any) -> Any:
+    def _processed(self, name: str, value: Any, memo: dict[Processor, tuple[Any, Any]]) -> Any:
         processor = self.processors.get(name)
-        return value if processor is None or value is None else processor(value)
+        if processor is None or value is None:
+            return value
+        if type(value) not in _IMMUTABLE:
+            return processor(value)
+        last = memo.get(processor)
+        if last is not None and last[0] is value:  # the very object, still referenced by the memo: same result
+            return last[1]
+        result = processor(value)
+        memo[processor] = (value, result)
+        return result
 
     def row(self, found: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
         if found is None or not self.results:
@@ -93,18 +117,19 @@ class RawStatement:
 class RawCursor:
     """A DB-API cursor on the connection of a session's transaction (begun here if it was not yet)."""
 
-    __slots__ = ("_cursor", "_error", "dialect")
+    __slots__ = ("_cursor", "_error", "_memo", "dialect")
 
     def __init__(self, session: Session) -> None:
         connection = session.connection()
         self.dialect = connection.dialect
         self._cursor = connection.connection.cursor()
         self._error: type[Exception] = self.dialect.loaded_dbapi.Error
+        self._memo: dict[Processor, tuple[Any, Any]] = {}
 
     def execute(self, statement: RawStatement, values: Mapping[str, Any]) -> int:
         """Run the statement; the number of rows it changed (for an UPDATE or DELETE)."""
         compiled = statement.compiled(self.dialect)
-        parameters = compiled.parameters(values)
+        parameters = compiled.parameters(values, self._memo)
         try:
             self._cursor.execute(compiled.sql, parameters)
         except self._error as error:  # as SQLAlchemy would raise it, parameters (hashes) left out
