@@ -103,8 +103,6 @@ _CHILD = textwrap.dedent(
     from token_broker.oauth.token_audit import rotated_event
     from token_broker.services import refresh
     from token_broker.services.actors import Actor
-from token_broker.services.client_lifecycle import revoke_client, rotate_client_secret
-from token_broker.services.client_rows import ClientRecord
     from token_broker.services.tokens import TokenLifetimes
     from token_broker.store.database import Database
     from token_broker.store.oauth_models import OAuthClient
