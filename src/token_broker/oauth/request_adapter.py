@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
 from authlib.common.security import is_secure_transport
 from authlib.oauth2.rfc6749 import OAuth2Request
@@ -161,11 +161,14 @@ def build_request(
     )
 
 
-def form_pairs(form: Any) -> list[tuple[str, str]]:
-    """A Starlette form's fields as (name, value) text pairs; uploaded files are not OAuth parameters."""
+def urlencoded_pairs(body: bytes) -> list[tuple[str, str]]:
+    """An application/x-www-form-urlencoded body's fields, as Starlette's form parser (python-multipart's
+    QuerystringParser) reads them, without its per-byte callbacks and form object: fields split on `&`, empty ones
+    skipped, the name up to the first `=` (none: an empty value), each decoded as Latin-1 and then unquote_plus.
+    tests/oauth/test_request_adapter.py holds the two to the same answers."""
     pairs = []
-    for name, value in form.multi_items():
-        if not isinstance(value, str):
-            raise BadRequest("OAuth parameters are form fields, not files")
-        pairs.append((name, value))
+    for field in body.split(b"&"):
+        if field:
+            name, _, value = field.partition(b"=")
+            pairs.append((unquote_plus(name.decode("latin-1")), unquote_plus(value.decode("latin-1"))))
     return pairs

@@ -36,6 +36,17 @@ def _bind_processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor | Non
     return found[1]
 
 
+def _processed(processor: Processor, value: Any, memo: dict[Processor, tuple[Any, Any]]) -> Any:
+    if type(value) not in _IMMUTABLE:
+        return processor(value)
+    last = memo.get(processor)
+    if last is not None and last[0] is value:  # the very object, still referenced by the memo: same result
+        return last[1]
+    result = processor(value)
+    memo[processor] = (value, result)
+    return result
+
+
 class _Compiled:
     """A statement's text for one dialect, its parameters' order (positional paramstyles) and bind processors."""
 
@@ -61,24 +72,14 @@ class _Compiled:
     def parameters(self, values: Mapping[str, Any], memo: dict[Processor, tuple[Any, Any]]) -> Any:
         """The driver's parameters (a tuple or a dict, as its paramstyle wants). `memo`, one per cursor, keeps each
         processor's last value and result: a request binds its one timestamp in several statements."""
-        if self.processors:
-            values = {name: self._processed(name, value, memo) for name, value in values.items()}
+        bound = dict(values)
+        for name, processor in self.processors.items():
+            value = bound.get(name)
+            if value is not None:
+                bound[name] = _processed(processor, value, memo)
         if self.order is None:
-            return dict(values)
-        return tuple(values[name] for name in self.order)
-
-    def _processed(self, name: str, value: Any, memo: dict[Processor, tuple[Any, Any]]) -> Any:
-        processor = self.processors.get(name)
-        if processor is None or value is None:
-            return value
-        if type(value) not in _IMMUTABLE:
-            return processor(value)
-        last = memo.get(processor)
-        if last is not None and last[0] is value:  # the very object, still referenced by the memo: same result
-            return last[1]
-        result = processor(value)
-        memo[processor] = (value, result)
-        return result
+            return bound
+        return tuple([bound[name] for name in self.order])
 
     def row(self, found: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
         if found is None or not self.results:
