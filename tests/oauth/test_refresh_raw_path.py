@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from tests.connect import register
 from tests.oauth.test_refresh_rotation import LIFETIMES, Family, _client, _connect, _public_id
@@ -25,8 +26,9 @@ from token_broker.services.client_lifecycle import revoke_client, rotate_client_
 from token_broker.services.client_rows import ClientRecord
 from token_broker.services.tokens import Refreshed
 from token_broker.store.database import Database
-from token_broker.store.models import AuditEvent, CredentialChange
+from token_broker.store.models import AuditEvent, CredentialChange, utcnow
 from token_broker.store.oauth_models import RefreshToken
+from token_broker.store.raw_statements import RawCursor
 
 ACTOR = Actor(label="client:test", client_address="203.0.113.9")
 # Columns whose values differ between two families by nature (ids, secrets' hashes, times): compared by shape.
@@ -196,3 +198,24 @@ def test_the_client_read_on_the_cursor_is_the_orm_row(database: Database, team: 
     assert (
         found.revoked and found.row.previous_valid_until is None and found.row.redirect_uris == [platform.redirect_uri]
     )
+
+
+def test_a_driver_error_on_the_cursor_is_sqlalchemys_and_names_no_values(database: Database, team: Team) -> None:
+    """A statement the store refuses raises SQLAlchemy's error of the same kind, as the ORM path would, without the
+    parameters (hashes) in its text; the transaction rolls back whole."""
+    family = _connect(database, team)
+    taken = _public_id(family.issued.refresh_token)
+    secret_hash = "sha256$" + "e" * 64
+    before = _counts(database)
+    row = {"public_id": taken, "connection_id": 1, "token_hash": secret_hash, "scope": "links:read"}
+
+    def claim_then_clash() -> None:
+        with database.write() as session:
+            cursor = RawCursor(session)
+            cursor.execute(refresh._CLAIM, {"token": 1, "now": utcnow(), "successor": "x"})
+            cursor.execute(refresh._ADD_SUCCESSOR, {**row, "now": utcnow(), "expires_at": utcnow()})
+
+    with pytest.raises(IntegrityError) as raised:
+        claim_then_clash()
+    assert secret_hash not in str(raised.value)
+    assert _counts(database) == before
