@@ -1,5 +1,5 @@
 """`python -m benchmarks.refresh_cost [database URL]`: what one refresh grant costs in the serving process, with no
-HTTP: statements and transactions per refresh (counted with SQLAlchemy events) and microseconds per refresh (elapsed,
+HTTP: statements and transactions per refresh (benchmarks/statement_count.py) and microseconds per refresh (elapsed,
 and of this process's CPU, which a busy machine moves less), each a real rotation through the token endpoint's own
 call (authlib, the grant, the store).
 
@@ -14,12 +14,10 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
-from sqlalchemy import event
 
 from benchmarks.common import scratch_dir
 from benchmarks.speed import SECRET_KEY, prepare
+from benchmarks.statement_count import WHAT_IS_COUNTED, count_statements
 from token_broker.config import Settings
 from token_broker.oauth.factory import build_server
 from token_broker.oauth.request_adapter import build_request
@@ -36,20 +34,9 @@ def main() -> None:
     store = prepare(url, COUNT)
     settings = Settings.from_env({"TOKEN_BROKER_SECRET_KEY": SECRET_KEY})
     lifetimes = TokenLifetimes.of(settings.access_seconds(), 90, SECRET_KEY)
+    counts = count_statements()
     database = Database(url)
     server = build_server(database, {}, lifetimes)  # manifests matter to the code grant only
-    statements = transactions = 0
-
-    def counted(*_: Any) -> None:
-        nonlocal statements
-        statements += 1
-
-    def began(*_: Any) -> None:
-        nonlocal transactions
-        transactions += 1
-
-    event.listen(database.engine, "before_cursor_execute", counted)
-    event.listen(database.engine, "begin", began)
     client = {"client_id": store.client_id, "client_secret": store.client_secret}
     headers = {"content-type": "application/x-www-form-urlencoded"}
 
@@ -60,15 +47,15 @@ def main() -> None:
         assert response.status_code == 200, response.body
 
     refresh(store.refresh[0])  # warm up
-    statements = transactions = 0
+    counts.update(statements=0, transactions=0)
     started, cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(THREADS) as pool:  # as the server runs them: each in a worker thread
         list(pool.map(refresh, store.refresh[1:]))
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     done = len(store.refresh) - 1
     print(f"database: {database.dialect}, {done} refreshes, {THREADS} at a time")
-    print(f"statements per refresh (SQLite's BEGIN IMMEDIATE counted, COMMIT not): {statements / done:.1f}")
-    print(f"transactions per refresh: {transactions / done:.1f}")
+    print(f"statements per refresh ({WHAT_IS_COUNTED[database.dialect]}): {counts['statements'] / done:.1f}")
+    print(f"transactions per refresh: {counts['transactions'] / done:.1f}")
     print(f"microseconds per refresh: {elapsed / done * 1e6:,.0f} elapsed, {cpu / done * 1e6:,.0f} of CPU")
     print(f"load average: {os.getloadavg()[0]:.1f}")
     database.dispose()

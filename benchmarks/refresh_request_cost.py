@@ -19,11 +19,9 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
-
 from benchmarks.common import scratch_dir
 from benchmarks.speed import app_env, prepare
+from benchmarks.statement_count import WHAT_IS_COUNTED, count_statements
 
 COUNT = int(os.environ.get("BENCH_REFRESHES", "600"))
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
@@ -110,7 +108,8 @@ async def _measure(app: Any, engine_counts: dict[str, int], bodies: list[bytes])
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
     sys.stdout.flush()
     print(f"{done} refresh requests through the ASGI app, one at a time")
-    print(f"statements per request: {engine_counts['statements'] / done:.1f}")
+    print(f"statements per request ({', '.join(f'{k}: {v}' for k, v in WHAT_IS_COUNTED.items())}): "
+          f"{engine_counts['statements'] / done:.1f}")  # fmt: skip
     print(f"transactions per request: {engine_counts['transactions'] / done:.1f}")
     print(f"microseconds per request: {elapsed / done * 1e6:,.0f} elapsed, {cpu / done * 1e6:,.0f} of CPU")
     print(f"load average: {os.getloadavg()[0]:.1f}")
@@ -124,16 +123,7 @@ def main() -> None:
     os.environ.update({"TOKEN_BROKER_ISSUER": "http://127.0.0.1:8000", **app_env(store)})
     from token_broker.server import app_from_env
 
-    counts = {"statements": 0, "transactions": 0}
-
-    def counted(*_: Any) -> None:
-        counts["statements"] += 1
-
-    def began(*_: Any) -> None:
-        counts["transactions"] += 1
-
-    event.listen(Engine, "before_cursor_execute", counted)
-    event.listen(Engine, "begin", began)
+    counts = count_statements()
     client = {"client_id": store.client_id, "client_secret": store.client_secret}
     bodies = [
         urlencode({"grant_type": "refresh_token", "refresh_token": token, **client}).encode() for token in store.refresh

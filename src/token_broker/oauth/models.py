@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin
 
 from token_broker.scopes import Manifest
+from token_broker.services.client_rows import ClientRow
 from token_broker.services.clients import secret_matches
-from token_broker.store.oauth_models import AuthorizationCode, OAuthClient
+from token_broker.store.oauth_models import AuthorizationCode
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
@@ -16,7 +17,7 @@ AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 class BrokerClient(ClientMixin):  # type: ignore[misc]
     """A platform's client. It may be granted at most its platform's manifest scopes, and uses exact redirect URIs."""
 
-    def __init__(self, row: OAuthClient, manifest: Manifest | None) -> None:
+    def __init__(self, row: ClientRow, manifest: Manifest | None) -> None:
         self.row = row
         self.manifest = manifest
 

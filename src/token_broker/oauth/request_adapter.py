@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
+from authlib.common.security import is_secure_transport
 from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
 
 # Parameters authlib reads, with the longest value we accept. `state` is echoed back, so it may be any printable text.
@@ -58,11 +62,40 @@ class Payload(OAuth2Payload):  # type: ignore[misc]
         return self._datalist
 
 
+@lru_cache(maxsize=16)
+def _secure_transport(base: str, insecure_allowed: str | None) -> bool:
+    secure: bool = is_secure_transport(base)
+    return secure
+
+
 class BrokerRequest(OAuth2Request):  # type: ignore[misc]
+    """authlib's request, built on the issuer (`base`). OAuth2Request.__init__ is not called: its one check, that the
+    URI is https (or loopback http), parsed the URI on every request, and depends only on the issuer (and authlib's
+    AUTHLIB_INSECURE_TRANSPORT), so it is made once per issuer; the attributes it sets are set here
+    (tests/oauth/test_request_adapter.py holds them to authlib's)."""
+
     def __init__(
-        self, method: str, uri: str, headers: Mapping[str, str], pairs: list[tuple[str, str]], from_form: bool
+        self,
+        method: str,
+        base: str,
+        uri: str,
+        headers: Mapping[str, str],
+        pairs: list[tuple[str, str]],
+        from_form: bool,
     ) -> None:
-        super().__init__(method, uri, headers=dict(headers))
+        if not _secure_transport(base, os.environ.get("AUTHLIB_INSECURE_TRANSPORT")):
+            raise InsecureTransportError()
+        self.method = method
+        self.uri = uri
+        self.headers = dict(headers)
+        self._body: Any = None
+        self.client: Any = None
+        self.auth_method: Any = None
+        self.user: Any = None
+        self.authorization_code: Any = None
+        self.refresh_token: Any = None
+        self.credential: Any = None
+        self._scope: Any = None
         self.payload = Payload(pairs)
         self._form = self.payload.data if from_form else {}
         self._args = {} if from_form else self.payload.data
@@ -123,14 +156,19 @@ def build_request(
 ) -> BrokerRequest:
     """authlib's request for these checked parameters; its URI is built on the issuer, never on the Host header."""
     query = "" if from_form or not pairs else "?" + urlencode(pairs)
-    return BrokerRequest(method, base + path + query, normalized_headers(headers), checked_pairs(pairs), from_form)
+    return BrokerRequest(
+        method, base, base + path + query, normalized_headers(headers), checked_pairs(pairs), from_form
+    )
 
 
-def form_pairs(form: Any) -> list[tuple[str, str]]:
-    """A Starlette form's fields as (name, value) text pairs; uploaded files are not OAuth parameters."""
+def urlencoded_pairs(body: bytes) -> list[tuple[str, str]]:
+    """An application/x-www-form-urlencoded body's fields, as Starlette's form parser (python-multipart's
+    QuerystringParser) reads them, without its per-byte callbacks and form object: fields split on `&`, empty ones
+    skipped, the name up to the first `=` (none: an empty value), each decoded as Latin-1 and then unquote_plus.
+    tests/oauth/test_request_adapter.py holds the two to the same answers."""
     pairs = []
-    for name, value in form.multi_items():
-        if not isinstance(value, str):
-            raise BadRequest("OAuth parameters are form fields, not files")
-        pairs.append((name, value))
+    for field in body.split(b"&"):
+        if field:
+            name, _, value = field.partition(b"=")
+            pairs.append((unquote_plus(name.decode("latin-1")), unquote_plus(value.decode("latin-1"))))
     return pairs

@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import orjson
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.errors import OAuth2Error
-from sqlalchemy import bindparam, select
+from sqlalchemy import JSON
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
@@ -26,9 +27,11 @@ from token_broker.oauth.client_cache import VerifiedClients
 from token_broker.oauth.introspection_cache import DescriptionCache
 from token_broker.oauth.models import BrokerClient
 from token_broker.scopes import ALL_SCOPES, Manifest
+from token_broker.services.client_rows import CLIENT_COLUMNS, ClientRecord
 from token_broker.services.tokens import TokenLifetimes
 from token_broker.store.database import Database
-from token_broker.store.oauth_models import OAuthClient
+from token_broker.store.models import UTCDateTime
+from token_broker.store.raw_statements import RawCursor, RawStatement
 
 T = TypeVar("T")
 DEFAULT_DESCRIPTIONS = {
@@ -43,8 +46,12 @@ DEFAULT_DESCRIPTIONS = {
     "unsupported_token_type": "This token type cannot be revoked.",
 }
 _VERIFIED = "verified_client"  # on a request: (session, client, presented) of its verified client authentication
-# Built once: building the statement and its cache key on each call cost about a sixth of reading the client.
-_CLIENT_BY_ID = select(OAuthClient).where(OAuthClient.client_id == bindparam("p_client_id"))
+# Read on the transaction's DB-API cursor (store.raw_statements) into a plain record: through the ORM, reading the
+# row and building its instance cost about a sixth of a whole refresh request.
+_CLIENT_BY_ID = RawStatement(
+    f"SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = :client_id",  # noqa: S608 - constant columns
+    results={4: JSON(), 7: UTCDateTime(), 8: UTCDateTime()},
+)
 _session: contextvars.ContextVar[Session] = contextvars.ContextVar("oauth_session")
 _issuer: contextvars.ContextVar[str] = contextvars.ContextVar("oauth_issuer")
 
@@ -93,8 +100,15 @@ class BrokerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def query_client(self, client_id: str) -> BrokerClient | None:
         """The client, revoked or not: a revoked one is refused at each endpoint (BrokerClient.revoked), so that at
         the token endpoint, after authenticating, it is told invalid_grant, the platforms' signal to reconnect."""
-        row = current_session().scalar(_CLIENT_BY_ID, {"p_client_id": client_id})
-        return None if row is None else BrokerClient(row, self.manifests.get(row.platform))
+        cursor = RawCursor(current_session())
+        try:
+            found = cursor.one_or_none(_CLIENT_BY_ID, {"client_id": client_id})
+        finally:
+            cursor.close()
+        if found is None:
+            return None
+        row = ClientRecord(*found)
+        return BrokerClient(row, self.manifests.get(row.platform))
 
     def authenticate_client(self, request: OAuth2Request, methods: list[str], endpoint: str = "token") -> BrokerClient:
         """One method per request, chosen by what the request presents (client_auth), never tried in turn.
@@ -137,7 +151,11 @@ class BrokerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             return Response(status_code=302, headers=header_map)
         header_map.setdefault("Cache-Control", "no-store")
         header_map.pop("Content-Type", None)
-        return JSONResponse(body, status_code=status, headers=header_map)
+        try:  # what JSONResponse would send (compact, UTF-8), for a tenth of json.dumps' time
+            content = orjson.dumps(body)
+        except TypeError:  # orjson refuses what json takes (an int beyond 64 bits): the answer stays the same
+            return JSONResponse(body, status_code=status, headers=header_map)
+        return Response(content, status_code=status, headers=header_map, media_type="application/json")
 
 
 def authorization_server(connection: HTTPConnection) -> BrokerAuthorizationServer:

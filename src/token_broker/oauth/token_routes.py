@@ -26,7 +26,7 @@ from token_broker.oauth.request_adapter import (
     BadRequest,
     BrokerRequest,
     build_request,
-    form_pairs,
+    urlencoded_pairs,
 )
 from token_broker.oauth.server import BrokerAuthorizationServer, authorization_server
 from token_broker.observe.metrics import metrics_of
@@ -77,8 +77,10 @@ async def _form_request(request: Request, path: str) -> BrokerRequest | Response
     if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
         return oauth_error(400, "invalid_request", "The request body is missing its length or is too large.")
     try:
-        form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
-        oauth_request = build_request("POST", issuer_of(request), path, request.headers, form_pairs(form), True)
+        pairs = urlencoded_pairs(await request.body())  # the content type was checked above
+        if len(pairs) > MAX_FORM_FIELDS:
+            return oauth_error(400, "invalid_request", "The form could not be read.")
+        oauth_request = build_request("POST", issuer_of(request), path, request.headers, pairs, True)
     except BadClientCredentials as error:
         _charge_failure(request)
         return oauth_error(401, "invalid_client", str(error), {"WWW-Authenticate": 'Basic realm="token-broker"'})

@@ -7,16 +7,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import insert, select
+from sqlalchemy import JSON, select
 from sqlalchemy.orm import Session
 
 from token_broker.errors import BrokerError
 from token_broker.services.actors import Actor
-from token_broker.store.database import Database, table_of
-from token_broker.store.models import AuditEvent, Workspace, utcnow
+from token_broker.store.database import Database
+from token_broker.store.models import AuditEvent, UTCDateTime, Workspace, utcnow
+from token_broker.store.raw_statements import RawCursor, RawStatement
 
 T = TypeVar("T")
-_INSERT = insert(table_of(AuditEvent))
+_INSERT = RawStatement(
+    """
+    INSERT INTO audit_events
+        (occurred_at, actor, workspace_id, action, outcome, reason, target_id, client_address, details)
+    VALUES (:occurred_at, :actor, :workspace_id, :action, :outcome, :reason, :target_id, :client_address, :details)
+    """,
+    {"occurred_at": UTCDateTime(), "details": JSON()},
+)
 
 
 @dataclass
@@ -46,22 +54,26 @@ def _add(session: Session, actor: Actor, entry: AuditEntry, outcome: str, reason
 
 
 def insert_row(session: Session, actor: Actor, entry: AuditEntry, outcome: str, reason: str | None) -> None:
-    """`record`, as one INSERT at once instead of an object for the session's flush (for the token endpoint's hot
-    path, which writes no other object)."""
-    session.connection().execute(
-        _INSERT,
-        {
-            "occurred_at": utcnow(),
-            "actor": actor.label,
-            "workspace_id": entry.workspace_id,
-            "action": entry.action,
-            "outcome": outcome,
-            "reason": reason,
-            "target_id": entry.target_id,
-            "client_address": actor.client_address,
-            "details": entry.details,
-        },
-    )
+    """`record`, as one INSERT on the transaction's DB-API cursor instead of an object for the session's flush (for
+    the token endpoint's hot path, which writes no other object); the row is the one `record` would write."""
+    cursor = RawCursor(session)
+    try:
+        cursor.execute(
+            _INSERT,
+            {
+                "occurred_at": utcnow(),
+                "actor": actor.label,
+                "workspace_id": entry.workspace_id,
+                "action": entry.action,
+                "outcome": outcome,
+                "reason": reason,
+                "target_id": entry.target_id,
+                "client_address": actor.client_address,
+                "details": entry.details,
+            },
+        )
+    finally:
+        cursor.close()
 
 
 def record(session: Session, actor: Actor, entry: AuditEntry, outcome: str, reason: str | None) -> None:

@@ -18,6 +18,7 @@ from token_broker import credentials, policy
 from token_broker.errors import Conflict, NotFound
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, record, run_audited
+from token_broker.services.client_rows import ClientRow
 from token_broker.services.clients import CLIENT_SECRET_LENGTH
 from token_broker.services.connections import end_connection, lock_connection
 from token_broker.services.credential_changes import note_client_change
@@ -211,7 +212,7 @@ def rotate_client_secret(
     return run_audited(database, actor, "client.secret_rotated", work)
 
 
-def hold_active(session: Session, client: OAuthClient) -> bool:
+def hold_active(session: Session, client: ClientRow) -> bool:
     """Whether the client is still active, holding a shared lock on its row until the transaction ends, so that a
     revocation either waits for a token exchange or is seen by it: no connection outlives its client's revocation."""
     revoked_at = session.scalar(

@@ -17,6 +17,7 @@ from token_broker.errors import Forbidden, InvalidInput
 from token_broker.scopes import PLATFORMS
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
+from token_broker.services.client_rows import ClientRow
 from token_broker.services.workspaces import authorize, find_workspace
 from token_broker.store.database import Database
 from token_broker.store.models import utcnow
@@ -127,7 +128,7 @@ def register_client(
     return run_audited(database, actor, "client.created", work)
 
 
-def secret_matches(client: OAuthClient, presented: str, now: datetime | None = None) -> bool:
+def secret_matches(client: ClientRow, presented: str, now: datetime | None = None) -> bool:
     """Whether a presented client secret is the client's current one, or its previous one within the grace window
     of the last rotation. Both comparisons always run and are constant-time; only hashes are ever compared."""
     presented_hash = credentials.fast_hash(presented)
@@ -138,7 +139,7 @@ def secret_matches(client: OAuthClient, presented: str, now: datetime | None = N
     return current or (previous and in_grace)
 
 
-def serves_workspace(client: OAuthClient, workspace_id: int) -> bool:
+def serves_workspace(client: ClientRow, workspace_id: int) -> bool:
     """Whether the client may yield tokens for the workspace: a workspace's own (n8n) client serves that workspace
     alone; a platform-wide client (Zapier, Make) serves any. Checked at consent, code and token exchange alike."""
     return client.workspace_id is None or client.workspace_id == workspace_id

@@ -22,6 +22,7 @@ from token_broker.policy import DEFAULT_RATE_LIMITS
 from token_broker.services import admin_notices, webhook_subscriptions
 from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, run_audited
+from token_broker.services.client_rows import ClientRow
 from token_broker.services.credential_revocation import revoke_credential
 from token_broker.services.workspaces import authorize, find_workspace, new_public_id, workspace_to_manage
 from token_broker.store.database import Database
@@ -60,7 +61,7 @@ class IssuedTokens:
 
 def open_connection(
     session: Session,
-    client: OAuthClient,
+    client: ClientRow,
     workspace: Workspace,
     approved_by: str,
     scopes: Sequence[str],

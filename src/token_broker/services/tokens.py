@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from token_broker import credentials
 from token_broker.credentials import CredentialKind
 from token_broker.errors import BrokerError, InvalidGrant, InvalidScope, MalformedCredential
+from token_broker.services.client_rows import ClientRow
 from token_broker.services.clients import serves_workspace
 from token_broker.services.connections import IssuedTokens, end_connection, lock_connection, open_connection
 from token_broker.services.credential_changes import note_change
@@ -54,7 +55,7 @@ def code_hash(code: str) -> str:
 def issue_code(
     session: Session,
     code: str,
-    client: OAuthClient,
+    client: ClientRow,
     workspace_id: int,
     user_id: int,
     redirect_uri: str | None,
@@ -87,7 +88,7 @@ class CodeReplay:
     ended: bool
 
 
-def consume_code(session: Session, client: OAuthClient, code: str) -> AuthorizationCode | CodeReplay | None:
+def consume_code(session: Session, client: ClientRow, code: str) -> AuthorizationCode | CodeReplay | None:
     """The code's row if this client may redeem it now, marking it used in the same statement; None otherwise.
 
     A code presented again after its first redemption ends the connection that redemption opened (RFC 6749 4.1.2),
@@ -116,7 +117,7 @@ def consume_code(session: Session, client: OAuthClient, code: str) -> Authorizat
 
 
 def redeem(
-    session: Session, client: OAuthClient, code: AuthorizationCode, approved_by: str, lifetimes: TokenLifetimes
+    session: Session, client: ClientRow, code: AuthorizationCode, approved_by: str, lifetimes: TokenLifetimes
 ) -> IssuedTokens:
     workspace = session.get_one(Workspace, code.workspace_id)
     issued = open_connection(
@@ -154,7 +155,7 @@ class Refreshed:
 
 
 def refresh(
-    session: Session, client: OAuthClient, presented: str, requested_scope: str | None, lifetimes: TokenLifetimes
+    session: Session, client: ClientRow, presented: str, requested_scope: str | None, lifetimes: TokenLifetimes
 ) -> Refreshed | Refused:
     """Rotate a refresh token: a new access token and refresh token, or the same pair again within the replay window."""
     now = utcnow()
@@ -385,7 +386,7 @@ def describe(session: Session, presented: str) -> tuple[int, TokenDescription] |
     )
 
 
-def revoke(session: Session, client: OAuthClient, presented: str) -> Connection | None:
+def revoke(session: Session, client: ClientRow, presented: str) -> Connection | None:
     """RFC 7009: the platform revokes its own token; the connection ends, and is returned. Another client's token is
     left alone (None), as is a connection already ended."""
     try:

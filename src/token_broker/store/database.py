@@ -69,8 +69,11 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        writing = connection.get_execution_options().get(_WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+        begin = "BEGIN IMMEDIATE" if connection.get_execution_options().get(_WRITE_OPTION, False) else "BEGIN"
+        try:  # on the DB-API connection: through exec_driver_sql it cost a tenth of a refresh grant's CPU
+            connection.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
+        except sqlite3.Error as error:
+            raise OperationalError(begin, None, error) from error
 
 
 def _configure_postgres(engine: Engine) -> None:

@@ -1,0 +1,221 @@
+"""The refresh grant's common case runs as fixed SQL on the DB-API cursor (services.refresh, store.raw_statements). On
+both stores: it writes what the ORM's general path writes (the same rows, stored the same way, the same audit row and
+change note), and a process killed between its statements, before the commit, leaves nothing of it behind."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+
+from tests.connect import register
+from tests.oauth.test_refresh_rotation import LIFETIMES, Family, _client, _connect, _public_id
+from tests.support import Team
+from token_broker.oauth.factory import build_server
+from token_broker.oauth.token_audit import refresh_event, rotated_event
+from token_broker.services import refresh, tokens
+from token_broker.services.actors import Actor
+from token_broker.services.client_lifecycle import revoke_client, rotate_client_secret
+from token_broker.services.client_rows import ClientRecord
+from token_broker.services.tokens import Refreshed
+from token_broker.store.database import Database
+from token_broker.store.models import AuditEvent, CredentialChange, utcnow
+from token_broker.store.oauth_models import RefreshToken
+from token_broker.store.raw_statements import RawCursor
+
+ACTOR = Actor(label="client:test", client_address="203.0.113.9")
+# Columns whose values differ between two families by nature (ids, secrets' hashes, times): compared by shape.
+VARYING = {
+    *("id", "public_id", "connection_id", "token_hash", "successor_id", "secret_hash", "previous_secret_hash", "hint"),
+    *("target_id", "created_at", "expires_at", "rotated_at", "previous_valid_until", "occurred_at"),
+}
+
+
+def _shape(value: Any) -> str:
+    """A value's stored type and form: letters and digits as x (a datetime stored as text keeps its format)."""
+    if isinstance(value, str):
+        return "str:" + re.sub(r"[A-Za-z0-9]", "x", value)
+    return type(value).__name__
+
+
+def _stored(database: Database, sql: str, **params: Any) -> dict[str, Any]:
+    """One row as the driver returns it (no SQLAlchemy type processing), varying columns by shape."""
+    with database.engine.connect() as connection:
+        row = connection.execute(text(sql), params).mappings().one()
+    return {name: _shape(value) if name in VARYING else value for name, value in row.items()}
+
+
+def _written(database: Database, family: Family, issued_refresh: str) -> dict[str, Any]:
+    old, new = _public_id(family.issued.refresh_token), _public_id(issued_refresh)
+    tokens_sql, access_id = "SELECT * FROM refresh_tokens WHERE public_id = :p", _public_id(family.issued.access_token)
+    return {
+        "old": _stored(database, tokens_sql, p=old),
+        "new": _stored(database, tokens_sql, p=new),
+        "access": _stored(database, "SELECT * FROM credentials WHERE public_id = :p", p=access_id),
+        "audit": _stored(
+            database,
+            "SELECT actor, workspace_id, action, outcome, reason, target_id, client_address, details, occurred_at"
+            " FROM audit_events WHERE target_id = :c",
+            c=family.issued.connection_id,
+        ),
+        "note": _stored(
+            database,
+            "SELECT count(*) AS notes FROM credential_changes WHERE credential_id = :p",
+            p=access_id,
+        ),
+    }
+
+
+def test_the_raw_path_writes_what_the_general_path_writes(database: Database, team: Team) -> None:
+    raw_family, orm_family = _connect(database, team), _connect(database, team)
+    with database.write() as session:
+        rotated = refresh.rotate_active(
+            session, _client(session, raw_family.client_id), raw_family.issued.refresh_token, "links:read", LIFETIMES
+        )
+        assert rotated is not None
+        rotated_event(session, ACTOR, rotated)
+    with database.write() as session:
+        outcome = tokens.refresh(
+            session, _client(session, orm_family.client_id), orm_family.issued.refresh_token, "links:read", LIFETIMES
+        )
+        assert isinstance(outcome, Refreshed) and not outcome.replay
+        refresh_event(session, ACTOR, outcome)
+    raw = _written(database, raw_family, rotated.tokens.refresh_token)
+    orm = _written(database, orm_family, outcome.tokens.refresh_token)
+    assert raw == orm
+    assert raw["old"]["status"] == "rotated" and raw["new"]["status"] == "active" and raw["note"]["notes"] == 1
+    assert raw["access"]["version"] == 2 and raw["audit"]["action"] == "token.refreshed"
+    assert rotated.tokens.to_json().keys() == outcome.tokens.to_json().keys()
+    assert (rotated.tokens.scope, rotated.tokens.expires_in) == (outcome.tokens.scope, outcome.tokens.expires_in)
+
+
+# The child rotates a refresh token in a write transaction and kills itself with SIGKILL after `KILL_AFTER` of the
+# raw path's statements (0: after all of them, the audit row written), before the commit.
+_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from sqlalchemy import select
+    from token_broker.oauth.token_audit import rotated_event
+    from token_broker.services import refresh
+    from token_broker.services.actors import Actor
+    from token_broker.services.tokens import TokenLifetimes
+    from token_broker.store.database import Database
+    from token_broker.store.oauth_models import OAuthClient
+    from token_broker.store.raw_statements import RawCursor
+
+    url, client_id, presented, kill_after, key = sys.argv[1:6]
+    executed = 0
+    execute = RawCursor.execute
+
+    def counted(self, statement, values):
+        global executed
+        rowcount = execute(self, statement, values)
+        executed += 1
+        if executed == int(kill_after):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return rowcount
+
+    RawCursor.execute = counted
+    lifetimes = TokenLifetimes.of({"zapier": 3600, "make": 3600, "n8n": 3600}, 90, key)
+    database = Database(url)
+    with database.write() as session:
+        client = session.scalars(select(OAuthClient).where(OAuthClient.client_id == client_id)).one()
+        rotated = refresh.rotate_active(session, client, presented, None, lifetimes)
+        assert rotated is not None
+        rotated_event(session, Actor(label="client:test"), rotated)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+@pytest.mark.parametrize("kill_after", [2, 4, 0])  # after the claim; after the successor's INSERT; before COMMIT
+def test_a_kill_between_the_statements_leaves_nothing_written(database: Database, team: Team, kill_after: int) -> None:
+    family = _connect(database, team)
+    before = _counts(database)
+    key = "test-secret-key-" + "k" * 32  # LIFETIMES' key
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _CHILD,
+            database.url,
+            family.client_id,
+            family.issued.refresh_token,
+            str(kill_after),
+            key,
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+    assert _counts(database) == before
+    with database.read() as session:
+        token = session.scalars(
+            select(RefreshToken).where(RefreshToken.public_id == _public_id(family.issued.refresh_token))
+        ).one()
+    assert token.status == "active" and token.successor_id is None
+    # The token still refreshes, the common way, as if the killed attempt had never been.
+    with database.write() as session:
+        rotated = refresh.rotate_active(
+            session, _client(session, family.client_id), family.issued.refresh_token, None, LIFETIMES
+        )
+    assert rotated is not None
+
+
+def _counts(database: Database) -> tuple[int, ...]:
+    with database.read() as session:
+        return (
+            session.scalar(select(func.count()).select_from(RefreshToken)) or 0,
+            session.scalar(select(func.count()).select_from(CredentialChange)) or 0,
+            session.scalar(select(func.count()).select_from(AuditEvent)) or 0,
+            session.scalar(text("SELECT version FROM credentials WHERE kind = 'pat'")) or 0,
+        )
+
+
+def test_the_client_read_on_the_cursor_is_the_orm_row(database: Database, team: Team) -> None:
+    """The token endpoint reads its client on the cursor (oauth/server.py): the same values as the ORM, JSON and
+    times decoded alike, through a secret rotation's grace and a revocation."""
+    platform = register(database, "zapier")
+    server = build_server(database, {}, LIFETIMES)
+    for change in (None, "rotate", "revoke"):
+        if change == "rotate":
+            rotate_client_secret(database, Actor.operator(), platform.client_id, 3600)
+        elif change == "revoke":
+            revoke_client(database, Actor.operator(), platform.client_id)
+        with server.transaction("https://broker.example") as session:
+            found = server.query_client(platform.client_id)
+            assert found is not None and server.query_client("no-such-client") is None
+            row = _client(session, platform.client_id)
+            for name in ClientRecord.__dataclass_fields__:
+                assert getattr(found.row, name) == getattr(row, name), (change, name)
+    assert (
+        found.revoked and found.row.previous_valid_until is None and found.row.redirect_uris == [platform.redirect_uri]
+    )
+
+
+def test_a_driver_error_on_the_cursor_is_sqlalchemys_and_names_no_values(database: Database, team: Team) -> None:
+    """A statement the store refuses raises SQLAlchemy's error of the same kind, as the ORM path would, without the
+    parameters (hashes) in its text; the transaction rolls back whole."""
+    family = _connect(database, team)
+    taken = _public_id(family.issued.refresh_token)
+    secret_hash = "sha256$" + "e" * 64
+    before = _counts(database)
+    row = {"public_id": taken, "connection_id": 1, "token_hash": secret_hash, "scope": "links:read"}
+
+    def claim_then_clash() -> None:
+        with database.write() as session:
+            cursor = RawCursor(session)
+            cursor.execute(refresh._CLAIM, {"token": 1, "now": utcnow(), "successor": "x"})
+            cursor.execute(refresh._ADD_SUCCESSOR, {**row, "now": utcnow(), "expires_at": utcnow()})
+
+    with pytest.raises(IntegrityError) as raised:
+        claim_then_clash()
+    assert secret_hash not in str(raised.value)
+    assert _counts(database) == before
