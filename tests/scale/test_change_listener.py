@@ -89,3 +89,38 @@ def test_polling_alone_still_ends_a_key(postgres_url: str, pg_database: Database
         assert "token_broker_change_listener_up" not in httpx.get(f"{live.base_url}/metrics").text
         keys.revoke_key(pg_database, pg_team.admin, issued.view.id)
         assert_refused_within(live, issued.plaintext, 1.0)
+
+
+def test_a_cancelled_listener_closes_its_connection(postgres_url: str, pg_database: Database) -> None:
+    """Shutting an instance down cancels its listener in an anyio scope, which cancels every await after it. The
+    connection must still be closed then, not left open for the garbage collector (a ResourceWarning at best)."""
+    import anyio
+
+    from token_broker.store.change_listener import ChangeListener
+
+    def listen_connections() -> int:
+        with pg_database.engine.connect() as connection:
+            query = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND pid <> pg_backend_pid()"
+            )
+            return int(connection.execute(query, {"name": APPLICATION_NAME}).scalar_one())
+
+    before = listen_connections()
+    closed_by_then: list[bool] = []
+
+    async def main() -> None:
+        listener = ChangeListener(postgres_url, lambda _credential: None)
+        async with anyio.create_task_group() as group:
+            group.start_soon(listener.run_forever)
+            with anyio.fail_after(30):
+                while not listener.listening:
+                    await anyio.sleep(0.02)
+            group.cancel_scope.cancel()
+        closed_by_then.append(True)
+
+    anyio.run(main)
+    assert closed_by_then == [True]
+    deadline = time.monotonic() + 30
+    while listen_connections() > before:  # the server ends the backend once the client has closed its socket
+        assert time.monotonic() < deadline, "the listener's connection is still open after it was cancelled"
+        time.sleep(0.05)

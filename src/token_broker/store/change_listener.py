@@ -51,15 +51,21 @@ class ChangeListener:
         down_since: float | None = None
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
+                conn = await psycopg.AsyncConnection.connect(
                     self._url, autocommit=True, connect_timeout=5, application_name=APPLICATION_NAME
-                ) as conn:
+                )
+                try:
                     await conn.execute(f"LISTEN {CHANGES_CHANNEL}")
                     self.listening, failures = True, 0
                     if down_since is not None:
                         log.info("listening for credential changes again after %.1f s", time.monotonic() - down_since)
                         down_since = None
                     await self._listen(conn)
+                finally:
+                    # Not `async with`: its exit awaits a rollback first, which a cancelled anyio scope cancels
+                    # again, so the connection was left open for the garbage collector at shutdown.
+                    with anyio.CancelScope(shield=True):
+                        await conn.close()
             except (psycopg.Error, OSError, TimeoutError) as error:
                 if self.listening or down_since is None:
                     self.connections_lost += int(self.listening)
