@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from tests import ssl_contexts
 from tests.live import LiveServer, live_server
 from tests.makers import Keys
 from tests.support import CHEAP_HASHING, Team, make_team
@@ -20,6 +21,8 @@ from token_broker.store.database import Database
 from token_broker.store.schema import metadata
 
 POSTGRES_URL = os.environ.get("TOKEN_BROKER_TEST_POSTGRES_URL")
+
+ssl_contexts.share()
 
 
 @pytest.fixture(scope="session")
