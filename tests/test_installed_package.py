@@ -58,11 +58,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert "token_broker/py.typed" in names
     assert any(name.endswith("dist-info/licenses/LICENSE") for name in names)
     # The new environment gets no pip of its own (ensurepip took a third of this fixture): this environment's pip
-    # installs into it (--python). Nor byte-compiles it: what the CLI imports is compiled as it runs, as without pip's
-    # step, which compiled every module of every dependency.
+    # installs into it (--python), as it would install with its own.
     run([sys.executable, "-m", "venv", "--without-pip", str(base / "venv")], base, env)
     bin_dir = base / "venv" / "bin"
-    pip = [sys.executable, "-m", "pip", "--python", str(bin_dir / "python"), "install", "-q", "--no-compile"]
+    pip = [sys.executable, "-m", "pip", "--python", str(bin_dir / "python"), "install", "-q"]
     run([*pip, str(wheel)], base, env)
     location = run([str(bin_dir / "python"), "-c", "import token_broker; print(token_broker.__file__)"], base, env)
     assert Path(location.strip()).is_relative_to(base / "venv"), location
