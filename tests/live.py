@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +22,38 @@ from tests.support import CHEAP_HASHING
 from token_broker.app import create_app
 from token_broker.app_state import Resources
 from token_broker.config import Settings
+
+STOP_POLL_SECONDS = 0.01
+GRACE_SECONDS = 30
+
+
+class QuickServer(uvicorn.Server):
+    """uvicorn's server, stopped in milliseconds instead of about 200 ms: uvicorn looks for a stop request every 100 ms
+    and then sleeps 100 ms more before it waits (in 100 ms steps) for connections to close. Over a thousand servers
+    a suite, that was minutes of waiting. The same steps, in the same order, looked at every 10 ms: stop accepting,
+    ask each connection to finish, wait for connections and requests to end (at most GRACE_SECONDS, as a bound),
+    then the app's lifespan shutdown."""
+
+    async def main_loop(self) -> None:
+        ticks = 0
+        # on_tick(counter) refreshes the Date header when counter % 10 == 0: once a second here, as in uvicorn.
+        while not await self.on_tick(0 if ticks % 100 == 0 else 1):
+            ticks += 1
+            await asyncio.sleep(STOP_POLL_SECONDS)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        deadline = time.monotonic() + GRACE_SECONDS
+        while (self.server_state.connections or self.server_state.tasks) and time.monotonic() < deadline:
+            await asyncio.sleep(STOP_POLL_SECONDS)
+        for task in self.server_state.tasks:
+            task.cancel(msg="the test server stopped")
+        for server in self.servers:
+            await server.wait_closed()
+        await self.lifespan.shutdown()
 
 
 @dataclass
@@ -47,7 +81,7 @@ def live_server(database_url: str, **settings: object) -> Iterator[LiveServer]:
     settings.setdefault("issuer", f"http://127.0.0.1:{port}")
     config_settings = replace(Settings.from_env({}), database_url=database_url, hashing=CHEAP_HASHING, **settings)
     app = create_app(config_settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False))
+    server = QuickServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -57,9 +57,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert f"token_broker/connectors/{platform}/manifest.json" in names
     assert "token_broker/py.typed" in names
     assert any(name.endswith("dist-info/licenses/LICENSE") for name in names)
-    run([sys.executable, "-m", "venv", str(base / "venv")], base, env)
+    # The new environment gets no pip of its own (ensurepip took a third of this fixture): this environment's pip
+    # installs into it (--python), as it would install with its own.
+    run([sys.executable, "-m", "venv", "--without-pip", str(base / "venv")], base, env)
     bin_dir = base / "venv" / "bin"
-    run([str(bin_dir / "python"), "-m", "pip", "install", "-q", str(wheel)], base, env)
+    pip = [sys.executable, "-m", "pip", "--python", str(bin_dir / "python"), "install", "-q"]
+    run([*pip, str(wheel)], base, env)
     location = run([str(bin_dir / "python"), "-c", "import token_broker; print(token_broker.__file__)"], base, env)
     assert Path(location.strip()).is_relative_to(base / "venv"), location
     return bin_dir

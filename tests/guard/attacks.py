@@ -3,6 +3,8 @@ requests from other loopback addresses, bounded in count and time."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +35,12 @@ class Served:
                 return int(line.split()[1])
         raise AssertionError(f"no {field_name} in /proc/{self.pid}/status")
 
+    def kill(self) -> None:
+        """Stop the server at once (SIGKILL), once what a test measures is measured: a graceful stop would first hash,
+        one by one, the attackers' requests still queued behind the flood (seconds of waiting on nothing asserted);
+        killed, those requests end as connection errors."""
+        os.kill(self.pid, signal.SIGKILL)
+
 
 @contextmanager
 def serve(database_url: str, log_path: Path, **env: str) -> Iterator[Served]:
@@ -57,6 +65,7 @@ class Flood:
     seconds: float = 30.0
     count: int = 2000
     statuses: list[int] = field(default_factory=list)
+    answered_from: set[str] = field(default_factory=set)  # the addresses the server has answered at least once
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -66,6 +75,10 @@ class Flood:
             thread.start()
             self._threads.append(thread)
         return self
+
+    def running(self) -> bool:
+        """Whether every attacker is still at it (each has a request out, or is about to send the next)."""
+        return not self._stop.is_set() and all(thread.is_alive() for thread in self._threads)
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
@@ -80,5 +93,6 @@ class Flood:
                     return
                 try:
                     self.statuses.append(self.attack(client))
+                    self.answered_from.add(address)
                 except httpx.HTTPError:
                     self.statuses.append(0)
