@@ -35,9 +35,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVarTuple
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Integer, Select, and_, any_, bindparam, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, Integer, Row, Select, and_, any_, bindparam, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -253,6 +253,8 @@ def _claim(
     postgres = _is_postgres(session)
     if sweep:
         _cancel_undeliverable(session, due, now, postgres)
+    if postgres:
+        return _claim_postgres(session, worker_id, now, limit, lease)
     # First the due deliveries' ids alone, in order, locked: the sort reads no other table and no payload (joined
     # here, the claim read every due delivery's event before keeping `limit` of them: 27 ms for a backlog of 4,000).
     queued = text(f"webhook_deliveries.{QUEUED_SQL}")  # as the queue's index says it, for the planner to use it
@@ -336,6 +338,97 @@ def _claim(
         )
         for row in taken
     ]
+
+
+def _claim_postgres(session: Session, worker_id: str, now: datetime, limit: int, lease: timedelta) -> list[Job]:
+    """The claim in one statement: lock the first due ids through the queue's index (`SKIP LOCKED`), mark them
+    `delivering` and read their details, in one round trip (`WITH claimed AS (UPDATE ... RETURNING) SELECT ...`).
+    Those whose hook or owner ended, or whose owner lost the event's scope, are then cancelled, their attempt
+    uncounted: rare, one more statement when it happens."""
+    queued = text(f"webhook_deliveries.{QUEUED_SQL}")  # as the queue's index says it, for the planner to use it
+    head = (
+        select(WebhookDelivery.id)
+        .where(queued, WebhookDelivery.next_attempt_at <= now)
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = (
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(head.scalar_subquery()))
+        .values(
+            status="delivering",
+            claimed_by=worker_id,
+            attempts=WebhookDelivery.attempts + 1,
+            next_attempt_at=now + lease,
+        )
+        .returning(WebhookDelivery.id, WebhookDelivery.hook_id, WebhookDelivery.event_id, WebhookDelivery.attempts)
+        .cte("claimed")
+    )
+    query = (
+        _with_owner(
+            select(
+                claimed.c.id,
+                claimed.c.hook_id,
+                claimed.c.attempts,
+                Hook.public_id.label("hook_public_id"),
+                Hook.target_url,
+                Hook.secret_ciphertext,
+                OutboxEvent.public_id.label("event_public_id"),
+                OutboxEvent.type,
+                OutboxEvent.payload,
+                Hook.connection_id,
+                Credential.scopes,
+                _deliverable(now).label("deliverable"),
+            )
+            .select_from(claimed)
+            .join(Hook, Hook.id == claimed.c.hook_id)
+            .join(OutboxEvent, OutboxEvent.id == claimed.c.event_id)
+        )
+    ).order_by(claimed.c.id)
+    rows = session.connection().execute(query).all()
+    taken, refused = [], []
+    for row in rows:
+        if row.deliverable and _owner_may_receive(row.type, row.scopes, row.connection_id):
+            taken.append(row)
+        else:
+            refused.append(row)
+    if refused:
+        _cancel_claimed(session, refused, now)
+    return [
+        Job(
+            delivery_id=row.id,
+            hook_id=row.hook_id,
+            hook_public_id=row.hook_public_id,
+            event_id=row.event_public_id,
+            attempt=row.attempts,
+            target_url=row.target_url,
+            sealed_secret=row.secret_ciphertext,
+            body=_body(row.payload),
+            claimed_by=worker_id,
+        )
+        for row in taken
+    ]
+
+
+def _cancel_claimed(session: Session, rows: Sequence[Row[Any]], now: datetime) -> None:
+    """Cancel deliveries this transaction has just claimed, their attempt uncounted: the hook or its owner ended
+    (never sent), or the owner lost the scope that reads the event (`last_error` says which)."""
+    for row in rows:
+        error = None if not row.deliverable else _missing_scope_error(row.type)
+        session.connection().execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == row.id)
+            .values(
+                status="cancelled",
+                claimed_by=None,
+                finished_at=now,
+                attempts=WebhookDelivery.attempts - 1,
+                next_attempt_at=now,
+                last_error=error if error is not None else WebhookDelivery.last_error,
+            )
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _cancel_undeliverable(session: Session, due: ColumnElement[bool], now: datetime, postgres: bool) -> None:
@@ -474,14 +567,19 @@ def record_many(
         return []
     with database.write() as session:
         postgres = _is_postgres(session)
-        hook_lock = (
-            select(Hook.id).where(_among(session, Hook.id, [job.hook_id for job, _ in attempts])).order_by(Hook.id)
+        all_succeeded = all(result.outcome == "succeeded" for _, result in attempts)
+        hook_lock = select(Hook.id).where(_among(session, Hook.id, [job.hook_id for job, _ in attempts]))
+        if all_succeeded:
+            # A success writes to its hook's row only to end a failing streak: only those rows need the lock, and
+            # the query that takes it says which they are (one statement fewer than a separate UPDATE's attempt).
+            hook_lock = hook_lock.where(Hook.failing_since.is_not(None))
+        hook_lock = hook_lock.order_by(Hook.id)
+        locked = set(  # hooks, then deliveries
+            session.connection().execute(hook_lock.with_for_update(key_share=True) if postgres else hook_lock).scalars()
         )
-        session.connection().execute(
-            hook_lock.with_for_update(key_share=True) if postgres else hook_lock
-        )  # hooks, then deliveries
+        failing = locked if all_succeeded else None  # None: not known, the UPDATE below looks
         statuses = _record_successes(
-            session, [(job, result) for job, result in attempts if result.outcome == "succeeded"], now
+            session, [(job, result) for job, result in attempts if result.outcome == "succeeded"], now, failing
         )
         others = [(job, result) for job, result in attempts if result.outcome != "succeeded"]
         if others:
@@ -502,9 +600,12 @@ def _attempt_row(job: Job, result: AttemptResult) -> dict[str, object]:
     }
 
 
-def _record_successes(session: Session, attempts: list[tuple[Job, AttemptResult]], now: datetime) -> dict[int, str]:
+def _record_successes(
+    session: Session, attempts: list[tuple[Job, AttemptResult]], now: datetime, failing: set[int] | None
+) -> dict[int, str]:
     """The common case in a few statements whatever the batch's size: log the attempts, mark the deliveries that are
-    still this worker's succeeded, and clear their hooks' failing streak."""
+    still this worker's succeeded, and clear their hooks' failing streak (`failing`: the hooks that have one, when
+    known)."""
     if not attempts:
         return {}
     session.connection().execute(insert(WebhookAttempt), [_attempt_row(job, result) for job, result in attempts])
@@ -529,7 +630,8 @@ def _record_successes(session: Session, attempts: list[tuple[Job, AttemptResult]
             )
             .scalars()
         )
-    hook_ids = sorted({job.hook_id for job, _ in attempts if job.delivery_id in succeeded})
+    cleared = {job.hook_id for job, _ in attempts if job.delivery_id in succeeded}
+    hook_ids = sorted(cleared if failing is None else cleared & failing)
     if hook_ids:
         session.connection().execute(
             update(Hook)
