@@ -51,7 +51,7 @@ from token_broker.webhooks.recorder import Recorder
 from token_broker.webhooks.send_gate import DeliveryCancelled, SendGate, StoreBusy, Ticket
 
 log = logging.getLogger("token_broker.webhooks")
-DEFAULT_CONCURRENCY = 32
+DEFAULT_CONCURRENCY = 64  # a claim, a gate round and a record batch serve about twice as many deliveries as at 32
 DEFAULT_POLL_SECONDS = 0.5
 DEFAULT_LEASE = timedelta(seconds=60)
 EXPIRY_CHECK_SECONDS = 300.0  # how often credentials about to expire are looked for
@@ -170,14 +170,19 @@ class DeliveryWorker:
         self._keys: dict[tuple[str, str], bytes] = {}
         self._more_events = False  # the last step fanned out a whole batch: the outbox may hold more
         self._next_sweep = 0.0
+        # Claimed attempts waiting for a slot's task. One long-lived task per slot takes them in turn: a task
+        # started per attempt cost a fifth of the event loop's time.
+        self._queue: asyncio.Queue[tuple[Job, Route]] = asyncio.Queue()
 
     async def run_forever(self) -> None:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self.gate.run)
             tasks.start_soon(self.recorder.run)
+            for _ in range(self.concurrency):
+                tasks.start_soon(self._slot)
             while True:
                 try:
-                    busy = await self.step(tasks)
+                    busy = await self.step()
                 except SQLAlchemyError:
                     log.warning("webhook worker: the store failed; trying again shortly", exc_info=True)
                     busy = False
@@ -191,9 +196,9 @@ class DeliveryWorker:
                         self._slot_freed = anyio.Event()
                         busy = True
 
-    async def step(self, tasks: anyio.abc.TaskGroup) -> bool:
-        """Fan out one batch and claim as many due attempts as there are free slots, in one transaction, and start
-        them; True when there was work. `run_forever` runs the gate and the recorder that the attempts need."""
+    async def step(self) -> bool:
+        """Fan out one batch and claim as many due attempts as there are free slots, in one transaction, and hand
+        them to the slots; True when there was work. `run_forever` runs the slots, the gate and the recorder."""
         if time.monotonic() >= self._next_expiry_check:  # time-based notices become events like any other
             self._next_expiry_check = time.monotonic() + EXPIRY_CHECK_SECONDS
             await to_thread.run_sync(admin_notices.record_expiring, self.database, utcnow())
@@ -210,9 +215,9 @@ class DeliveryWorker:
         self._more_events = fanned >= self.fan_out_batch
         if jobs:
             plans = await self._plan([job.target_url for job in jobs])
+            self.in_flight += len(jobs)
             for job in jobs:
-                self.in_flight += 1
-                tasks.start_soon(self._run, job, plans[job.target_url])
+                self._queue.put_nowait((job, plans[job.target_url]))
         return fanned > 0 or bool(jobs)
 
     async def _plan(self, urls: list[str]) -> dict[str, Route]:
@@ -233,6 +238,12 @@ class DeliveryWorker:
                 self._keys.clear()
             self._keys[cache_key] = key
         return key
+
+    async def _slot(self) -> None:
+        queue = self._queue
+        while True:
+            job, plan = await queue.get()
+            await self._run(job, plan)
 
     async def _run(self, job: Job, plan: Route) -> None:
         try:

