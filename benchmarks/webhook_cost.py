@@ -2,7 +2,7 @@
 does not move much: the worker's CPU seconds (its process, threads included, the SQLite store's work included) and its
 store transactions and TCP connections, per delivery.
 
-One in-process worker (BENCH_WEBHOOK_CONCURRENCY in flight, default 32) on a throwaway SQLite store (or on the
+One in-process worker (BENCH_WEBHOOK_CONCURRENCY in flight, default 64) on a throwaway SQLite store (or on the
 PostgreSQL database at the URL given as argument: `python -m benchmarks.webhook_cost postgresql+psycopg://...`)
 delivers BENCH_WEBHOOK_EVENTS (default 200) events, each to 10 hooks, to the local receiver of `scripts/bench speed`
 (benchmarks/receiver.py, its own process, which counts only deliveries signed with their hook's secret). Deliveries
