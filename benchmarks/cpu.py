@@ -44,8 +44,12 @@ def tree_cpu_seconds(pid: int) -> float:
 def postmaster_pid(url: str) -> int:
     """The PostgreSQL server's main process: the parent of a backend of ours."""
     engine = create_engine(normalize_url(url))
-    with engine.connect() as connection:
-        backend = int(connection.scalar(text("SELECT pg_backend_pid()")) or 0)
-    engine.dispose()
-    stat = Path(f"/proc/{backend}/stat").read_text() if Path(f"/proc/{backend}/stat").exists() else ""
-    return int(stat.rpartition(")")[2].split()[1]) if stat else 0
+    try:
+        with engine.connect() as connection:
+            backend = int(connection.scalar(text("SELECT pg_backend_pid()")) or 0)
+            # read while the backend lives: once the engine is disposed it exits, and a late read found no parent
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                return int(Path(f"/proc/{backend}/stat").read_text().rpartition(")")[2].split()[1])
+        return 0
+    finally:
+        engine.dispose()
