@@ -30,6 +30,8 @@ from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import InvalidatePoolError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from token_broker.store.lean_write import LeanWrite
+
 log = logging.getLogger("token_broker.store")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITE_OPTION = "token_broker_write"
@@ -138,6 +140,28 @@ class Database:
             yield session
 
     @contextmanager
+    def lean_write(self) -> Iterator[LeanWrite]:
+        """A write transaction on the pool's DB-API connection, no Session (store.lean_write): for statements run on
+        its cursor only. Same lock as write() (this process's SQLite writers' queue, then BEGIN IMMEDIATE); commits on
+        success and announces the credentials it changed, rolls back on error."""
+        with self._write_turn():
+            pooled = self.engine.raw_connection()
+            try:
+                lean = LeanWrite(self.engine.dialect, pooled.dbapi_connection)
+                if self._writer is not None:  # SQLite: the lock from the start, as write()'s BEGIN IMMEDIATE
+                    driver = pooled.dbapi_connection
+                    lean.run("BEGIN IMMEDIATE", lambda: driver.execute("BEGIN IMMEDIATE"))  # type: ignore[union-attr]
+                try:
+                    yield lean
+                except BaseException:
+                    lean.run("ROLLBACK", pooled.rollback)
+                    raise
+                lean.run("COMMIT", pooled.commit)
+            finally:
+                pooled.close()
+            self._announce(lean.changed)
+
+    @contextmanager
     def _write_turn(self) -> Iterator[None]:
         if self._writer is None:
             yield
@@ -156,7 +180,9 @@ class Database:
         return lambda: self._change_hooks.remove(hook)
 
     def _announce_changes(self, session: Session) -> None:
-        changed: list[str] = session.info.pop(_CHANGED, [])
+        self._announce(session.info.pop(_CHANGED, []))
+
+    def _announce(self, changed: list[str]) -> None:
         for credential_id in dict.fromkeys(changed):
             for hook in list(self._change_hooks):
                 try:
@@ -174,8 +200,11 @@ def table_of(model: type[Any]) -> Table:
     return table
 
 
-def changed_credential(session: Session, credential_id: str) -> None:
+def changed_credential(session: Session | LeanWrite, credential_id: str) -> None:
     """Note, in a write transaction, that it changes this credential: announced to the hooks once it commits."""
+    if isinstance(session, LeanWrite):
+        session.changed.append(credential_id)
+        return
     session.info.setdefault(_CHANGED, []).append(credential_id)
 
 
