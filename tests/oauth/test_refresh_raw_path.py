@@ -382,3 +382,22 @@ def test_through_the_grant_the_common_case_is_lean_and_the_rest_runs_again_with_
     before = _counts(database)
     status, refused = _grant(server, other, other_family.issued.refresh_token)
     assert status == 400 and refused["error"] == "invalid_grant" and _counts(database) == before
+
+
+def test_a_lean_write_whose_connection_died_leaves_the_next_one_working(database: Database, team: Team) -> None:
+    """PostgreSQL: a lean write whose server process ended is raised as an error, and its connection is not pooled
+    again: the next lean write works."""
+    if database.dialect != "postgresql":
+        pytest.skip("a SQLite connection has no server to lose")
+    dbapi_error: type[Exception] = database.engine.dialect.loaded_dbapi.Error
+
+    def die() -> None:
+        with database.lean_write() as lean:
+            lean.dbapi_connection.cursor().execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    with pytest.raises(dbapi_error):
+        die()
+    with database.lean_write() as lean:
+        cursor = lean.dbapi_connection.cursor()
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Table, event
 from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
-from sqlalchemy.exc import InvalidatePoolError, OperationalError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import PoolProxiedConnection
 
@@ -160,7 +160,10 @@ class Database:
                     lean.run("BEGIN IMMEDIATE", lambda: driver.execute("BEGIN IMMEDIATE"))  # type: ignore[union-attr]
                 try:
                     yield lean
-                except BaseException:
+                except BaseException as error:
+                    if _lost(self.engine, pooled, error):  # as a Session's connection would be: never pooled again
+                        pooled.invalidate(error)
+                        raise
                     lean.run("ROLLBACK", pooled.rollback)
                     raise
                 lean.run("COMMIT", pooled.commit)
@@ -206,6 +209,13 @@ class Database:
         if kept is not None:
             kept.close()
         self.engine.dispose()
+
+
+def _lost(engine: Engine, pooled: PoolProxiedConnection, error: BaseException) -> bool:
+    """Whether a lean write's error says its connection is gone (the server closed it)."""
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    dialect = engine.dialect
+    return isinstance(cause, dialect.loaded_dbapi.Error) and dialect.is_disconnect(cause, pooled.dbapi_connection, None)
 
 
 def table_of(model: type[Any]) -> Table:
