@@ -1,6 +1,7 @@
 """Counting the statements a benchmark's store runs, whichever way they are sent: through SQLAlchemy, or on the DB-API
 cursor (store.raw_statements, the refresh grant's common case). On SQLite every statement the library runs is counted
-(its trace callback), BEGIN and COMMIT included; on PostgreSQL those SQLAlchemy sends and the raw ones, COMMIT not."""
+(its trace callback), BEGIN and COMMIT included; on PostgreSQL those SQLAlchemy sends and the raw ones, COMMIT not.
+Transactions: those SQLAlchemy begins and the lean writes (store.lean_write)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from token_broker.store.lean_write import LeanWrite
 from token_broker.store.raw_statements import RawCursor
 
 COUNTS = {"statements": 0, "transactions": 0}
@@ -46,4 +48,11 @@ def count_statements() -> dict[str, int]:
         return execute(cursor, statement_, values)
 
     RawCursor.execute = counted  # type: ignore[method-assign]
+    lean_init = LeanWrite.__init__
+
+    def lean_began(lean: LeanWrite, *args: Any) -> None:  # a lean write (store.lean_write) is a transaction too
+        began()
+        lean_init(lean, *args)
+
+    LeanWrite.__init__ = lean_began  # type: ignore[method-assign]
     return COUNTS

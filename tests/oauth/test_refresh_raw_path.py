@@ -9,27 +9,35 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+from datetime import timedelta
 from typing import Any
 
+import orjson
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from tests.connect import register
+from tests.connect import Platform, register
 from tests.oauth.test_refresh_rotation import LIFETIMES, Family, _client, _connect, _public_id
 from tests.support import Team
 from token_broker.oauth.factory import build_server
+from token_broker.oauth.request_adapter import build_request
+from token_broker.oauth.server import BrokerAuthorizationServer
 from token_broker.oauth.token_audit import refresh_event, rotated_event
+from token_broker.oauth.token_routes import FORM_TYPE
 from token_broker.services import refresh, tokens
 from token_broker.services.actors import Actor
 from token_broker.services.client_lifecycle import revoke_client, rotate_client_secret
 from token_broker.services.client_rows import ClientRecord
+from token_broker.services.connections import open_connection
 from token_broker.services.tokens import Refreshed
 from token_broker.store.database import Database
-from token_broker.store.models import AuditEvent, CredentialChange, utcnow
+from token_broker.store.models import AuditEvent, CredentialChange, Workspace, utcnow
 from token_broker.store.oauth_models import RefreshToken
 from token_broker.store.raw_statements import RawCursor
 
+ISSUER = "https://broker.example"
 ACTOR = Actor(label="client:test", client_address="203.0.113.9")
 # Columns whose values differ between two families by nature (ids, secrets' hashes, times): compared by shape.
 VARYING = {
@@ -97,7 +105,8 @@ def test_the_raw_path_writes_what_the_general_path_writes(database: Database, te
 
 
 # The child rotates a refresh token in a write transaction and kills itself with SIGKILL after `KILL_AFTER` of the
-# raw path's statements (0: after all of them, the audit row written), before the commit.
+# raw path's statements (0: after all of them, the audit row written), before the commit; `lean`: in a lean write
+# (store.lean_write), as the token route runs it, else in a write() transaction.
 _CHILD = textwrap.dedent(
     """
     import os, signal, sys
@@ -110,7 +119,7 @@ _CHILD = textwrap.dedent(
     from token_broker.store.oauth_models import OAuthClient
     from token_broker.store.raw_statements import RawCursor
 
-    url, client_id, presented, kill_after, key = sys.argv[1:6]
+    url, client_id, presented, kill_after, key, mode = sys.argv[1:7]
     executed = 0
     execute = RawCursor.execute
 
@@ -125,8 +134,9 @@ _CHILD = textwrap.dedent(
     RawCursor.execute = counted
     lifetimes = TokenLifetimes.of({"zapier": 3600, "make": 3600, "n8n": 3600}, 90, key)
     database = Database(url)
-    with database.write() as session:
+    with database.read() as session:
         client = session.scalars(select(OAuthClient).where(OAuthClient.client_id == client_id)).one()
+    with database.lean_write() if mode == "lean" else database.write() as session:
         rotated = refresh.rotate_active(session, client, presented, None, lifetimes)
         assert rotated is not None
         rotated_event(session, Actor(label="client:test"), rotated)
@@ -135,8 +145,11 @@ _CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize("mode", ["lean", "session"])
 @pytest.mark.parametrize("kill_after", [2, 4, 0])  # after the claim; after the successor's INSERT; before COMMIT
-def test_a_kill_between_the_statements_leaves_nothing_written(database: Database, team: Team, kill_after: int) -> None:
+def test_a_kill_between_the_statements_leaves_nothing_written(
+    database: Database, team: Team, kill_after: int, mode: str
+) -> None:
     family = _connect(database, team)
     before = _counts(database)
     key = "test-secret-key-" + "k" * 32  # LIFETIMES' key
@@ -150,6 +163,7 @@ def test_a_kill_between_the_statements_leaves_nothing_written(database: Database
             family.issued.refresh_token,
             str(kill_after),
             key,
+            mode,
         ],
         capture_output=True,
         timeout=120,
@@ -219,3 +233,171 @@ def test_a_driver_error_on_the_cursor_is_sqlalchemys_and_names_no_values(databas
         claim_then_clash()
     assert secret_hash not in str(raised.value)
     assert _counts(database) == before
+
+
+def _lean_family(database: Database, team: Team) -> tuple[Platform, Family]:
+    """A connected client whose secret is known (for requests through the token endpoint's grant)."""
+    platform = register(database, "zapier")
+    with database.write() as session:
+        workspace = session.scalars(select(Workspace).where(Workspace.account_id == team.account_id)).one()
+        issued = open_connection(
+            session,
+            _client(session, platform.client_id),
+            workspace,
+            "usr_test",
+            ["links:read"],
+            3600,
+            LIFETIMES.refresh,
+        )
+    return platform, Family(platform.client_id, issued)
+
+
+def _token_request(platform: Platform, presented: str) -> Any:
+    pairs = [("grant_type", "refresh_token"), ("refresh_token", presented)]
+    pairs += [("client_id", platform.client_id), ("client_secret", platform.client_secret)]
+    return build_request("POST", ISSUER, "/oauth/token", {"Content-Type": FORM_TYPE}, pairs, True)
+
+
+def _grant(server: BrokerAuthorizationServer, platform: Platform, presented: str) -> tuple[int, dict[str, Any]]:
+    """The token endpoint's refresh grant as the route runs it (server.run_lean), without HTTP."""
+    request = _token_request(platform, presented)
+    response = server.run_lean(ISSUER, lambda: server.create_token_response(request))
+    return response.status_code, orjson.loads(bytes(response.body))
+
+
+def _audit_actions(database: Database, connection_id: str) -> list[tuple[str, str, bool]]:
+    with database.read() as session:
+        rows = session.scalars(
+            select(AuditEvent).where(AuditEvent.target_id == connection_id).order_by(AuditEvent.id)
+        ).all()
+        return [(row.action, row.outcome, bool((row.details or {}).get("replay"))) for row in rows]
+
+
+def test_the_lean_transaction_writes_what_the_general_path_writes(database: Database, team: Team) -> None:
+    """The common case in a lean write (store.lean_write: the pool's DB-API connection, no Session) stores what the
+    ORM's general path stores, and the changed access token is announced once it committed, not before."""
+    lean_family, orm_family = _connect(database, team), _connect(database, team)
+    heard: list[str] = []
+    stop = database.on_credential_change(heard.append)
+    with database.read() as session:
+        client = _client(session, lean_family.client_id)
+    with database.lean_write() as lean:
+        rotated = refresh.rotate_active(lean, client, lean_family.issued.refresh_token, "links:read", LIFETIMES)
+        assert rotated is not None
+        rotated_event(lean, ACTOR, rotated)
+        assert heard == []
+    assert heard == [_public_id(lean_family.issued.access_token)]
+    stop()
+    with database.write() as session:
+        outcome = tokens.refresh(
+            session, _client(session, orm_family.client_id), orm_family.issued.refresh_token, "links:read", LIFETIMES
+        )
+        assert isinstance(outcome, Refreshed)
+        refresh_event(session, ACTOR, outcome)
+    assert _written(database, lean_family, rotated.tokens.refresh_token) == _written(
+        database, orm_family, outcome.tokens.refresh_token
+    )
+
+
+def test_a_lean_write_that_fails_leaves_nothing_and_announces_nothing(database: Database, team: Team) -> None:
+    family = _connect(database, team)
+    before = _counts(database)
+    heard: list[str] = []
+    database.on_credential_change(heard.append)
+    with database.read() as session:
+        client = _client(session, family.client_id)
+
+    def rotate_then_fail() -> None:
+        with database.lean_write() as lean:
+            rotated = refresh.rotate_active(lean, client, family.issued.refresh_token, None, LIFETIMES)
+            assert rotated is not None
+            rotated_event(lean, ACTOR, rotated)
+            raise RuntimeError("after every statement, before the commit")
+
+    with pytest.raises(RuntimeError):
+        rotate_then_fail()
+    assert _counts(database) == before and heard == []
+    with database.lean_write() as lean:  # the token still refreshes, on a connection as good as new
+        assert refresh.rotate_active(lean, client, family.issued.refresh_token, None, LIFETIMES) is not None
+    assert _counts(database) != before and heard == [_public_id(family.issued.access_token)]
+
+
+def test_a_lean_write_takes_its_turn_on_the_writers_lock(database: Database, team: Team) -> None:
+    """SQLite: a lean write queues behind this process's other writers (and they behind it), as write() does."""
+    if database.dialect != "sqlite":
+        pytest.skip("PostgreSQL's writers take row locks, no process lock")
+    entered = threading.Event()
+
+    def lean() -> None:
+        with database.lean_write():
+            entered.set()
+
+    with database.write() as session:
+        session.execute(text("SELECT 1"))
+        waiting = threading.Thread(target=lean)
+        waiting.start()
+        assert not entered.wait(0.5)  # whatever the timing, never while the other writer is in
+    waiting.join(timeout=60)
+    assert entered.is_set()
+
+
+def test_through_the_grant_the_common_case_is_lean_and_the_rest_runs_again_with_a_session(
+    database: Database, team: Team
+) -> None:
+    """server.run_lean, as the token route runs a refresh: the common case is answered in the lean transaction; a
+    replay within the window, a reuse after it and a revoked client each need the general path (or none), which runs
+    again from the start in a write() transaction, nothing of the lean attempt kept: one audit row each."""
+    server = build_server(database, {}, LIFETIMES)
+    platform, family = _lean_family(database, team)
+    status, first = _grant(server, platform, family.issued.refresh_token)
+    assert status == 200 and first["scope"] == "links:read"
+    status, again = _grant(server, platform, family.issued.refresh_token)  # a retry within the replay window
+    assert status == 200 and (again["access_token"], again["refresh_token"]) == (
+        first["access_token"],
+        first["refresh_token"],
+    )
+    status, second = _grant(server, platform, first["refresh_token"])
+    assert status == 200 and second["refresh_token"] != first["refresh_token"]
+    assert _audit_actions(database, family.issued.connection_id) == [
+        ("token.refreshed", "ok", False),
+        ("token.refreshed", "ok", True),
+        ("token.refreshed", "ok", False),
+    ]
+    with database.write() as session:  # the window passes: the first token presented again is reuse
+        session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.public_id == _public_id(family.issued.refresh_token))
+            .values(rotated_at=utcnow() - timedelta(hours=1))
+        )
+    status, reused = _grant(server, platform, family.issued.refresh_token)
+    assert status == 400 and reused["error"] == "invalid_grant"
+    status, ended = _grant(server, platform, second["refresh_token"])  # the family was revoked with its connection
+    assert status == 400 and ended["error"] == "invalid_grant"
+    assert [action for action, _, _ in _audit_actions(database, family.issued.connection_id)][3:] == [
+        "token.reused",
+        "token.refreshed",
+    ]
+    other, other_family = _lean_family(database, team)
+    revoke_client(database, Actor.operator(), other.client_id)
+    before = _counts(database)
+    status, refused = _grant(server, other, other_family.issued.refresh_token)
+    assert status == 400 and refused["error"] == "invalid_grant" and _counts(database) == before
+
+
+def test_a_lean_write_whose_connection_died_leaves_the_next_one_working(database: Database, team: Team) -> None:
+    """PostgreSQL: a lean write whose server process ended is raised as an error, and its connection is not pooled
+    again: the next lean write works."""
+    if database.dialect != "postgresql":
+        pytest.skip("a SQLite connection has no server to lose")
+    dbapi_error: type[Exception] = database.engine.dialect.loaded_dbapi.Error
+
+    def die() -> None:
+        with database.lean_write() as lean:
+            lean.dbapi_connection.cursor().execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    with pytest.raises(dbapi_error):
+        die()
+    with database.lean_write() as lean:
+        cursor = lean.dbapi_connection.cursor()
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)

@@ -18,10 +18,11 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from authlib.oauth2.rfc7636 import CodeChallenge
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from token_broker.errors import InvalidScope
 from token_broker.oauth.models import AUTH_METHODS, Approval, BrokerClient, BrokerCode
-from token_broker.oauth.server import current_session
+from token_broker.oauth.server import GeneralPathNeeded, current_session, current_transaction
 from token_broker.oauth.token_audit import code_replay_event, refresh_event, rotated_event
 from token_broker.services import refresh, tokens
 from token_broker.services.actors import Actor
@@ -162,14 +163,17 @@ class RefreshGrant(StrictClientAuthentication, grants.RefreshTokenGrant):  # typ
         self.request.client = client
 
     def create_token_response(self) -> TokenResponse:
-        session = current_session()
+        transaction = current_transaction()
         client: BrokerClient = self.request.client
         form, actor, lifetimes = self.request.form, client_actor(client, self.request), self.server.lifetimes
         presented, scope = form["refresh_token"], form.get("scope")
-        rotated = refresh.rotate_active(session, client.row, presented, scope, lifetimes)
+        rotated = refresh.rotate_active(transaction, client.row, presented, scope, lifetimes)
         if rotated is not None:
-            rotated_event(session, actor, rotated)
+            rotated_event(transaction, actor, rotated)
             return 200, rotated.tokens.to_json(), self.TOKEN_RESPONSE_HEADER
+        if not isinstance(transaction, Session):
+            raise GeneralPathNeeded  # nothing was written: the request runs again with a Session, decided below
+        session = transaction
         outcome = tokens.refresh(session, client.row, presented, scope, lifetimes)
         refresh_event(session, actor, outcome)
         if isinstance(outcome, Refused):

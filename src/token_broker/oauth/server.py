@@ -30,6 +30,7 @@ from token_broker.scopes import ALL_SCOPES, Manifest
 from token_broker.services.client_rows import CLIENT_COLUMNS, ClientRecord
 from token_broker.services.tokens import TokenLifetimes
 from token_broker.store.database import Database
+from token_broker.store.lean_write import LeanWrite
 from token_broker.store.models import UTCDateTime
 from token_broker.store.raw_statements import RawCursor, RawStatement
 
@@ -52,11 +53,25 @@ _CLIENT_BY_ID = RawStatement(
     f"SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = :client_id",  # noqa: S608 - constant columns
     results={4: JSON(), 7: UTCDateTime(), 8: UTCDateTime()},
 )
-_session: contextvars.ContextVar[Session] = contextvars.ContextVar("oauth_session")
+_session: contextvars.ContextVar[Session | LeanWrite] = contextvars.ContextVar("oauth_session")
 _issuer: contextvars.ContextVar[str] = contextvars.ContextVar("oauth_issuer")
 
 
+class GeneralPathNeeded(Exception):
+    """Raised inside a lean transaction (run_lean) by whatever needs the ORM's Session: the lean transaction rolls back
+    (nothing was written in it) and the call runs again from the start in a write() transaction."""
+
+
 def current_session() -> Session:
+    """The call's Session; inside a lean transaction, GeneralPathNeeded (the call is run again with a Session)."""
+    found = _session.get()
+    if isinstance(found, LeanWrite):
+        raise GeneralPathNeeded
+    return found
+
+
+def current_transaction() -> Session | LeanWrite:
+    """The call's transaction, lean or not, for statements on the DB-API cursor (store.raw_statements)."""
     return _session.get()
 
 
@@ -97,10 +112,25 @@ class BrokerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         with self.transaction(issuer, write):
             return call()
 
+    def run_lean(self, issuer: str, call: Callable[[], T]) -> T:
+        """`call` in a lean write transaction (store.lean_write), for a call whose common case needs no Session (a
+        refresh grant); when it turns out to need one (GeneralPathNeeded, raised before anything was written), the
+        lean transaction rolls back and `call` runs again, from the start, in a write() transaction."""
+        try:
+            with self.database.lean_write() as lean:
+                session_token, issuer_token = _session.set(lean), _issuer.set(issuer)
+                try:
+                    return call()
+                finally:
+                    _session.reset(session_token)
+                    _issuer.reset(issuer_token)
+        except GeneralPathNeeded:
+            return self.run(issuer, call)
+
     def query_client(self, client_id: str) -> BrokerClient | None:
         """The client, revoked or not: a revoked one is refused at each endpoint (BrokerClient.revoked), so that at
         the token endpoint, after authenticating, it is told invalid_grant, the platforms' signal to reconnect."""
-        cursor = RawCursor(current_session())
+        cursor = RawCursor(current_transaction())
         try:
             found = cursor.one_or_none(_CLIENT_BY_ID, {"client_id": client_id})
         finally:
@@ -117,7 +147,7 @@ class BrokerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         authlib asks again in the same transaction (introspection, revocation), the row it would read is the one
         already read, so only the endpoint's own rule (a revoked client) is checked again. A write that follows in
         a transaction of its own verifies afresh, so a client revoked or rotated in between is refused."""
-        session = current_session()
+        session = current_transaction()
         verified = getattr(request, _VERIFIED, None)
         if verified is not None and verified[0] is session:
             return client_auth.admit(request, verified[1], verified[2], endpoint)

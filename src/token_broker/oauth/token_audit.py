@@ -16,6 +16,7 @@ from token_broker.services.actors import Actor
 from token_broker.services.audit import AuditEntry, insert_row, record
 from token_broker.services.refresh import Rotated
 from token_broker.services.tokens import CodeReplay, Refreshed, Refused
+from token_broker.store.lean_write import LeanWrite
 from token_broker.store.oauth_models import Connection
 
 
@@ -30,7 +31,7 @@ def _entry(action: str, connection: Connection | None, **details: Any) -> AuditE
     )
 
 
-def rotated_event(session: Session, actor: Actor, rotated: Rotated) -> None:
+def rotated_event(session: Session | LeanWrite, actor: Actor, rotated: Rotated) -> None:
     """`token.refreshed` of a refresh token rotated the common way (services.refresh), as one INSERT."""
     details = {"platform": rotated.platform, "replay": False}
     entry = AuditEntry("token.refreshed", rotated.workspace_id, rotated.tokens.connection_id, details)

@@ -107,6 +107,7 @@ async def _run(
     oauth_request: BrokerRequest,
     call: Callable[[BrokerAuthorizationServer], Any],
     write: bool = True,
+    lean: bool = False,
 ) -> Response:
     """Authenticate the client, charge its budget, then run `call`; all in one worker thread.
 
@@ -121,7 +122,7 @@ async def _run(
     digest = _verified_digest(server, oauth_request)
     known = server.verified_clients.get(digest) if digest is not None else None
     if digest is not None and known is not None:
-        return await _run_verified(request, oauth_request, call, digest, known, write)
+        return await _run_verified(request, oauth_request, call, digest, known, write, lean)
 
     def admitted() -> tuple[Response, bool]:
         """The response, and whether client authentication failed."""
@@ -141,7 +142,7 @@ async def _run(
             if not write:
                 answered: Response = call(server)
                 return answered, False
-        return _ran(server, issuer, call, digest, write), False
+        return _ran(server, issuer, call, digest, write, lean), False
 
     response, failed = await to_thread.run_sync(admitted)
     if failed:
@@ -156,6 +157,7 @@ async def _run_verified(
     digest: bytes,
     client_id: str,
     write: bool,
+    lean: bool,
 ) -> Response:
     """A request whose client authenticated with the same credentials a moment ago: its budget is charged on the event
     loop, without a transaction of its own; the call's transaction authenticates it again (authlib asks), and that is
@@ -164,7 +166,7 @@ async def _run_verified(
     decision = await state.guard.rate_limiter.hit(f"client:{client_id}", (state.settings.token_rate_limit,))
     if not decision.allowed:
         return _rate_limited(decision.headers())
-    response = await to_thread.run_sync(_ran, server, issuer, call, digest, write)
+    response = await to_thread.run_sync(_ran, server, issuer, call, digest, write, lean)
     return _answered(oauth_request, response)
 
 
@@ -174,11 +176,15 @@ def _ran(
     call: Callable[[BrokerAuthorizationServer], Any],
     digest: bytes | None,
     write: bool,
+    lean: bool = False,
 ) -> Response:
-    """`call` in a transaction of its own; a client refused there (changed since, revoked at introspection, or the
-    body names another client) is verified afresh next time, in a read transaction that charges its address for a
-    failure as usual."""
-    response: Response = server.run(issuer, lambda: call(server), write)
+    """`call` in a transaction of its own (`lean`: a lean write first, server.run_lean); a client refused there
+    (changed since, revoked at introspection, or the body names another client) is verified afresh next time, in a
+    read transaction that charges its address for a failure as usual."""
+    if lean:
+        response: Response = server.run_lean(issuer, lambda: call(server))
+    else:
+        response = server.run(issuer, lambda: call(server), write)
     if digest is not None and _client_refused(response):
         server.verified_clients.drop(digest)
     return response
@@ -221,8 +227,11 @@ async def token(request: Request) -> Response:
     refused = _grant_type_refusal(oauth_request)
     if refused is not None:
         return refused
-    response = await _run(request, oauth_request, lambda server: server.create_token_response(oauth_request))
-    if oauth_request.form.get("grant_type") == "refresh_token":
+    refreshing = oauth_request.form.get("grant_type") == "refresh_token"
+    response = await _run(
+        request, oauth_request, lambda server: server.create_token_response(oauth_request), lean=refreshing
+    )
+    if refreshing:
         metrics_of(request).refreshes.labels("ok" if response.status_code == 200 else "refused").inc()
     return response
 

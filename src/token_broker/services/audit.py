@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from token_broker.errors import BrokerError
 from token_broker.services.actors import Actor
 from token_broker.store.database import Database
+from token_broker.store.lean_write import LeanWrite
 from token_broker.store.models import AuditEvent, UTCDateTime, Workspace, utcnow
 from token_broker.store.raw_statements import RawCursor, RawStatement
 
@@ -53,7 +54,7 @@ def _add(session: Session, actor: Actor, entry: AuditEntry, outcome: str, reason
     )
 
 
-def insert_row(session: Session, actor: Actor, entry: AuditEntry, outcome: str, reason: str | None) -> None:
+def insert_row(session: Session | LeanWrite, actor: Actor, entry: AuditEntry, outcome: str, reason: str | None) -> None:
     """`record`, as one INSERT on the transaction's DB-API cursor instead of an object for the session's flush (for
     the token endpoint's hot path, which writes no other object); the row is the one `record` would write."""
     cursor = RawCursor(session)

@@ -35,6 +35,7 @@ from token_broker.services.clients import serves_workspace
 from token_broker.services.connections import IssuedTokens
 from token_broker.services.tokens import TokenLifetimes
 from token_broker.store.database import changed_credential
+from token_broker.store.lean_write import LeanWrite
 from token_broker.store.models import UTCDateTime, utcnow
 from token_broker.store.raw_statements import RawCursor, RawStatement
 
@@ -95,7 +96,11 @@ class Rotated:
 
 
 def rotate_active(
-    session: Session, client: ClientRow, presented: str, requested_scope: str | None, lifetimes: TokenLifetimes
+    session: Session | LeanWrite,
+    client: ClientRow,
+    presented: str,
+    requested_scope: str | None,
+    lifetimes: TokenLifetimes,
 ) -> Rotated | None:
     """The common case, rotated in the caller's transaction (the caller writes its audit row); None, with nothing
     written, when the request is anything else: services.tokens.refresh decides it."""
@@ -115,7 +120,7 @@ def rotate_active(
 
 def _rotate(
     cursor: RawCursor,
-    session: Session,
+    session: Session | LeanWrite,
     client: ClientRow,
     parsed: credentials.ParsedCredential,
     requested_scope: str | None,

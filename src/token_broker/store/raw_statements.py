@@ -21,6 +21,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
+from token_broker.store.lean_write import LeanWrite
+
 Processor = Callable[[Any], Any]
 _IMMUTABLE = frozenset({datetime, str, int})
 _BIND_PROCESSORS: dict[tuple[int, str], tuple[TypeEngine[Any], Processor | None]] = {}
@@ -116,14 +118,19 @@ class RawStatement:
 
 
 class RawCursor:
-    """A DB-API cursor on the connection of a session's transaction (begun here if it was not yet)."""
+    """A DB-API cursor on the connection of a session's transaction (begun here if it was not yet), or of a lean
+    write (store.lean_write)."""
 
     __slots__ = ("_cursor", "_error", "_memo", "dialect")
 
-    def __init__(self, session: Session) -> None:
-        connection = session.connection()
-        self.dialect = connection.dialect
-        self._cursor = connection.connection.cursor()
+    def __init__(self, session: Session | LeanWrite) -> None:
+        if isinstance(session, LeanWrite):
+            self.dialect = session.dialect
+            self._cursor = session.dbapi_connection.cursor()
+        else:
+            connection = session.connection()
+            self.dialect = connection.dialect
+            self._cursor = connection.connection.cursor()
         self._error: type[Exception] = self.dialect.loaded_dbapi.Error
         self._memo: dict[Processor, tuple[Any, Any]] = {}
 
