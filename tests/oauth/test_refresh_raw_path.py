@@ -322,10 +322,9 @@ def test_a_lean_write_that_fails_leaves_nothing_and_announces_nothing(database: 
     assert _counts(database) != before and heard == [_public_id(family.issued.access_token)]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL's writers take row locks
 def test_a_lean_write_takes_its_turn_on_the_writers_lock(database: Database, team: Team) -> None:
     """SQLite: a lean write queues behind this process's other writers (and they behind it), as write() does."""
-    if database.dialect != "sqlite":
-        pytest.skip("PostgreSQL's writers take row locks, no process lock")
     entered = threading.Event()
 
     def lean() -> None:
@@ -384,11 +383,10 @@ def test_through_the_grant_the_common_case_is_lean_and_the_rest_runs_again_with_
     assert status == 400 and refused["error"] == "invalid_grant" and _counts(database) == before
 
 
+@pytest.mark.parametrize("database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 def test_a_lean_write_whose_connection_died_leaves_the_next_one_working(database: Database, team: Team) -> None:
     """PostgreSQL: a lean write whose server process ended is raised as an error, and its connection is not pooled
     again: the next lean write works."""
-    if database.dialect != "postgresql":
-        pytest.skip("a SQLite connection has no server to lose")
     dbapi_error: type[Exception] = database.engine.dialect.loaded_dbapi.Error
 
     def die() -> None:
