@@ -2,9 +2,10 @@
 
 A declared `Content-Length` over the limit is answered `413` without reading a byte of the body. A body without a
 declared length (chunked) is counted as it streams: the moment it passes the limit, the handler reading it is stopped
-and the answer is `413`. So no form, JSON document or multipart part the app reads can hold more than `limit` bytes,
-whoever sends it and however, and an anonymous client cannot make the server buffer a large body (Starlette's form
-parser alone would accept 1,000 fields of 1 MiB each).
+and the answer is `413`. An answer given partway through reading a body (a form field over its own limit) closes the
+connection, so the server does not go on draining the rest of an attacker's body. So no form, JSON document or
+multipart part the app reads can hold more than `limit` bytes, whoever sends it and however, and an anonymous client
+cannot make the server buffer a large body (Starlette's form parser alone would accept 1,000 fields of 1 MiB each).
 """
 
 from __future__ import annotations
@@ -63,12 +64,14 @@ class BodyLimit:
             return
         counted = 0
         started = False
+        reading = False  # the handler began to read the body and has not read to its end
 
         async def counting_receive() -> Message:
-            nonlocal counted
+            nonlocal counted, reading
             message = await receive()
             if message["type"] == "http.request":
                 counted += len(message.get("body", b""))
+                reading = bool(message.get("more_body", False))
                 if counted > self.limit:
                     raise BodyTooLarge
             return message
@@ -77,6 +80,8 @@ class BodyLimit:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if reading:  # refused partway through the body (a form field over its limit): read no more of it
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
         try:
