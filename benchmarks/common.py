@@ -40,6 +40,20 @@ def free_port() -> int:
         return port
 
 
+def _wait_until_healthy(server: subprocess.Popen[bytes], base: str, log: Path, what: str) -> None:
+    """Waits (60 s at most) until `base`/healthz answers 200; raises with the process's log if it exits first."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
 @contextmanager
 def uvicorn_process(app: str, env: dict[str, str], log: Path, workers: int = 1,
                     core: str | None = "0") -> Iterator[str]:  # fmt: skip
@@ -65,16 +79,7 @@ def uvicorn_server(app: str, env: dict[str, str], log: Path, workers: int = 1,
                                                     stderr=subprocess.STDOUT) as server:  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the benchmark server did not start:\n{log.read_text()}")
-                time.sleep(0.1)
+            _wait_until_healthy(server, base, log, "the benchmark server")
             yield base, server.pid
         finally:
             server.terminate()
@@ -92,16 +97,7 @@ def receiver_process(log: Path) -> Iterator[tuple[str, int]]:
                                                     cwd=ROOT) as server:  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the webhook receiver did not start:\n{log.read_text()}")
-                time.sleep(0.1)
+            _wait_until_healthy(server, base, log, "the webhook receiver")
             yield base, server.pid
         finally:
             server.terminate()

@@ -261,8 +261,6 @@ def _claim(
     head = select(WebhookDelivery.id).where(queued, WebhookDelivery.next_attempt_at <= now)
     head = head.order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
     head = head.limit(limit)
-    if postgres:
-        head = head.with_for_update(skip_locked=True)
     ids = list(session.connection().execute(head).scalars())
     if not ids:
         return []
@@ -272,15 +270,7 @@ def _claim(
                 WebhookDelivery.id,
                 WebhookDelivery.hook_id,
                 WebhookDelivery.attempts,
-                Hook.public_id.label("hook_public_id"),
-                Hook.target_url,
-                Hook.secret_ciphertext,
-                OutboxEvent.public_id.label("event_public_id"),
-                OutboxEvent.type,
-                OutboxEvent.payload,
-                Hook.connection_id,
-                Credential.scopes,
-                _deliverable(now).label("deliverable"),
+                *_claim_details(now),
             )
             .join(Hook, Hook.id == WebhookDelivery.hook_id)
             .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
@@ -340,6 +330,22 @@ def _claim(
     ]
 
 
+def _claim_details(now: datetime) -> tuple[Any, ...]:
+    """What a claimed delivery needs beside its own id, hook id and attempts: its hook, its event, its owner's scopes,
+    and whether it may still be sent; the same for both claims."""
+    return (
+        Hook.public_id.label("hook_public_id"),
+        Hook.target_url,
+        Hook.secret_ciphertext,
+        OutboxEvent.public_id.label("event_public_id"),
+        OutboxEvent.type,
+        OutboxEvent.payload,
+        Hook.connection_id,
+        Credential.scopes,
+        _deliverable(now).label("deliverable"),
+    )
+
+
 def _claim_postgres(session: Session, worker_id: str, now: datetime, limit: int, lease: timedelta) -> list[Job]:
     """The claim in one statement: lock the first due ids through the queue's index (`SKIP LOCKED`), mark them
     `delivering` and read their details, in one round trip (`WITH claimed AS (UPDATE ... RETURNING) SELECT ...`).
@@ -371,15 +377,7 @@ def _claim_postgres(session: Session, worker_id: str, now: datetime, limit: int,
                 claimed.c.id,
                 claimed.c.hook_id,
                 claimed.c.attempts,
-                Hook.public_id.label("hook_public_id"),
-                Hook.target_url,
-                Hook.secret_ciphertext,
-                OutboxEvent.public_id.label("event_public_id"),
-                OutboxEvent.type,
-                OutboxEvent.payload,
-                Hook.connection_id,
-                Credential.scopes,
-                _deliverable(now).label("deliverable"),
+                *_claim_details(now),
             )
             .select_from(claimed)
             .join(Hook, Hook.id == claimed.c.hook_id)
