@@ -121,6 +121,9 @@ class BatchWriter(logging.Handler):
         self._lines: list[str | AccessLine] = []
         self._wake = threading.Event()
         self._guard = threading.Lock()
+        # Held from taking a batch until it is written: at exit, write_waiting waits for the batch the writer thread
+        # holds, which the interpreter would otherwise drop with the daemon thread (and write the later lines first).
+        self._writing = threading.Lock()
         threading.Thread(target=self._write_forever, name="log-writer", daemon=True).start()
         atexit.register(self.write_waiting)
 
@@ -149,15 +152,16 @@ class BatchWriter(logging.Handler):
             self.write_waiting()
 
     def write_waiting(self) -> None:
-        with self._guard:
-            waiting, self._lines = self._lines, []
-        lines = [line for line in map(self._formatted, waiting) if line is not None]
-        if lines:
-            try:
-                self.stream.write("\n".join(lines) + "\n")
-                self.stream.flush()
-            except (OSError, ValueError):  # the stream is gone (closed pipe, interpreter exit): nothing to do
-                pass
+        with self._writing:
+            with self._guard:
+                waiting, self._lines = self._lines, []
+            lines = [line for line in map(self._formatted, waiting) if line is not None]
+            if lines:
+                try:
+                    self.stream.write("\n".join(lines) + "\n")
+                    self.stream.flush()
+                except (OSError, ValueError):  # the stream is gone (closed pipe, interpreter exit): nothing to do
+                    pass
 
     @staticmethod
     def _formatted(line: str | AccessLine) -> str | None:
