@@ -22,7 +22,8 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from token_broker.api.openapi import openapi_document
 from token_broker.api.redirect import follow
-from token_broker.api.routes import ROUTES
+from token_broker.api.router import ApiRouter, PrefixMount
+from token_broker.api.routes import API_ROUTES, ROUTES
 from token_broker.api.scoped_routes import endpoint_scopes
 from token_broker.app_state import Resources, resources
 from token_broker.body_limit import BodyLimit
@@ -240,9 +241,9 @@ def create_app(settings: Settings) -> Starlette:
         https_only=settings.require_issuer().startswith("https://"),
     )
     routes = [
-        Mount(
-            API_MOUNT, app=GuardMiddleware(Router(ROUTES), api_error)
-        ),  # first: the busiest, and no other overlaps it
+        PrefixMount(
+            API_MOUNT, app=GuardMiddleware(ApiRouter(API_ROUTES), api_error)
+        ),  # first: the busiest, overlaps none
         Route("/healthz", health),
         Route("/readyz", readiness),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
