@@ -9,7 +9,6 @@ read from the store and refuses the value if its credential was invalidated sinc
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import threading
@@ -23,7 +22,7 @@ FORGET_RECORDS = 10_000  # invalidations remembered by id; older ones are folded
 
 class DigestCache(Generic[V]):
     def __init__(self, max_entries: int, ttl_seconds: float) -> None:
-        self._key = secrets.token_bytes(32)
+        self._keyed = hmac.new(secrets.token_bytes(32), digestmod="sha256")  # copied per digest: no key set-up
         self._entries: OrderedDict[bytes, tuple[V, str | None, float]] = OrderedDict()  # value, credential, deadline
         self._by_id: dict[str, set[bytes]] = {}
         self._max_entries = max_entries
@@ -36,7 +35,9 @@ class DigestCache(Generic[V]):
         self._floor = 0  # invalidations at or below this generation are no longer told apart by id
 
     def digest(self, presented: str) -> bytes:
-        return hmac.new(self._key, presented.encode(), hashlib.sha256).digest()
+        keyed = self._keyed.copy()
+        keyed.update(presented.encode())
+        return keyed.digest()
 
     def get(self, digest: bytes) -> V | None:
         found = self._entries.get(digest)

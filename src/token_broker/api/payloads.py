@@ -45,6 +45,13 @@ class JsonResponse(Response):
     def render(self, content: Any) -> bytes:
         return msgspec.json.encode(content)
 
+    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+        if headers is None and self.status_code >= 200 and self.status_code not in (204, 304):
+            # what Response.init_headers makes of no headers, without its general case's work
+            self.raw_headers = [(b"content-length", b"%d" % len(self.body)), (b"content-type", b"application/json")]
+        else:
+            super().init_headers(headers)
+
 
 def listed_fields(body_type: type[wire.Body]) -> str:
     """The names of a body's fields, for a message: "destination, slug and expires_at"."""

@@ -34,6 +34,7 @@ _HEADER_VALUE = re.compile(r"(?i)\b(bearer|basic)(?:\s+|%20|\+)[A-Za-z0-9._~+/=:
 WRITE_SECONDS = 0.2
 MAX_WAITING_LINES = 10_000  # past this, lines are written at once
 ACCESS_LOGGER = "token_broker.access"
+_access_logger = logging.getLogger(ACCESS_LOGGER)  # the same object for the life of the process
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message",
     "asctime",
@@ -182,7 +183,7 @@ def access_writer() -> BatchWriter | None:
     writer = _configured
     if writer is None:
         return None
-    access, root = logging.getLogger(ACCESS_LOGGER), logging.root
+    access, root = _access_logger, logging.root
     if access.handlers or access.filters or not access.propagate or root.handlers != [writer] or root.filters:
         return None
     return None if writer.filters or writer.level > logging.INFO else writer
