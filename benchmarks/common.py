@@ -110,6 +110,7 @@ class WrkResult:
     latency_p50_ms: float
     latency_p99_ms: float
     non_2xx: int
+    requests: int  # answered during the run, as wrk counts them ("N requests in")
 
 
 def wrk(url: str, seconds: int, connections: int, headers: dict[str, str] | None = None,
@@ -128,11 +129,13 @@ def wrk(url: str, seconds: int, connections: int, headers: dict[str, str] | None
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     non_2xx_match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     return WrkResult(
         requests_per_second=rps,
         latency_p50_ms=_latency(output, "50%"),
         latency_p99_ms=_latency(output, "99%"),
         non_2xx=int(non_2xx_match.group(1)) if non_2xx_match else 0,
+        requests=requests,
     )
 
 

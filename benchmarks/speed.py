@@ -11,7 +11,11 @@ turns round by round so that a change in the machine's load hits all alike:
 On PostgreSQL, not pinned (the store and the workers share the machine): refresh grants with one worker and with four.
 Webhook fan-out, PostgreSQL: signed deliveries a second from one and from two delivery workers
 (`python -m token_broker.webhooks.worker`) to a local receiver that answers 204 at once (benchmarks/receiver.py).
-Prints the figures, the ratios and the aims; asserts nothing but that the runs themselves worked.
+Prints the figures, the ratios and the aims; asserts nothing but that the runs themselves worked. A ratio of two
+figures measured in the same rounds is judged on the median of its per-round ratios (each round's two figures measured
+back to back, under the same load: benchmarks/rounds.py); the ratio of the figures' medians and each round's ratio are
+printed beside it. On SQLite, each server's CPU per request is measured too (from /proc), a view of the same cost
+that the time the machine takes a core away does not move.
 BENCH_ONLY (figure names as printed, or phases: sqlite, postgres, webhooks; comma-separated) measures only those,
 e.g. BENCH_ONLY="bare POST,introspect" or BENCH_ONLY=sqlite,postgres.
 """
@@ -21,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import statistics
 import subprocess
 import sys
 import time
@@ -36,15 +39,14 @@ import httpx
 from benchmarks.common import (
     WrkResult,
     receiver_process,
-    report,
     require_wrk,
     scratch_dir,
     seed_webhook_work,
-    uvicorn_process,
     uvicorn_server,
     wrk,
 )
 from benchmarks.cpu import postmaster_pid, tree_cpu_seconds
+from benchmarks.rounds import PairedRatio, Rounds, cpu_us_per_request, paired_ratio
 from token_broker.config import HashingCost, Settings
 from token_broker.credentials import SecretHasher
 from token_broker.services import clients, keys, tokens, verification, workspaces
@@ -153,24 +155,35 @@ def _phase_of(name: str) -> str:
     return "postgres" if name.startswith("refresh pg") else "sqlite"
 
 
-def take_turns(runs: dict[str, Callable[[], WrkResult]]) -> dict[str, float]:
-    """Median requests per second of each run (of those BENCH_ONLY names), the runs taking turns round by round."""
+def take_turns(runs: dict[str, Callable[[], WrkResult]], servers: dict[str, int] | None = None) -> Rounds:
+    """Requests per second of each run (of those BENCH_ONLY names) round by round, the runs taking turns; for a run
+    whose server's process id `servers` gives, also that server's CPU per request in each round."""
     runs = {name: run for name, run in runs.items() if wanted(name)}
-    rates: dict[str, list[float]] = {name: [] for name in runs}
+    servers = {name: pid for name, pid in (servers or {}).items() if name in runs}
+    rounds = Rounds({name: [] for name in runs}, {name: [] for name in servers})
     for _ in range(ROUNDS):
         for name, run in runs.items():
+            pid = servers.get(name)
+            before = tree_cpu_seconds(pid) if pid is not None else 0.0
             result = run()
+            if pid is not None:
+                rounds.cpu_us[name].append(cpu_us_per_request(tree_cpu_seconds(pid) - before, result.requests))
             if result.non_2xx:
                 raise SystemExit(f"{name}: {result.non_2xx} requests were refused during the benchmark")
-            rates[name].append(result.requests_per_second)
-        print("  round: " + ", ".join(f"{name} {values[-1]:,.0f}" for name, values in rates.items()), flush=True)
-    return {name: statistics.median(values) for name, values in rates.items()}
+            rounds.rates[name].append(result.requests_per_second)
+        print("  round: " + ", ".join(_round_figure(rounds, name) for name in runs), flush=True)
+    return rounds
+
+
+def _round_figure(rounds: Rounds, name: str) -> str:
+    cpu = f" ({rounds.cpu_us[name][-1]:,.0f} µs CPU a request)" if name in rounds.cpu_us else ""
+    return f"{name} {rounds.rates[name][-1]:,.0f}{cpu}"
 
 
 SQLITE_FIGURES = ("bare GET", "metadata", "me", "me quiet", "me redis", "bare POST", "introspect", "refresh")
 
 
-def sqlite_figures(folder: Path, redis_url: str) -> dict[str, float]:
+def sqlite_figures(folder: Path, redis_url: str) -> Rounds:
     store = prepare(f"sqlite:///{folder / 'bench.db'}", TOKENS_PER_RUN * ROUNDS)
     auth = {"Authorization": f"Bearer {store.key}"}
     client = {"client_id": store.client_id, "client_secret": store.client_secret}
@@ -178,13 +191,13 @@ def sqlite_figures(folder: Path, redis_url: str) -> dict[str, float]:
     introspection = urlencode({"token": store.access, **client})
     chains = Chains(store, folder)
     with ExitStack() as stack:
-        bare = stack.enter_context(uvicorn_process("benchmarks.bare:app", {}, folder / "bare.log"))
-        app = stack.enter_context(uvicorn_process(FACTORY, app_env(store), folder / "app.log"))
-        quiet = stack.enter_context(
-            uvicorn_process(FACTORY, app_env(store, {"TOKEN_BROKER_LOG_LEVEL": "warning"}), folder / "quiet.log")
+        bare, bare_pid = stack.enter_context(uvicorn_server("benchmarks.bare:app", {}, folder / "bare.log"))
+        app, app_pid = stack.enter_context(uvicorn_server(FACTORY, app_env(store), folder / "app.log"))
+        quiet, quiet_pid = stack.enter_context(
+            uvicorn_server(FACTORY, app_env(store, {"TOKEN_BROKER_LOG_LEVEL": "warning"}), folder / "quiet.log")
         )
-        shared = stack.enter_context(
-            uvicorn_process(FACTORY, app_env(store, {"TOKEN_BROKER_REDIS_URL": redis_url}), folder / "redis.log")
+        shared, shared_pid = stack.enter_context(
+            uvicorn_server(FACTORY, app_env(store, {"TOKEN_BROKER_REDIS_URL": redis_url}), folder / "redis.log")
         )
         for base in (app, quiet, shared):
             wrk(f"{base}/v1/me", 2, CONNECTIONS, auth)  # warm up: the key's one argon2 verification, caches
@@ -207,11 +220,21 @@ def sqlite_figures(folder: Path, redis_url: str) -> dict[str, float]:
                     script_args=("/oauth/introspect", introspection),
                 ),
                 "refresh": lambda: chains.run(app),
-            }
+            },
+            servers={
+                "bare GET": bare_pid,
+                "metadata": app_pid,
+                "me": app_pid,
+                "me quiet": quiet_pid,
+                "me redis": shared_pid,
+                "bare POST": bare_pid,
+                "introspect": app_pid,
+                "refresh": app_pid,
+            },
         )
 
 
-def postgres_refresh(folder: Path, postgres_url: str) -> dict[str, float]:
+def postgres_refresh(folder: Path, postgres_url: str) -> Rounds:
     store = prepare(postgres_url, 2 * TOKENS_PER_RUN * ROUNDS)
     chains = Chains(store, folder)
     env = app_env(store, {"TOKEN_BROKER_WEBHOOK_WORKER": "off"})
@@ -321,35 +344,81 @@ def main() -> None:
     folder = scratch_dir("speed")
     load = os.getloadavg()[0]
     print(f"load average at start: {load:.1f}", flush=True)
-    r: dict[str, float] = {}
+    phases: list[Rounds] = []  # each phase's figures taking turns in the same rounds
     if any(wanted(name) for name in SQLITE_FIGURES):
-        r |= sqlite_figures(folder, redis_url)
+        phases.append(sqlite_figures(folder, redis_url))
     if wanted("refresh pg x1") or wanted("refresh pg x4"):
-        r |= postgres_refresh(folder, postgres_url)
+        phases.append(postgres_refresh(folder, postgres_url))
     deliveries = {n: webhook_rate(folder, postgres_url, n) for n in WORKER_COUNTS} if wanted("webhooks") else {}
-    rows = [(name, f"{rate:,.0f} req/s") for name, rate in r.items()]
+    r = {name: rate for rounds in phases for name, rate in rounds.medians().items()}
+    cpu = {name: us for rounds in phases for name, us in rounds.cpu_medians().items()}
+    rows = [(name, f"{rate:,.0f} req/s" + (f"; server CPU {cpu[name]:,.0f} µs a request" if name in cpu else ""))
+            for name, rate in r.items()]  # fmt: skip
     rows += [(f"webhook deliveries, {n} worker(s) x {CONCURRENCY} in flight", f"{rate:,.0f} /s")
              for n, rate in deliveries.items()]  # fmt: skip
     rows.append(("rounds x seconds", f"{ROUNDS} x {SECONDS}, {CONNECTIONS} connections; load average "
                                      f"{load:.1f} at start, {os.getloadavg()[0]:.1f} at end"))  # fmt: skip
-    pairs: list[tuple[str, str, str, float | None]] = [
-        ("metadata / bare GET", "metadata", "bare GET", None),
-        ("/v1/me / bare GET", "me", "bare GET", AIMS["me"]),
-        ("/v1/me / same at warning (1 - log+metrics cost)", "me", "me quiet", AIMS["log"]),
-        ("/v1/me Redis limits / local limits", "me redis", "me", AIMS["redis"]),
-        ("introspect / bare POST", "introspect", "bare POST", AIMS["introspect"]),
-        ("refresh (SQLite, 1 worker) / bare POST", "refresh", "bare POST", AIMS["refresh"]),
-        ("refresh PostgreSQL 4 workers / 1 worker", "refresh pg x4", "refresh pg x1", AIMS["scale"]),
+    paired = [
+        # against a bare baseline, the CPU view too: a request's CPU excludes the time the machine took the core away
+        paired_ratio(label, top, bottom, rounds, aim, with_cpu=bottom.startswith("bare"))
+        for label, top, bottom, aim in PAIRS
+        for rounds in phases
+        if top in rounds.rates and bottom in rounds.rates
     ]
-    ratios: list[tuple[str, float, float | None]] = [
-        (label, r[top] / r[bottom], aim) for label, top, bottom, aim in pairs if top in r and bottom in r
-    ]
+    others: list[tuple[str, float, float | None]] = []
     if deliveries:
         first = deliveries[WORKER_COUNTS[0]]
-        ratios += [(f"webhooks {n} workers / {WORKER_COUNTS[0]}", rate / first, None) for n, rate in deliveries.items()]
-        ratios.append((f"webhooks {WORKER_COUNTS[0]} worker / 1,000 a second", first / 1000, 1.0))
-    report("speed", rows, ratios)
-    print(json.dumps({"rates": r, "webhooks": deliveries}))
+        others += [(f"webhooks {n} workers / {WORKER_COUNTS[0]}", rate / first, None) for n, rate in deliveries.items()]
+        others.append((f"webhooks {WORKER_COUNTS[0]} worker / 1,000 a second", first / 1000, 1.0))
+    print_report(rows, paired, others)
+    # as before: the ratios of the medians (rounds mixed); the paired ones beside them
+    ratios = {ratio.label: round(ratio.of_rates, 4) for ratio in paired}
+    ratios |= {label: round(value, 4) for label, value, _ in others}
+    by_rounds = {ratio.label: round(ratio.paired, 4) for ratio in paired}
+    print(json.dumps({"benchmark": "speed", "ratios": ratios, "paired": by_rounds}))
+    print(
+        json.dumps(
+            {
+                "rates": r,
+                "webhooks": deliveries,
+                "paired": by_rounds,
+                "per_round": {ratio.label: [round(value, 4) for value in ratio.per_round] for ratio in paired},
+                "cpu_us_per_request": {name: round(us, 1) for name, us in cpu.items()},
+                "cpu_ratios": {ratio.label: round(ratio.cpu, 4) for ratio in paired if ratio.cpu is not None},
+            }
+        )
+    )
+
+
+# label, numerator, denominator, aim (None: information)
+PAIRS: list[tuple[str, str, str, float | None]] = [
+    ("metadata / bare GET", "metadata", "bare GET", None),
+    ("/v1/me / bare GET", "me", "bare GET", AIMS["me"]),
+    ("/v1/me / same at warning (1 - log+metrics cost)", "me", "me quiet", AIMS["log"]),
+    ("/v1/me Redis limits / local limits", "me redis", "me", AIMS["redis"]),
+    ("introspect / bare POST", "introspect", "bare POST", AIMS["introspect"]),
+    ("refresh (SQLite, 1 worker) / bare POST", "refresh", "bare POST", AIMS["refresh"]),
+    ("refresh PostgreSQL 4 workers / 1 worker", "refresh pg x4", "refresh pg x1", AIMS["scale"]),
+]
+
+
+def print_report(rows: list[tuple[str, str]], paired: list[PairedRatio],
+                 others: list[tuple[str, float, float | None]]) -> None:  # fmt: skip
+    print("\nspeed")
+    width = max(len(label) for label, _ in rows + [(label, "") for label, _, _ in others])
+    for label, value in rows:
+        print(f"  {label.ljust(width)}  {value}")
+    if paired:
+        print("ratios of figures measured in the same rounds. The aim is judged on the median of paired rounds: each "
+              "round's figure over the\nsame round's baseline, measured back to back, so that the drift of the "
+              "machine's load between rounds cancels.\nMedian of rates: the two figures' medians over rounds divided "
+              "(rounds mixed). CPU per request: the server's CPU time\n(from /proc) per request answered, which the "
+              "time the machine takes the core away does not count.")  # fmt: skip
+        for ratio in paired:
+            print("\n".join(ratio.lines()))
+    for label, value, aim in others:
+        verdict = "" if aim is None else f"  ({'meets' if value >= aim else 'BELOW'} the aim of {aim})"
+        print(f"  {label.ljust(width)}  {value:.3f}{verdict}")
 
 
 if __name__ == "__main__":
