@@ -1,6 +1,7 @@
 """Prometheus metrics, in a CollectorRegistry of the app's own (never prometheus_client's global one).
 
-Counted as they happen: requests (route template, method, status, error code) and their durations, refreshes.
+Counted as they happen: requests (route template, method, status, error code) and their durations
+(`observe.request_metrics`), refreshes.
 Read when scraped, from the objects that already count them, so the hot path pays nothing more: the verification
 cache, argon2 verifications, the failure throttle, the rate limiter's mode and Redis errors, the LISTEN connection,
 the delivery worker's outcomes, and the webhook queue's depth (two indexed counts, at most every DEPTH_SECONDS).
@@ -14,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,6 +24,7 @@ from starlette.requests import HTTPConnection
 from token_broker.guard.guard import Guard
 from token_broker.guard.limiter import RateLimiter
 from token_broker.hashing_pool import HashingPool
+from token_broker.observe.request_metrics import RequestMetrics
 from token_broker.services.monitoring import QueueDepth, queue_depth
 from token_broker.store.change_listener import ChangeListener
 from token_broker.store.database import Database
@@ -30,7 +32,6 @@ from token_broker.webhooks.delivery_worker import DeliveryWorker
 
 log = logging.getLogger("token_broker")
 DEPTH_SECONDS = 5.0
-DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DELIVERY_OUTCOMES = ("succeeded", "retry", "failed", "gone", "refused", "cancelled")  # shown from zero
 
@@ -38,19 +39,8 @@ DELIVERY_OUTCOMES = ("succeeded", "retry", "failed", "gone", "refused", "cancell
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "token_broker_http_requests",
-            "HTTP requests answered, by route template, method, status and error code",
-            ("route", "method", "status", "error"),
-            registry=self.registry,
-        )
-        self.request_seconds = Histogram(
-            "token_broker_http_request_duration_seconds",
-            "Time to answer HTTP requests, by route template",
-            ("route",),
-            buckets=DURATION_BUCKETS,
-            registry=self.registry,
-        )
+        self.answered = RequestMetrics()
+        self.registry.register(self.answered)
         self.refreshes = Counter(
             "token_broker_token_refreshes",
             "refresh_token grants at the token endpoint, by outcome (ok or refused)",

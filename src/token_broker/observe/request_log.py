@@ -15,7 +15,6 @@ import logging
 import re
 import secrets
 import time
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -70,15 +69,14 @@ def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
 
 
 class RequestLog:
-    """Pure ASGI: no Request object, one small per-request object, the metrics' labelled children cached, and the
-    log line's JSON built and written by the log writer thread (observe.logs), not on the event loop."""
+    """Pure ASGI: no Request object, one small per-request object, the metrics counted in plain dicts
+    (observe.request_metrics), and the log line's JSON built and written by the log writer thread (observe.logs), not
+    on the event loop."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, templates: RouteTemplates | None = None) -> None:
         self.app = app
         self.metrics = metrics
         self.templates = templates or RouteTemplates()
-        self._counted: dict[tuple[str, str, int, str], Any] = {}
-        self._timed: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,17 +109,7 @@ class RequestLog:
         route = self.templates.of(scope, root_path)
         method = scope["method"] if scope["method"] in _METHODS else "other"
         status = answer.status
-        counted_key = (route, method, status, answer.error)
-        counted = self._counted.get(counted_key)
-        if counted is None:  # label values are bounded (route templates, methods, statuses, our error codes)
-            counted = self._counted[counted_key] = self.metrics.requests.labels(
-                route, method, str(status), answer.error
-            )
-        counted.inc()
-        timed = self._timed.get(route)
-        if timed is None:
-            timed = self._timed[route] = self.metrics.request_seconds.labels(route)
-        timed.observe(seconds)
+        self.metrics.answered.count(route, method, status, answer.error, seconds)
         if not log.isEnabledFor(logging.INFO):
             return
         user = scope.get("user")
