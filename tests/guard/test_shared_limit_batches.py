@@ -47,7 +47,7 @@ def test_small_limits_are_never_batched() -> None:
     assert batch_size(("100/minute",)) == 0 and batch_size(("199/second",)) == 0 and batch_size(()) == 0
     assert batch_size(("200/minute",)) == 2
     assert batch_size(("1000/minute", "100000/day")) == 10  # the smallest limit decides
-    assert batch_size(("999999999/minute",)) == 100
+    assert batch_size(("999999999/minute",)) == 400
 
 
 @pytest.mark.parametrize("limit", ["1000/minute", "5000/minute"])  # an exact window, a sliced one

@@ -32,7 +32,7 @@ from token_broker.guard.ratelimits import Decision, parsed_limit
 from token_broker.guard.redis_windows import RedisWindows, SharedLimitsUnavailable, WindowsSeen
 
 SLACK = 0.01  # of the smallest limit: what one instance may admit before Redis has counted it
-MAX_BATCH = 100
+MAX_BATCH = 400
 MIN_BATCH = 2  # below this, every request is checked in Redis: limits under 200 a period stay exact
 FLUSH_SECONDS = 0.05
 VIEW_SECONDS = 1.0  # an older view is refreshed by checking the next request in Redis
