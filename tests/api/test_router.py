@@ -46,6 +46,8 @@ async def echo(request: Request) -> Response:
             raise Unhandled
         if value == "value-error":
             raise ValueError("handled by the catch-all")
+        if value == "lookup-error":
+            raise KeyError("handled by a plain function, in a worker thread")
     route = request.scope["route"]
     return JSONResponse(
         {"route": f"{request.method} {route.path}", "params": params, "root": request.scope["root_path"]}
@@ -75,6 +77,10 @@ async def on_http_error(_request: Request, error: Exception) -> Response:
     return JSONResponse({"http": error.status_code}, status_code=error.status_code, headers=error.headers)
 
 
+def on_lookup(_request: Request, _error: Exception) -> Response:
+    return JSONResponse({"error": "lookup"}, status_code=422)
+
+
 async def on_anything(_request: Request, _error: Exception) -> Response:
     return JSONResponse({"error": "internal"}, status_code=500)
 
@@ -82,7 +88,12 @@ async def on_anything(_request: Request, _error: Exception) -> Response:
 def app_with(mount: BaseRoute) -> Starlette:
     return Starlette(
         routes=[mount, Route("/healthz", health), Mount("", app=Router([Route("/{rest:path}", dashboard)]))],
-        exception_handlers={BrokerError: on_broker_error, HTTPException: on_http_error, ValueError: on_anything},
+        exception_handlers={
+            BrokerError: on_broker_error,
+            HTTPException: on_http_error,
+            ValueError: on_anything,
+            LookupError: on_lookup,
+        },
     )
 
 
@@ -119,7 +130,7 @@ def answer(app: Starlette, method: str, path: str) -> tuple[int, list[tuple[byte
 
 SEGMENTS = st.sampled_from(
     ["v1", "me", "workspaces", "acc_1", "links", "lnk_2", "analytics", "hooks", "hk_3", "", "broker-error",
-     "http-error", "unhandled", "value-error", "me\n", "x y", "%2F", "ü"]
+     "http-error", "unhandled", "value-error", "lookup-error", "me\n", "x y", "%2F", "ü"]
 )  # fmt: skip
 
 
@@ -147,6 +158,7 @@ def test_any_request_is_answered_as_starlette_answers_it(method: str, segments: 
         ("GET", "/v1/workspaces/acc_1/links/broker-error"),
         ("GET", "/v1/workspaces/acc_1/links/http-error"),
         ("GET", "/v1/workspaces/acc_1/links/value-error"),
+        ("GET", "/v1/workspaces/acc_1/links/lookup-error"),
         ("GET", "/v1/workspaces/acc_1/links/unhandled"),
         ("GET", "/v1/nothing"),
     ],

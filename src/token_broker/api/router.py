@@ -13,7 +13,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from starlette._utils import get_route_path
+from starlette._utils import get_route_path, is_async_callable
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Match, Mount, Router
@@ -76,7 +77,10 @@ class ApiRouter(Router):
             handler = _handler_for(scope, error)
             if handler is None:
                 raise
-            response = await handler(request, error)
+            if is_async_callable(handler):
+                response = await handler(request, error)
+            else:
+                response = await run_in_threadpool(handler, request, error)
             error.__traceback__ = None  # a reused exception instance would gather tracebacks across requests
         await response(scope, receive, send)
 

@@ -1,10 +1,11 @@
 """The request metrics: answers by route template, method, status and error code, and their durations by route.
 
 Counted on every request, so counted cheaply: plain dict and list updates by the event loop, with no lock, no label
-validation and no per-label child object, and turned into Prometheus families only when scraped (the same families
-and samples prometheus_client's Counter and Histogram would give). A scrape runs in a worker thread: it copies what
-it reads (a copy of a dict or a list is one step under the interpreter lock) and derives each histogram's count from
-its copied buckets, so a scrape is consistent within each family even while requests are counted.
+validation and no per-label child object, and turned into Prometheus families only when scraped (the samples
+prometheus_client's Counter and Histogram would give, but for the histogram's `_created` times). A scrape runs in a
+worker thread: it copies what it reads (a copy of a dict or a list is one step under the interpreter lock) and derives
+each histogram's count from its copied buckets, so a scrape is consistent within each family even while requests are
+counted.
 """
 
 from __future__ import annotations
