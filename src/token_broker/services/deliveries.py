@@ -257,11 +257,7 @@ def _claim(
         return _claim_postgres(session, worker_id, now, limit, lease)
     # First the due deliveries' ids alone, in order, locked: the sort reads no other table and no payload (joined
     # here, the claim read every due delivery's event before keeping `limit` of them: 27 ms for a backlog of 4,000).
-    queued = text(f"webhook_deliveries.{QUEUED_SQL}")  # as the queue's index says it, for the planner to use it
-    head = select(WebhookDelivery.id).where(queued, WebhookDelivery.next_attempt_at <= now)
-    head = head.order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-    head = head.limit(limit)
-    ids = list(session.connection().execute(head).scalars())
+    ids = list(session.connection().execute(_queue_head(now, limit)).scalars())
     if not ids:
         return []
     query = (
@@ -314,20 +310,33 @@ def _claim(
             )
             .execution_options(synchronize_session=False)
         )
-    return [
-        Job(
-            delivery_id=row.id,
-            hook_id=row.hook_id,
-            hook_public_id=row.hook_public_id,
-            event_id=row.event_public_id,
-            attempt=row.attempts + 1,
-            target_url=row.target_url,
-            sealed_secret=row.secret_ciphertext,
-            body=_body(row.payload),
-            claimed_by=worker_id,
-        )
-        for row in taken
-    ]
+    return [_job(row, row.attempts + 1, worker_id) for row in taken]  # the attempt this claim counted
+
+
+def _queue_head(now: datetime, limit: int) -> Select[int]:
+    """The ids of the first `limit` due deliveries, in claim order, read through the queue's partial index."""
+    queued = text(f"webhook_deliveries.{QUEUED_SQL}")  # as the index says it, for the planner to use it
+    return (
+        select(WebhookDelivery.id)
+        .where(queued, WebhookDelivery.next_attempt_at <= now)
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(limit)
+    )
+
+
+def _job(row: Any, attempt: int, worker_id: str) -> Job:
+    """A claimed delivery's job, from a row of either claim."""
+    return Job(
+        delivery_id=row.id,
+        hook_id=row.hook_id,
+        hook_public_id=row.hook_public_id,
+        event_id=row.event_public_id,
+        attempt=attempt,
+        target_url=row.target_url,
+        sealed_secret=row.secret_ciphertext,
+        body=_body(row.payload),
+        claimed_by=worker_id,
+    )
 
 
 def _claim_details(now: datetime) -> tuple[Any, ...]:
@@ -351,14 +360,7 @@ def _claim_postgres(session: Session, worker_id: str, now: datetime, limit: int,
     `delivering` and read their details, in one round trip (`WITH claimed AS (UPDATE ... RETURNING) SELECT ...`).
     Those whose hook or owner ended, or whose owner lost the event's scope, are then cancelled, their attempt
     uncounted: rare, one more statement when it happens."""
-    queued = text(f"webhook_deliveries.{QUEUED_SQL}")  # as the queue's index says it, for the planner to use it
-    head = (
-        select(WebhookDelivery.id)
-        .where(queued, WebhookDelivery.next_attempt_at <= now)
-        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+    head = _queue_head(now, limit).with_for_update(skip_locked=True)
     claimed = (
         update(WebhookDelivery)
         .where(WebhookDelivery.id.in_(head.scalar_subquery()))
@@ -393,20 +395,7 @@ def _claim_postgres(session: Session, worker_id: str, now: datetime, limit: int,
             refused.append(row)
     if refused:
         _cancel_claimed(session, refused, now)
-    return [
-        Job(
-            delivery_id=row.id,
-            hook_id=row.hook_id,
-            hook_public_id=row.hook_public_id,
-            event_id=row.event_public_id,
-            attempt=row.attempts,
-            target_url=row.target_url,
-            sealed_secret=row.secret_ciphertext,
-            body=_body(row.payload),
-            claimed_by=worker_id,
-        )
-        for row in taken
-    ]
+    return [_job(row, row.attempts, worker_id) for row in taken]  # RETURNING gave the attempts already counted
 
 
 def _cancel_claimed(session: Session, rows: Sequence[Row[Any]], now: datetime) -> None:
