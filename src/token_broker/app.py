@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from token_broker.api.lane import ApiLane
 from token_broker.api.openapi import openapi_document
 from token_broker.api.redirect import follow
 from token_broker.api.router import ApiRouter, PrefixMount
@@ -240,10 +241,9 @@ def create_app(settings: Settings) -> Starlette:
         same_site="lax",
         https_only=settings.require_issuer().startswith("https://"),
     )
+    api = PrefixMount(API_MOUNT, app=GuardMiddleware(ApiRouter(API_ROUTES), api_error))
     routes = [
-        PrefixMount(
-            API_MOUNT, app=GuardMiddleware(ApiRouter(API_ROUTES), api_error)
-        ),  # first: the busiest, overlaps none
+        api,  # first: the busiest, overlaps none (the API's lane below takes its requests straight to it)
         Route("/healthz", health),
         Route("/readyz", readiness),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
@@ -261,6 +261,7 @@ def create_app(settings: Settings) -> Starlette:
         middleware.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=trusted))
     middleware.append(Middleware(RequestLog, metrics=metrics, templates=templates))
     middleware.append(Middleware(BodyLimit))
+    middleware.append(Middleware(ApiLane, mount=api))
     return Starlette(
         routes=routes,
         middleware=middleware,

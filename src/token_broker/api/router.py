@@ -74,28 +74,37 @@ class ApiRouter(Router):
         try:
             response = await route.endpoint(request)
         except Exception as error:
-            handler = _handler_for(scope, error)
+            handler = handler_for(scope.get("starlette.exception_handlers", _NO_HANDLERS), error)
             if handler is None:
                 raise
-            if is_async_callable(handler):
-                response = await handler(request, error)
-            else:
-                response = await run_in_threadpool(handler, request, error)
-            error.__traceback__ = None  # a reused exception instance would gather tracebacks across requests
+            response = await handled(handler, request, error)
         await response(scope, receive, send)
 
 
-def _handler_for(scope: Scope, error: Exception) -> Any:
-    """The app's handler for the error (as Starlette's route layer would find it), or None to let it rise."""
-    handlers: dict[Any, ExceptionHandler]
-    status_handlers: dict[int, ExceptionHandler]
-    handlers, status_handlers = scope.get("starlette.exception_handlers", ({}, {}))
-    if isinstance(error, HTTPException) and error.status_code in status_handlers:
-        return status_handlers[error.status_code]
+Handlers = tuple[dict[Any, ExceptionHandler], dict[int, ExceptionHandler]]  # by class, by status (Starlette's pair)
+_NO_HANDLERS: Handlers = ({}, {})
+
+
+def handler_for(handlers: Handlers, error: Exception) -> Any:
+    """The app's handler for the error, as Starlette's exception layers find it (an HTTPException's status first,
+    then the error's classes in order), or None to let it rise."""
+    by_class, by_status = handlers
+    if isinstance(error, HTTPException) and error.status_code in by_status:
+        return by_status[error.status_code]
     for kind in type(error).__mro__:
-        if kind in handlers:
-            return handlers[kind]
+        if kind in by_class:
+            return by_class[kind]
     return None
+
+
+async def handled(handler: Any, request: Request, error: Exception) -> Any:
+    """The handler's response to the error (a plain function runs in the thread pool, as Starlette runs it)."""
+    if is_async_callable(handler):
+        response = await handler(request, error)
+    else:
+        response = await run_in_threadpool(handler, request, error)
+    error.__traceback__ = None  # a reused exception instance would gather tracebacks across requests
+    return response
 
 
 class PrefixMount(Mount):
