@@ -68,8 +68,9 @@ def uvicorn_server(app: str, env: dict[str, str], log: Path, workers: int = 1,
                    core: str | None = "0") -> Iterator[tuple[str, int]]:  # fmt: skip
     """uvicorn_process, also yielding the server's process id (taskset execs it, so the pid is uvicorn's own)."""
     port = free_port()
+    # as `token-broker serve` runs uvicorn: no access log, no Server header, no forwarded headers of uvicorn's own
     command = [sys.executable, "-m", "uvicorn", app, "--factory", "--port", str(port), "--log-level", "warning",
-               "--no-access-log", "--no-server-header"]  # fmt: skip
+               "--no-access-log", "--no-server-header", "--no-proxy-headers"]  # fmt: skip
     if workers > 1:
         command += ["--workers", str(workers)]
     if core is not None and shutil.which("taskset") and (os.cpu_count() or 1) > 1:
