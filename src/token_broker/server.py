@@ -8,11 +8,16 @@ serves a store that a newer release already migrated (a rolling deploy, whose mi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
+import sys
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from token_broker.app import create_app
 from token_broker.config import Settings
@@ -21,6 +26,7 @@ from token_broker.store import migrate
 from token_broker.store.database import Database
 
 log = logging.getLogger("token_broker")
+uvicorn_log = logging.getLogger("uvicorn.error")  # where uvicorn says where it listens
 FACTORY = "token_broker.server:app_from_env"
 
 
@@ -69,11 +75,11 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
         # Workers are fresh processes that read their settings from the environment: hand them the store chosen here.
         os.environ["TOKEN_BROKER_DATABASE_URL"] = settings.database_url
     app: Starlette | str = FACTORY if workers > 1 else create_app(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
-        workers=workers if workers > 1 else None,
+        workers=workers,
         factory=workers > 1,
         proxy_headers=False,
         server_header=False,
@@ -81,3 +87,37 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
         log_config=None,
         log_level=settings.log_level,
     )
+    if workers == 1:
+        server = uvicorn.Server(config)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+        if not server.started:
+            sys.exit(STARTUP_FAILURE)
+        return
+    try:
+        shared = listening_socket(host, port)
+    except OSError as error:
+        log.error("cannot listen on %s port %d: %s", host, port, error)
+        sys.exit(STARTUP_FAILURE)
+    uvicorn_log.info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", host, shared.getsockname()[1])
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[shared]).run()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The workers' shared listening socket, made as asyncio makes its own: its protocol is TCP by number.
+
+    Connections accepted on a socket inherit its protocol number, and asyncio turns Nagle's algorithm off
+    (TCP_NODELAY) only on connections whose number says TCP. uvicorn's own socket for `--workers` leaves the number at
+    0, so every answer on a kept-alive connection after the first waited for the client's delayed ACK, about 40 ms on
+    Linux, and four workers answered refresh grants at half the rate of one (docs/performance.md)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    shared = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        shared.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        shared.bind((host, port))
+    except OSError:
+        shared.close()
+        raise
+    shared.set_inheritable(True)
+    return shared
