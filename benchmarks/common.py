@@ -73,6 +73,24 @@ def uvicorn_server(app: str, env: dict[str, str], log: Path, workers: int = 1,
                "--no-access-log", "--no-server-header", "--no-proxy-headers"]  # fmt: skip
     if workers > 1:
         command += ["--workers", str(workers)]
+    with _server(command, port, env, log, core) as served:
+        yield served
+
+
+@contextmanager
+def serve_process(env: dict[str, str], log: Path, workers: int = 1) -> Iterator[tuple[str, int]]:
+    """`token-broker serve --workers N`, as operators run several workers (it listens on a socket of its own making,
+    not uvicorn's), not pinned; yields its base URL and the serving process's id (the workers' parent)."""
+    port = free_port()
+    console_script = str(Path(sys.executable).with_name("token-broker"))
+    command = [console_script, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    with _server(command, port, env, log, core=None) as served:
+        yield served
+
+
+@contextmanager
+def _server(command: list[str], port: int, env: dict[str, str], log: Path,
+            core: str | None) -> Iterator[tuple[str, int]]:  # fmt: skip
     if core is not None and shutil.which("taskset") and (os.cpu_count() or 1) > 1:
         command = ["taskset", "-c", core, *command]
     env = {"TOKEN_BROKER_ISSUER": f"http://127.0.0.1:{port}", **os.environ, **env}

@@ -42,6 +42,7 @@ from benchmarks.common import (
     require_wrk,
     scratch_dir,
     seed_webhook_work,
+    serve_process,
     uvicorn_server,
     wrk,
 )
@@ -253,8 +254,8 @@ def postgres_refresh(folder: Path, postgres_url: str) -> Rounds:
         return result
 
     with ExitStack() as stack:
-        one, one_pid = stack.enter_context(uvicorn_server(FACTORY, env, folder / "pg-one.log", core=None))
-        four, four_pid = stack.enter_context(uvicorn_server(FACTORY, env, folder / "pg-four.log", workers=4, core=None))
+        one, one_pid = stack.enter_context(serve_process(env, folder / "pg-one.log"))
+        four, four_pid = stack.enter_context(serve_process(env, folder / "pg-four.log", workers=4))
         rates = take_turns(
             {
                 "refresh pg x1": lambda: measured("refresh pg x1", one, one_pid),
