@@ -1,9 +1,10 @@
 """Running the app under uvicorn: migrate once, then serve in one process or in several workers.
 
-`token-broker serve --workers N` migrates in the parent, then lets uvicorn start N worker processes, each building
-its app with `app_from_env`. The same factory serves `uvicorn token_broker.server:app_from_env --factory --workers N`
-directly, after `token-broker migrate`: a worker refuses to start on a store that lacks this release's migrations, and
-serves a store that a newer release already migrated (a rolling deploy, whose migrations only add).
+`token-broker serve --workers N` migrates in the parent, opens the listening socket (`listening_socket`), then lets
+uvicorn's supervisor start N worker processes on it, each building its app with `app_from_env`. The same factory
+serves `uvicorn token_broker.server:app_from_env --factory` directly, after `token-broker migrate`: a worker refuses to
+start on a store that lacks this release's migrations, and serves a store that a newer release already migrated (a
+rolling deploy, whose migrations only add).
 """
 
 from __future__ import annotations
