@@ -47,16 +47,16 @@ def nodelay_of_an_accepted_connection(listening: socket.socket) -> int:
 
 
 def test_the_workers_socket_lets_asyncio_turn_nagles_algorithm_off() -> None:
-    listening = server.listening_socket("127.0.0.1", 0)
-    assert listening.proto == socket.IPPROTO_TCP
-    assert listening.get_inheritable()
-    assert nodelay_of_an_accepted_connection(listening) != 0
+    with server.listening_socket("127.0.0.1", 0) as listening:
+        assert listening.proto == socket.IPPROTO_TCP
+        assert listening.get_inheritable()
+        assert nodelay_of_an_accepted_connection(listening) != 0
 
 
 def test_the_workers_socket_on_ipv6(require_ipv6: None) -> None:
-    listening = server.listening_socket("::1", 0)
-    assert listening.family == socket.AF_INET6
-    assert nodelay_of_an_accepted_connection(listening) != 0
+    with server.listening_socket("::1", 0) as listening:
+        assert listening.family == socket.AF_INET6
+        assert nodelay_of_an_accepted_connection(listening) != 0
 
 
 @pytest.fixture
@@ -88,7 +88,8 @@ def test_serve_hands_its_workers_that_socket(tmp_path: Path, monkeypatch: pytest
     assert (config.app, config.factory, config.workers) == (server.FACTORY, True, 3)
     assert not config.proxy_headers and not config.server_header and not config.access_log
     [listening] = sockets
-    assert nodelay_of_an_accepted_connection(listening) != 0
+    with listening:
+        assert nodelay_of_an_accepted_connection(listening) != 0
 
 
 def test_serve_says_so_when_it_cannot_listen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
