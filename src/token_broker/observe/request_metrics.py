@@ -24,12 +24,11 @@ _LE = [repr(bound) for bound in DURATION_BUCKETS] + ["+Inf"]  # as prometheus_cl
 
 
 class _Durations:
-    __slots__ = ("buckets", "created", "total")
+    __slots__ = ("buckets", "total")
 
     def __init__(self) -> None:
         self.buckets = [0] * (len(DURATION_BUCKETS) + 1)  # observations per bucket, not cumulative; the last is +Inf
         self.total = 0.0
-        self.created = time.time()
 
 
 class RequestMetrics(Collector):
@@ -52,17 +51,14 @@ class RequestMetrics(Collector):
         durations.total += seconds
 
     def describe(self) -> list[Metric]:
-        return [
-            CounterMetricFamily(REQUESTS, _REQUESTS_HELP, labels=("route", "method", "status", "error")),
-            HistogramMetricFamily(DURATIONS, _DURATIONS_HELP, labels=("route",)),
-        ]
+        return [_answered_family(), _durations_family()]
 
     def collect(self) -> Iterator[Metric]:
-        answered = CounterMetricFamily(REQUESTS, _REQUESTS_HELP, labels=("route", "method", "status", "error"))
+        answered = _answered_family()
         for labels, (count, created) in self._answered.copy().items():
             answered.add_metric(labels, count, created=created)
         yield answered
-        durations = HistogramMetricFamily(DURATIONS, _DURATIONS_HELP, labels=("route",))
+        durations = _durations_family()
         for route, seen in self._durations.copy().items():
             buckets, total = list(seen.buckets), seen.total
             cumulative, running = [], 0
@@ -73,5 +69,12 @@ class RequestMetrics(Collector):
         yield durations
 
 
-_REQUESTS_HELP = "HTTP requests answered, by route template, method, status and error code"
-_DURATIONS_HELP = "Time to answer HTTP requests, by route template"
+def _answered_family() -> CounterMetricFamily:
+    return CounterMetricFamily(
+        REQUESTS, "HTTP requests answered, by route template, method, status and error code",
+        labels=("route", "method", "status", "error"),
+    )  # fmt: skip
+
+
+def _durations_family() -> HistogramMetricFamily:
+    return HistogramMetricFamily(DURATIONS, "Time to answer HTTP requests, by route template", labels=("route",))
