@@ -39,6 +39,7 @@ from token_broker.guard.middleware import GuardMiddleware
 from token_broker.guard.redis_windows import RedisWindows
 from token_broker.oauth.factory import build_server
 from token_broker.oauth.routes import TOKEN_ROUTES
+from token_broker.observe import logs
 from token_broker.observe.abuse_metrics import AbuseState
 from token_broker.observe.endpoint import metrics as metrics_endpoint
 from token_broker.observe.health import health, missing_manifests, readiness
@@ -232,6 +233,7 @@ def create_app(settings: Settings) -> Starlette:
             await webhook_client.aclose()
             await key_set_client.aclose()
             database.dispose()
+            logs.write_waiting()  # every request has been answered and logged by now
 
     dashboard = SessionMiddleware(
         Router(WEB_ROUTES),

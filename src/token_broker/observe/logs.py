@@ -177,6 +177,14 @@ class BatchWriter(logging.Handler):
 _configured: BatchWriter | None = None
 
 
+def write_waiting() -> None:
+    """Write at once the lines waiting for the writer's next batch, when `configure` installed one. The app does so
+    as its lifespan ends: uvicorn, having shut down on a signal, raises it again with its default action, and the
+    process ends without running its exit handlers, so lines still waiting then would be lost."""
+    if _configured is not None:
+        _configured.write_waiting()
+
+
 def access_writer() -> BatchWriter | None:
     """The writer `configure` installed, when a request log line may go to it directly: the request logger has no
     handlers or filters of its own and propagates to a root with that writer alone. None: log it the usual way."""
